@@ -1,0 +1,37 @@
+// `npm test`: every check CI runs, in order — install what is missing, Rust format/lint/unit
+// tests, a release build of the worker, the runtime tests on workerd (node --test), and a
+// `wrangler deploy --dry-run` so a bundle Workers would reject fails here.
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT, ensureAll, log, run, toolEnv, wranglerBin } from './toolchain.mjs';
+import { build } from './build.mjs';
+
+const steps = [
+  ['install toolchain and npm packages', () => ensureAll()],
+  ['cargo fmt --check', () => run('cargo', ['fmt', '--check'])],
+  ['cargo clippy (host)', () => run('cargo', ['clippy', '--all-targets', '--', '-D', 'warnings'])],
+  ['cargo clippy (wasm32)', () => run('cargo', ['clippy', '--target', 'wasm32-unknown-unknown', '--', '-D', 'warnings'])],
+  ['cargo test', () => run('cargo', ['test'])],
+  ['build worker', () => build()],
+  ['runtime tests (workerd + Miniflare)', () =>
+    run(process.execPath, ['--test', '--test-concurrency=1', 'tests/mock/', 'tests/runtime/'], { env: toolEnv() })],
+  ['wrangler deploy --dry-run', () => {
+    const out = join(ROOT, 'build', 'dry-run');
+    rmSync(out, { recursive: true, force: true });
+    // The bundle is already built; skip the [build] command so it is not built twice.
+    run(wranglerBin(), ['deploy', '--dry-run', '--outdir', out], { env: toolEnv({ RELAY_SKIP_BUILD: '1' }) });
+  }],
+];
+
+for (const [name, fn] of steps) {
+  log(`── ${name}`);
+  const t0 = Date.now();
+  try {
+    fn();
+  } catch (e) {
+    log(`FAILED: ${name}: ${e.message}`);
+    process.exit(1);
+  }
+  log(`   ok (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+}
+log('all checks passed');

@@ -1,0 +1,365 @@
+//! `POST /v1/chat/completions` request handling: validates the few fields the relay reads,
+//! keeps every other top-level field as its original bytes (R2.1/R2.2), and rewrites only
+//! `model` and `stream_options` when it must.
+
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::Value;
+use std::fmt;
+
+use crate::error::RelayError;
+
+/// A parsed chat request that still borrows the client's bytes.
+#[derive(Debug)]
+pub struct ChatRequest<'a> {
+    fields: Vec<(String, &'a RawValue)>,
+    pub model: String,
+    pub stream: bool,
+    /// The client asked for the usage chunk itself (`stream_options.include_usage: true`).
+    pub client_wants_usage: bool,
+    /// Characters of message text, for the estimate when no usage arrives.
+    pub prompt_chars: u64,
+    /// Text of the last user message, which `relay-echo` answers with.
+    pub last_user_text: String,
+}
+
+/// Top-level fields in their original order, each value still as raw JSON.
+struct Fields<'a>(Vec<(String, &'a RawValue)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Fields<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Fields<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+                let mut out = Vec::new();
+                while let Some((k, v)) = map.next_entry::<String, &'de RawValue>()? {
+                    out.push((k, v));
+                }
+                Ok(Fields(out))
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
+/// Only what the relay needs from each message; everything else is skipped unparsed.
+#[derive(Deserialize)]
+struct MessageProbe {
+    role: Option<Value>,
+    #[serde(default)]
+    content: Option<Content>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Content {
+    Text(String),
+    Parts(Vec<Part>),
+    Other(IgnoredAny),
+}
+
+#[derive(Deserialize)]
+struct Part {
+    #[serde(default)]
+    text: Option<String>,
+}
+
+impl Content {
+    fn text(&self) -> String {
+        match self {
+            Content::Text(s) => s.clone(),
+            Content::Parts(parts) => parts
+                .iter()
+                .filter_map(|p| p.text.as_deref())
+                .collect::<Vec<_>>()
+                .join("\n"),
+            Content::Other(_) => String::new(),
+        }
+    }
+}
+
+/// OpenAI's wording for a wrong type: "expected a string, but got an integer instead".
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(n) if n.is_f64() => "a decimal",
+        Value::Number(_) => "an integer",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn wrong_type(param: &str, expected: &str, got: &Value) -> RelayError {
+    RelayError::invalid(
+        format!(
+            "Invalid type for '{param}': expected {expected}, but got {} instead.",
+            type_name(got)
+        ),
+        Some(param),
+    )
+}
+
+fn parse_value(raw: &RawValue) -> Value {
+    serde_json::from_str(raw.get()).unwrap_or(Value::Null)
+}
+
+pub fn parse(body: &[u8]) -> Result<ChatRequest<'_>, RelayError> {
+    let not_json = || {
+        RelayError::invalid(
+            "We could not parse the JSON body of your request. The body must be a JSON object.",
+            None,
+        )
+    };
+    let Fields(fields) = serde_json::from_slice(body).map_err(|_| not_json())?;
+    let get = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| *v);
+
+    let model = match get("model").map(parse_value) {
+        None => {
+            return Err(RelayError::invalid(
+                "You must provide a model parameter.",
+                Some("model"),
+            ))
+        }
+        Some(Value::String(s)) if !s.is_empty() => s,
+        Some(Value::String(_)) => {
+            return Err(RelayError::invalid(
+                "'model' must not be empty.",
+                Some("model"),
+            ))
+        }
+        Some(other) => return Err(wrong_type("model", "a string", &other)),
+    };
+
+    let stream = match get("stream").map(parse_value) {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => b,
+        Some(other) => return Err(wrong_type("stream", "a boolean", &other)),
+    };
+
+    let client_wants_usage = match get("stream_options").map(parse_value) {
+        None | Some(Value::Null) => false,
+        Some(Value::Object(o)) => match o.get("include_usage") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(other) => {
+                return Err(wrong_type(
+                    "stream_options.include_usage",
+                    "a boolean",
+                    other,
+                ))
+            }
+        },
+        Some(other) => return Err(wrong_type("stream_options", "an object", &other)),
+    };
+
+    let raw_messages = get("messages").ok_or_else(|| {
+        RelayError::invalid("Missing required parameter: 'messages'.", Some("messages"))
+    })?;
+    let messages: Vec<&RawValue> = serde_json::from_str(raw_messages.get())
+        .map_err(|_| wrong_type("messages", "an array", &parse_value(raw_messages)))?;
+    if messages.is_empty() {
+        return Err(RelayError::invalid(
+            "'messages' must contain at least one item.",
+            Some("messages"),
+        ));
+    }
+    let mut prompt_chars = 0u64;
+    let mut last_user_text = String::new();
+    for (i, raw) in messages.iter().enumerate() {
+        let param = format!("messages[{i}]");
+        let msg: MessageProbe = serde_json::from_str(raw.get())
+            .map_err(|_| wrong_type(&param, "an object", &parse_value(raw)))?;
+        let role = match msg.role {
+            Some(Value::String(r)) => r,
+            None => {
+                return Err(RelayError::invalid(
+                    format!("Missing required parameter: '{param}.role'."),
+                    Some(&format!("{param}.role")),
+                ))
+            }
+            Some(other) => return Err(wrong_type(&format!("{param}.role"), "a string", &other)),
+        };
+        if let Some(content) = msg.content {
+            let text = content.text();
+            prompt_chars += text.chars().count() as u64;
+            if role == "user" {
+                last_user_text = text;
+            }
+        }
+    }
+
+    Ok(ChatRequest {
+        fields,
+        model,
+        stream,
+        client_wants_usage,
+        prompt_chars,
+        last_user_text,
+    })
+}
+
+impl ChatRequest<'_> {
+    /// The body to send upstream. The client's bytes go out untouched unless the model name
+    /// changes or usage must be requested (R2.3); then the object is rebuilt field by field,
+    /// keeping every other value's original bytes and the original key order.
+    pub fn upstream_body(&self, original: &[u8], upstream_model: &str, ask_usage: bool) -> Vec<u8> {
+        let inject = ask_usage && self.stream && !self.client_wants_usage;
+        if upstream_model == self.model && !inject {
+            return original.to_vec();
+        }
+        let mut out = Vec::with_capacity(original.len() + 48);
+        out.push(b'{');
+        let mut first = true;
+        let mut push = |out: &mut Vec<u8>, key: &str, value: &[u8]| {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            out.extend_from_slice(Value::String(key.to_string()).to_string().as_bytes());
+            out.push(b':');
+            out.extend_from_slice(value);
+        };
+        let mut saw_options = false;
+        for (key, raw) in &self.fields {
+            match key.as_str() {
+                "model" => push(
+                    &mut out,
+                    key,
+                    Value::String(upstream_model.to_string())
+                        .to_string()
+                        .as_bytes(),
+                ),
+                "stream_options" if inject => {
+                    saw_options = true;
+                    let mut opts = match parse_value(raw) {
+                        Value::Object(o) => o,
+                        _ => serde_json::Map::new(),
+                    };
+                    opts.insert("include_usage".to_string(), Value::Bool(true));
+                    push(&mut out, key, Value::Object(opts).to_string().as_bytes());
+                }
+                _ => push(&mut out, key, raw.get().as_bytes()),
+            }
+        }
+        if inject && !saw_options {
+            push(&mut out, "stream_options", br#"{"include_usage":true}"#);
+        }
+        out.push(b'}');
+        out
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn err(body: &str) -> RelayError {
+        parse(body.as_bytes()).unwrap_err()
+    }
+
+    #[test]
+    fn reads_fields() {
+        let body = br#"{"model":"m","messages":[{"role":"system","content":"be brief"},{"role":"user","content":[{"type":"text","text":"hi"},{"type":"image_url","image_url":{"url":"x"}}]}],"stream":true,"stream_options":{"include_usage":true}}"#;
+        let r = parse(body).unwrap();
+        assert_eq!(r.model, "m");
+        assert!(r.stream);
+        assert!(r.client_wants_usage);
+        assert_eq!(r.prompt_chars, 10);
+        assert_eq!(r.last_user_text, "hi");
+    }
+
+    #[test]
+    fn errors_name_the_param() {
+        assert_eq!(
+            err("{nope"),
+            RelayError::invalid(
+                "We could not parse the JSON body of your request. The body must be a JSON object.",
+                None
+            )
+        );
+        assert_eq!(
+            err("[1]"),
+            err("{nope"),
+            "a non-object body is the same parse error"
+        );
+        assert_eq!(
+            err(r#"{"messages":[{"role":"user","content":"x"}]}"#),
+            RelayError::invalid("You must provide a model parameter.", Some("model"))
+        );
+        assert_eq!(
+            err(r#"{"model":5,"messages":[]}"#),
+            RelayError::invalid(
+                "Invalid type for 'model': expected a string, but got an integer instead.",
+                Some("model")
+            )
+        );
+        assert_eq!(
+            err(r#"{"model":"m"}"#),
+            RelayError::invalid("Missing required parameter: 'messages'.", Some("messages"))
+        );
+        assert_eq!(
+            err(r#"{"model":"m","messages":[]}"#),
+            RelayError::invalid(
+                "'messages' must contain at least one item.",
+                Some("messages")
+            )
+        );
+        assert_eq!(
+            err(r#"{"model":"m","messages":"hi"}"#),
+            RelayError::invalid(
+                "Invalid type for 'messages': expected an array, but got a string instead.",
+                Some("messages")
+            )
+        );
+        assert_eq!(
+            err(r#"{"model":"m","messages":[{"content":"x"}]}"#),
+            RelayError::invalid(
+                "Missing required parameter: 'messages[0].role'.",
+                Some("messages[0].role")
+            )
+        );
+        assert_eq!(
+            err(r#"{"model":"m","messages":[{"role":"user"}],"stream":"yes"}"#),
+            RelayError::invalid(
+                "Invalid type for 'stream': expected a boolean, but got a string instead.",
+                Some("stream")
+            )
+        );
+    }
+
+    #[test]
+    fn body_untouched_when_nothing_changes() {
+        let body =
+            br#"{ "model" : "m", "messages":[{"role":"user","content":"x"}], "x_cursor":{"a":1} }"#;
+        let r = parse(body).unwrap();
+        assert_eq!(r.upstream_body(body, "m", true), body.to_vec());
+    }
+
+    #[test]
+    fn injects_usage_keeping_order_and_bytes() {
+        let body = br#"{"model":"m","messages":[{"role":"user","content":"x"}],"stream":true,"z":{"b": 1}}"#;
+        let r = parse(body).unwrap();
+        let out = String::from_utf8(r.upstream_body(body, "up", true)).unwrap();
+        assert_eq!(
+            out,
+            r#"{"model":"up","messages":[{"role":"user","content":"x"}],"stream":true,"z":{"b": 1},"stream_options":{"include_usage":true}}"#
+        );
+        let body2 = br#"{"model":"m","messages":[{"role":"user"}],"stream":true,"stream_options":{"include_obfuscation":false}}"#;
+        let r2 = parse(body2).unwrap();
+        let out2: Value = serde_json::from_slice(&r2.upstream_body(body2, "m", true)).unwrap();
+        assert_eq!(
+            out2["stream_options"],
+            serde_json::json!({"include_obfuscation":false,"include_usage":true})
+        );
+        // Not streaming, or provider that refuses stream_options: nothing injected.
+        assert_eq!(r2.upstream_body(body2, "m", false), body2.to_vec());
+    }
+}

@@ -1,0 +1,135 @@
+//! Deployment settings read from Worker vars and secrets, with their defaults and validation.
+//! Built from a lookup function so the rules are tested natively.
+
+use crate::error::RelayError;
+
+pub const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
+/// Listed by `/v1/models` and routed to OpenAI when `OPENAI_API_KEY` is set; `*` suffixes route
+/// whole families without listing them.
+pub const DEFAULT_OPENAI_MODELS: &str =
+    "gpt-4o,gpt-4o-mini,gpt-4.1,gpt-4.1-mini,o3,o4-mini,gpt-*,chatgpt-*,o1*,o3*,o4*";
+/// Cursor sends whole files as context; 16 MiB leaves room while stopping accidents.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+pub const DEFAULT_UPSTREAM_TIMEOUT_MS: u64 = 120_000;
+/// How long a started stream may go unread by the client before its usage row is written
+/// provisionally (toolchain.md trap 1: a hang-up does not drop the stream). Well under the
+/// 30 s that `wait_until` survives a client that has gone.
+pub const DEFAULT_STREAM_IDLE_MS: u64 = 10_000;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub openai_api_key: Option<String>,
+    pub openai_base_url: String,
+    pub openai_models: Vec<String>,
+    pub admin_token: Option<String>,
+    pub max_body_bytes: usize,
+    pub upstream_timeout_ms: u64,
+    pub stream_idle_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            openai_api_key: None,
+            openai_base_url: DEFAULT_OPENAI_BASE_URL.to_string(),
+            openai_models: Vec::new(),
+            admin_token: None,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            upstream_timeout_ms: DEFAULT_UPSTREAM_TIMEOUT_MS,
+            stream_idle_ms: DEFAULT_STREAM_IDLE_MS,
+        }
+    }
+}
+
+impl Config {
+    /// `get(name)` returns a var or secret, or None when unset. Empty strings count as unset.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, RelayError> {
+        let get = |name: &str| {
+            get(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let openai_base_url = get("OPENAI_BASE_URL")
+            .unwrap_or_else(|| DEFAULT_OPENAI_BASE_URL.to_string())
+            .trim_end_matches('/')
+            .to_string();
+        if !(openai_base_url.starts_with("https://") || openai_base_url.starts_with("http://")) {
+            return Err(RelayError::Internal(format!(
+                "OPENAI_BASE_URL must be an http(s) URL, got {openai_base_url:?}"
+            )));
+        }
+        let openai_models = get("OPENAI_MODELS")
+            .unwrap_or_else(|| DEFAULT_OPENAI_MODELS.to_string())
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
+        Ok(Config {
+            openai_api_key: get("OPENAI_API_KEY"),
+            openai_base_url,
+            openai_models,
+            admin_token: get("ADMIN_TOKEN"),
+            max_body_bytes: number(&get, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES as u64)? as usize,
+            upstream_timeout_ms: number(&get, "UPSTREAM_TIMEOUT_MS", DEFAULT_UPSTREAM_TIMEOUT_MS)?,
+            stream_idle_ms: number(&get, "STREAM_IDLE_MS", DEFAULT_STREAM_IDLE_MS)?,
+        })
+    }
+}
+
+fn number(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: u64,
+) -> Result<u64, RelayError> {
+    match get(name) {
+        None => Ok(default),
+        Some(v) => v.parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+            RelayError::Internal(format!("{name} must be a positive integer, got {v:?}"))
+        }),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Result<Config, RelayError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.openai_base_url, DEFAULT_OPENAI_BASE_URL);
+        assert_eq!(c.openai_api_key, None);
+        assert_eq!(c.admin_token, None);
+        assert!(c.openai_models.contains(&"gpt-*".to_string()));
+        assert_eq!(c.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+    }
+
+    #[test]
+    fn overrides_and_errors() {
+        let c = cfg(&[
+            ("OPENAI_BASE_URL", "http://127.0.0.1:9/v1/"),
+            ("OPENAI_MODELS", " mock-*, gpt-4o ,"),
+            ("OPENAI_API_KEY", "sk"),
+            ("ADMIN_TOKEN", "  "),
+            ("MAX_BODY_BYTES", "100"),
+        ])
+        .unwrap();
+        assert_eq!(c.openai_base_url, "http://127.0.0.1:9/v1");
+        assert_eq!(c.openai_models, vec!["mock-*", "gpt-4o"]);
+        assert_eq!(c.admin_token, None);
+        assert_eq!(c.max_body_bytes, 100);
+        assert!(cfg(&[("OPENAI_BASE_URL", "ftp://x")]).is_err());
+        assert!(cfg(&[("UPSTREAM_TIMEOUT_MS", "soon")]).is_err());
+        assert!(cfg(&[("STREAM_IDLE_MS", "0")]).is_err());
+    }
+}

@@ -1,0 +1,447 @@
+//! The Workers entry point: builds config from `Env`, authenticates, dispatches each route, and
+//! renders every error in one place. Every request leaves exactly one usage row: either the
+//! handler writes it when the response is complete, or a streamed body's watcher owns it.
+
+mod admin;
+mod metered;
+mod store;
+mod upstream;
+
+use futures_util::stream;
+use worker::{console_error, event, Context, Env, Headers, Request, Response};
+
+use crate::auth;
+use crate::chat;
+use crate::config::Config;
+use crate::echo::{self, Echo};
+use crate::error::RelayError;
+use crate::models::{self, Provider};
+use crate::routes::{self, Route};
+use crate::stream::StreamRelay;
+use crate::time::rfc3339;
+use crate::usage::{Tokens, UsageRecord, UsageSource};
+
+pub fn now_ms() -> u64 {
+    worker::js_sys::Date::now() as u64
+}
+
+/// `req_` + 24 base62 characters (~142 bits): unique without coordination.
+fn new_request_id() -> String {
+    let mut buf = [0u8; 64];
+    let _ = getrandom::fill(&mut buf);
+    format!(
+        "req_{}",
+        auth::base62(&buf, 24).unwrap_or_else(|| now_ms().to_string())
+    )
+}
+
+/// The request as the flow sees it, plus the row it will leave behind.
+pub struct Ctx {
+    pub env: Env,
+    pub config: Config,
+    pub started_ms: u64,
+    pub request_id: String,
+    /// `None` once a streamed body's watcher has taken over writing the row.
+    pub record: Option<UsageRecord>,
+}
+
+impl Ctx {
+    fn rec(&mut self) -> Option<&mut UsageRecord> {
+        self.record.as_mut()
+    }
+}
+
+#[event(fetch)]
+async fn fetch(mut req: Request, env: Env, wctx: Context) -> worker::Result<Response> {
+    let started_ms = now_ms();
+    let request_id = new_request_id();
+    let method = req.method().to_string();
+    let path = req.path();
+    let record = UsageRecord::begin(&request_id, &method, &path, rfc3339(started_ms));
+    let anthropic_errors = header(&req, "anthropic-version").is_some();
+    let origin = header(&req, "origin");
+
+    let config = Config::from_lookup(|name| {
+        env.secret(name)
+            .map(|s| s.to_string())
+            .or_else(|_| env.var(name).map(|v| v.to_string()))
+            .ok()
+    });
+    let mut ctx = Ctx {
+        env: env.clone(),
+        config: Config::default(),
+        started_ms,
+        request_id: request_id.clone(),
+        record: Some(record),
+    };
+    let result = match config {
+        Ok(c) => {
+            ctx.config = c;
+            dispatch(&mut req, &mut ctx, &wctx).await
+        }
+        Err(e) => Err(e),
+    };
+    let response = match result {
+        Ok(resp) => resp,
+        Err(e) => {
+            if let Some(detail) = e.detail() {
+                console_error!("request {request_id}: {detail}");
+            }
+            if let Some(rec) = ctx.rec() {
+                rec.outcome = e.outcome();
+                rec.error_code = Some(e.code().to_string());
+                if rec.usage_source == UsageSource::None && rec.tokens != Tokens::default() {
+                    rec.usage_source = UsageSource::Estimated;
+                }
+            }
+            render_error(&e, anthropic_errors)
+        }
+    };
+    let response = finish_headers(response, &request_id, origin.as_deref());
+    if let Some(mut rec) = ctx.record.take() {
+        rec.status = response.status_code();
+        rec.duration_ms = now_ms().saturating_sub(started_ms);
+        wctx.wait_until(async move { store::write_usage(&env, &rec, true).await });
+    }
+    Ok(response)
+}
+
+fn header(req: &Request, name: &str) -> Option<String> {
+    req.headers().get(name).ok().flatten()
+}
+
+async fn dispatch(
+    req: &mut Request,
+    ctx: &mut Ctx,
+    wctx: &Context,
+) -> Result<Response, RelayError> {
+    let route = routes::route(req.method().as_ref(), &req.path())?;
+    if route == Route::Preflight {
+        return preflight(req);
+    }
+    if route.needs_relay_key() {
+        authenticate(req, ctx).await?;
+    }
+    match route {
+        Route::Preflight => preflight(req),
+        Route::Health => json_response(
+            200,
+            &serde_json::json!({"status": "ok", "service": "llm-relay", "version": env!("CARGO_PKG_VERSION")}),
+        ),
+        Route::Models => json_response(200, &models::list_body(&ctx.config)),
+        Route::Model(id) => json_response(200, &models::one_body(&ctx.config, &id)?),
+        Route::ChatCompletions => chat_completions(req, ctx, wctx).await,
+        Route::CreateKey => admin::create_key(req, ctx).await,
+    }
+}
+
+async fn authenticate(req: &Request, ctx: &mut Ctx) -> Result<(), RelayError> {
+    let authz = header(req, "authorization");
+    let presented = auth::bearer(authz.as_deref());
+    let record = match presented {
+        Some(key) if auth::well_formed(key) => store::find_key(&ctx.env, key).await?,
+        _ => None,
+    };
+    let key = auth::authorize(presented, record, &rfc3339(now_ms()))?;
+    if let Some(rec) = ctx.rec() {
+        rec.key_id = Some(key.id);
+        rec.team = Some(key.team);
+        rec.user = Some(key.user);
+    }
+    Ok(())
+}
+
+/// Reads the body, refusing it at the documented cap before and while reading.
+async fn read_body(req: &mut Request, limit: usize) -> Result<Vec<u8>, RelayError> {
+    let declared = header(req, "content-length").and_then(|v| v.trim().parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(RelayError::PayloadTooLarge { limit });
+    }
+    let body = req
+        .bytes()
+        .await
+        .map_err(|e| RelayError::invalid(format!("Could not read the request body: {e}"), None))?;
+    if body.len() > limit {
+        return Err(RelayError::PayloadTooLarge { limit });
+    }
+    Ok(body)
+}
+
+async fn chat_completions(
+    req: &mut Request,
+    ctx: &mut Ctx,
+    wctx: &Context,
+) -> Result<Response, RelayError> {
+    let body = read_body(req, ctx.config.max_body_bytes).await?;
+    let parsed = chat::parse(&body)?;
+    let target = models::resolve(&ctx.config, &parsed.model);
+    if let Some(rec) = ctx.rec() {
+        rec.model_requested = Some(parsed.model.clone());
+        rec.stream = parsed.stream;
+        // Until the provider reports, the prompt is the best estimate we have.
+        rec.tokens = Tokens::estimated(parsed.prompt_chars, 0);
+    }
+    let target = target?;
+    if let Some(rec) = ctx.rec() {
+        rec.provider = Some(target.provider.name().to_string());
+        rec.model_upstream = Some(target.upstream_model.clone());
+    }
+    match target.provider {
+        Provider::Echo => echo_reply(&parsed, ctx, wctx),
+        Provider::OpenAi => {
+            let upstream_body =
+                parsed.upstream_body(&body, &target.upstream_model, target.stream_usage);
+            let api_key = ctx.config.openai_api_key.clone().unwrap_or_default();
+            let resp = upstream::send(upstream::Call {
+                url: format!("{}/chat/completions", ctx.config.openai_base_url),
+                api_key: &api_key,
+                client_headers: req.headers(),
+                body: upstream_body,
+                timeout_ms: ctx.config.upstream_timeout_ms,
+            })
+            .await?;
+            relay_upstream(resp, &parsed, target.stream_usage, ctx, wctx).await
+        }
+    }
+}
+
+fn echo_reply(
+    parsed: &chat::ChatRequest<'_>,
+    ctx: &mut Ctx,
+    wctx: &Context,
+) -> Result<Response, RelayError> {
+    let reply = echo::reply(&parsed.last_user_text);
+    let id = format!("chatcmpl-{}", ctx.request_id.trim_start_matches("req_"));
+    let e = Echo {
+        id: &id,
+        created: now_ms() / 1000,
+        reply: &reply,
+        tokens: echo::tokens(parsed.prompt_chars, &reply),
+    };
+    let ttfb = now_ms().saturating_sub(ctx.started_ms);
+    if let Some(rec) = ctx.rec() {
+        rec.ttfb_ms = Some(ttfb);
+    }
+    if parsed.stream {
+        let chunks = e.stream_chunks().into_iter().map(Ok);
+        let relay = StreamRelay::new(!parsed.client_wants_usage);
+        return stream_response(
+            stream::iter(chunks),
+            relay,
+            parsed.prompt_chars,
+            Headers::new(),
+            ctx,
+            wctx,
+        );
+    }
+    if let Some(rec) = ctx.rec() {
+        rec.tokens = e.tokens;
+        rec.usage_source = UsageSource::Upstream;
+        rec.finish_reason = Some("stop".to_string());
+    }
+    bytes_response(200, "application/json", e.completion(), Headers::new())
+}
+
+async fn relay_upstream(
+    mut resp: Response,
+    parsed: &chat::ChatRequest<'_>,
+    asked_usage: bool,
+    ctx: &mut Ctx,
+    wctx: &Context,
+) -> Result<Response, RelayError> {
+    let status = resp.status_code();
+    let upstream_headers = resp.headers().clone();
+    let upstream_id = upstream_headers.get("x-request-id").ok().flatten();
+    let ttfb = now_ms().saturating_sub(ctx.started_ms);
+    if let Some(rec) = ctx.rec() {
+        rec.ttfb_ms = Some(ttfb);
+        rec.upstream_request_id = upstream_id;
+    }
+    if status >= 400 {
+        let body = resp.bytes().await.unwrap_or_default();
+        let retry_after = upstream_headers.get("retry-after").ok().flatten();
+        return Err(RelayError::from_upstream_status(status, body, retry_after));
+    }
+    let copied = copy_headers(&upstream_headers);
+    let is_sse = upstream_headers
+        .get("content-type")
+        .ok()
+        .flatten()
+        .is_some_and(|ct| ct.starts_with("text/event-stream"));
+    if parsed.stream && is_sse {
+        let upstream_body = resp
+            .stream()
+            .map_err(|e| RelayError::UpstreamUnavailable(format!("upstream body: {e}")))?;
+        let relay = StreamRelay::new(asked_usage && !parsed.client_wants_usage);
+        return stream_response(upstream_body, relay, parsed.prompt_chars, copied, ctx, wctx);
+    }
+    let body = resp
+        .bytes()
+        .await
+        .map_err(|e| RelayError::UpstreamUnavailable(format!("reading upstream body: {e}")))?;
+    let json: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|_| RelayError::UpstreamUnavailable("upstream sent invalid JSON".to_string()))?;
+    if json.get("error").is_some_and(|e| e.is_object()) {
+        // Some OpenAI-compatible providers answer errors with 200 + JSON (R8.15).
+        return Err(RelayError::UpstreamUnavailable(
+            "upstream answered 200 with an error body".to_string(),
+        ));
+    }
+    if parsed.stream {
+        return Err(RelayError::UpstreamUnavailable(
+            "upstream answered a stream request with a non-stream body".to_string(),
+        ));
+    }
+    if let Some(rec) = ctx.rec() {
+        match json.get("usage").and_then(Tokens::from_openai) {
+            Some(tokens) => {
+                rec.tokens = tokens;
+                rec.usage_source = UsageSource::Upstream;
+            }
+            None => {
+                let text = json
+                    .pointer("/choices/0/message")
+                    .map(|m| m.to_string())
+                    .unwrap_or_default();
+                let chars = crate::stream::string_field_chars(&text, "content")
+                    + crate::stream::string_field_chars(&text, "arguments");
+                rec.tokens = Tokens::estimated(parsed.prompt_chars, chars);
+                rec.usage_source = UsageSource::Estimated;
+            }
+        }
+        rec.finish_reason = json
+            .pointer("/choices/0/finish_reason")
+            .and_then(|v| v.as_str())
+            .map(str::to_string);
+    }
+    let content_type = upstream_headers
+        .get("content-type")
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| "application/json".to_string());
+    bytes_response(status, &content_type, body, copied)
+}
+
+/// Hands the row to the stream's watcher and returns the SSE response.
+fn stream_response<S>(
+    body: S,
+    relay: StreamRelay,
+    prompt_chars: u64,
+    headers: Headers,
+    ctx: &mut Ctx,
+    wctx: &Context,
+) -> Result<Response, RelayError>
+where
+    S: futures_util::Stream<Item = worker::Result<Vec<u8>>> + 'static,
+{
+    let mut record = ctx
+        .record
+        .take()
+        .ok_or_else(|| RelayError::Internal("usage record already taken".to_string()))?;
+    record.status = 200;
+    let (metered, watcher) = metered::meter(
+        body,
+        relay,
+        metered::Metering {
+            record,
+            prompt_chars,
+            started_ms: ctx.started_ms,
+            idle_ms: ctx.config.stream_idle_ms,
+        },
+        ctx.env.clone(),
+    );
+    wctx.wait_until(watcher);
+    let internal = |e: worker::Error| RelayError::Internal(e.to_string());
+    headers
+        .set("content-type", "text/event-stream; charset=utf-8")
+        .map_err(internal)?;
+    headers
+        .set("cache-control", "no-cache, no-transform")
+        .map_err(internal)?;
+    Ok(Response::from_stream(metered)
+        .map_err(internal)?
+        .with_headers(headers))
+}
+
+fn copy_headers(from: &Headers) -> Headers {
+    let out = Headers::new();
+    for (name, value) in from.entries() {
+        if !upstream::drop_response_header(&name) {
+            let _ = out.append(&name, &value);
+        }
+    }
+    out
+}
+
+fn bytes_response(
+    status: u16,
+    content_type: &str,
+    body: Vec<u8>,
+    headers: Headers,
+) -> Result<Response, RelayError> {
+    headers
+        .set("content-type", content_type)
+        .map_err(|e| RelayError::Internal(e.to_string()))?;
+    Ok(Response::builder()
+        .with_status(status)
+        .with_headers(headers)
+        .fixed(body))
+}
+
+pub fn json_response(status: u16, value: &serde_json::Value) -> Result<Response, RelayError> {
+    bytes_response(
+        status,
+        "application/json",
+        value.to_string().into_bytes(),
+        Headers::new(),
+    )
+}
+
+fn preflight(req: &Request) -> Result<Response, RelayError> {
+    let headers = Headers::new();
+    let allow_headers = header(req, "access-control-request-headers").unwrap_or_else(|| {
+        "authorization, content-type, x-api-key, anthropic-version, anthropic-beta".to_string()
+    });
+    let internal = |e: worker::Error| RelayError::Internal(e.to_string());
+    headers
+        .set("access-control-allow-methods", "GET, POST, OPTIONS")
+        .map_err(internal)?;
+    headers
+        .set("access-control-allow-headers", &allow_headers)
+        .map_err(internal)?;
+    headers
+        .set("access-control-max-age", "86400")
+        .map_err(internal)?;
+    Ok(Response::builder()
+        .with_status(204)
+        .with_headers(headers)
+        .empty())
+}
+
+/// The single place an error becomes an HTTP response.
+fn render_error(e: &RelayError, anthropic: bool) -> Response {
+    let body = if anthropic {
+        e.anthropic_body()
+    } else {
+        e.openai_body()
+    };
+    let headers = Headers::new();
+    let _ = headers.set("content-type", "application/json");
+    for (name, value) in e.headers() {
+        let _ = headers.set(name, &value);
+    }
+    Response::builder()
+        .with_status(e.status())
+        .with_headers(headers)
+        .fixed(body)
+}
+
+/// Headers every response carries: the relay's request id and CORS (R1.11, R1.13).
+fn finish_headers(mut resp: Response, request_id: &str, origin: Option<&str>) -> Response {
+    let headers = resp.headers_mut();
+    let _ = headers.set("x-request-id", request_id);
+    let _ = headers.set("access-control-allow-origin", origin.unwrap_or("*"));
+    let _ = headers.set("access-control-expose-headers", "x-request-id");
+    let _ = headers.set("vary", "Origin");
+    resp
+}

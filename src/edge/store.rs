@@ -1,0 +1,155 @@
+//! KV (key records) and D1 (usage rows) access. The usage write is an upsert keyed by request
+//! id, retried with backoff; a row that still cannot be written is logged whole for replay.
+
+use std::time::Duration;
+
+use worker::wasm_bindgen::JsValue;
+use worker::{console_error, console_warn, Delay, Env};
+
+use crate::auth::{self, KeyRecord};
+use crate::error::RelayError;
+use crate::usage::UsageRecord;
+
+const KV_BINDING: &str = "KEYS";
+const D1_BINDING: &str = "DB";
+const WRITE_ATTEMPTS: u32 = 3;
+
+pub async fn find_key(env: &Env, key: &str) -> Result<Option<KeyRecord>, RelayError> {
+    let kv = env
+        .kv(KV_BINDING)
+        .map_err(|e| RelayError::Internal(format!("KV binding {KV_BINDING}: {e}")))?;
+    kv.get(&auth::kv_name(key))
+        .json::<KeyRecord>()
+        .await
+        .map_err(|e| RelayError::Internal(format!("KV read: {e}")))
+}
+
+pub async fn put_key(env: &Env, key: &str, record: &KeyRecord) -> Result<(), RelayError> {
+    let kv = env
+        .kv(KV_BINDING)
+        .map_err(|e| RelayError::Internal(format!("KV binding {KV_BINDING}: {e}")))?;
+    let json = serde_json::to_string(record).map_err(|e| RelayError::Internal(e.to_string()))?;
+    kv.put(&auth::kv_name(key), json)
+        .map_err(|e| RelayError::Internal(format!("KV put: {e}")))?
+        .execute()
+        .await
+        .map_err(|e| RelayError::Internal(format!("KV put: {e}")))?;
+    // The id → hash index lets later admin calls find a key without ever seeing it again.
+    kv.put(&format!("id:{}", record.id), auth::hash_key(key))
+        .map_err(|e| RelayError::Internal(format!("KV put: {e}")))?
+        .execute()
+        .await
+        .map_err(|e| RelayError::Internal(format!("KV put: {e}")))
+}
+
+const COLUMNS: &[&str] = &[
+    "request_id",
+    "key_id",
+    "team",
+    "user",
+    "method",
+    "route",
+    "model_requested",
+    "model_upstream",
+    "provider",
+    "stream",
+    "status",
+    "outcome",
+    "error_code",
+    "finish_reason",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "usage_source",
+    "upstream_request_id",
+    "started_at",
+    "ttfb_ms",
+    "duration_ms",
+    "settled",
+];
+
+fn upsert_sql() -> String {
+    let placeholders: Vec<String> = (1..=COLUMNS.len()).map(|i| format!("?{i}")).collect();
+    let updates: Vec<String> = COLUMNS
+        .iter()
+        .skip(1)
+        .map(|c| format!("{c} = excluded.{c}"))
+        .collect();
+    format!(
+        "INSERT INTO usage ({}) VALUES ({}) ON CONFLICT(request_id) DO UPDATE SET {}",
+        COLUMNS.join(", "),
+        placeholders.join(", "),
+        updates.join(", ")
+    )
+}
+
+fn text(v: &Option<String>) -> JsValue {
+    v.as_deref().map_or(JsValue::NULL, JsValue::from_str)
+}
+
+/// D1 rejects BigInt, so every integer is bound as a double (toolchain.md trap 9).
+fn num(n: u64) -> JsValue {
+    JsValue::from_f64(n as f64)
+}
+
+fn bindings(r: &UsageRecord, settled: bool) -> Vec<JsValue> {
+    vec![
+        JsValue::from_str(&r.request_id),
+        text(&r.key_id),
+        text(&r.team),
+        text(&r.user),
+        JsValue::from_str(&r.method),
+        JsValue::from_str(&r.route),
+        text(&r.model_requested),
+        text(&r.model_upstream),
+        text(&r.provider),
+        num(u64::from(r.stream)),
+        num(u64::from(r.status)),
+        JsValue::from_str(r.outcome.as_str()),
+        text(&r.error_code),
+        text(&r.finish_reason),
+        num(r.tokens.prompt),
+        num(r.tokens.completion),
+        num(r.tokens.cached),
+        num(r.tokens.cache_write),
+        num(r.tokens.reasoning),
+        JsValue::from_str(r.usage_source.as_str()),
+        text(&r.upstream_request_id),
+        JsValue::from_str(&r.started_at),
+        r.ttfb_ms.map_or(JsValue::NULL, num),
+        num(r.duration_ms),
+        num(u64::from(settled)),
+    ]
+}
+
+async fn write_once(env: &Env, r: &UsageRecord, settled: bool) -> Result<(), String> {
+    let db = env.d1(D1_BINDING).map_err(|e| e.to_string())?;
+    db.prepare(upsert_sql())
+        .bind(&bindings(r, settled))
+        .map_err(|e| e.to_string())?
+        .run()
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Writes (or replaces) the row for `r`. `settled` is false for a provisional row written while
+/// a stream's fate is unknown; the final write replaces it.
+pub async fn write_usage(env: &Env, r: &UsageRecord, settled: bool) {
+    let mut last_err = String::new();
+    for attempt in 0..WRITE_ATTEMPTS {
+        match write_once(env, r, settled).await {
+            Ok(()) => return,
+            Err(e) => {
+                console_warn!("usage write attempt {} failed: {e}", attempt + 1);
+                last_err = e;
+                Delay::from(Duration::from_millis(100 << (attempt * 2))).await;
+            }
+        }
+    }
+    // One line an operator can replay into D1 by hand.
+    let json = serde_json::to_string(r).unwrap_or_default();
+    console_error!("usage_write_failed error={last_err:?} record={json}");
+}

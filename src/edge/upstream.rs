@@ -1,0 +1,101 @@
+//! Calls to the provider: header hygiene both ways (protocol.md §1.3), the provider key in place
+//! of the client's, a time-to-first-byte timeout, and upstream errors mapped to `RelayError`.
+
+use std::time::Duration;
+
+use futures_util::future::{select, Either};
+use worker::js_sys::Uint8Array;
+use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, Response};
+
+use crate::error::RelayError;
+
+/// Never forwarded upstream: credentials, hop-by-hop and client-identity headers (R1.10).
+fn drop_request_header(name: &str) -> bool {
+    matches!(
+        name,
+        "authorization"
+            | "x-api-key"
+            | "cookie"
+            | "host"
+            | "content-length"
+            | "connection"
+            | "accept-encoding"
+            | "x-real-ip"
+            | "openai-organization"
+            | "openai-project"
+            | "origin"
+            | "referer"
+    ) || name.starts_with("cf-")
+        || name.starts_with("x-forwarded-")
+}
+
+/// Never copied back to the client: framing the runtime redoes, and the relay's account (R1.11).
+pub fn drop_response_header(name: &str) -> bool {
+    matches!(
+        name,
+        "content-length"
+            | "content-encoding"
+            | "transfer-encoding"
+            | "connection"
+            | "set-cookie"
+            | "openai-organization"
+            | "openai-project"
+            | "anthropic-organization-id"
+            | "x-request-id"
+            | "request-id"
+    ) || name.starts_with("access-control-")
+}
+
+pub struct Call<'a> {
+    pub url: String,
+    pub api_key: &'a str,
+    pub client_headers: &'a Headers,
+    pub body: Vec<u8>,
+    pub timeout_ms: u64,
+}
+
+/// Sends the request and waits for the response headers, or fails with a `RelayError`.
+pub async fn send(call: Call<'_>) -> Result<Response, RelayError> {
+    let headers = Headers::new();
+    for (name, value) in call.client_headers.entries() {
+        if !drop_request_header(&name) {
+            let _ = headers.set(&name, &value);
+        }
+    }
+    let internal =
+        |e: worker::Error| RelayError::Internal(format!("building upstream request: {e}"));
+    headers
+        .set("authorization", &format!("Bearer {}", call.api_key))
+        .map_err(internal)?;
+    headers
+        .set("content-type", "application/json")
+        .map_err(internal)?;
+    let body = Uint8Array::from(call.body.as_slice());
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post)
+        .with_headers(headers)
+        .with_body(Some(body.into()));
+    let request = Request::new_with_init(&call.url, &init).map_err(internal)?;
+
+    let controller = AbortController::default();
+    let signal = controller.signal();
+    let fetch = Fetch::Request(request);
+    let answered = {
+        let sent = Box::pin(fetch.send_with_signal(&signal));
+        let timer = Delay::from(Duration::from_millis(call.timeout_ms));
+        match select(sent, timer).await {
+            Either::Left((result, _)) => Some(result),
+            Either::Right(_) => None,
+        }
+    };
+    match answered {
+        Some(Ok(resp)) => Ok(resp),
+        Some(Err(e)) => Err(RelayError::UpstreamUnavailable(format!(
+            "fetch failed: {e}"
+        ))),
+        None => {
+            controller.abort();
+            Err(RelayError::UpstreamTimeout)
+        }
+    }
+}

@@ -1,0 +1,394 @@
+//! `RelayError`: every error the relay answers with, and the only place that renders one —
+//! status, headers, OpenAI body, Anthropic body, and the in-band form once a stream has started.
+
+use serde_json::{json, Value};
+
+use crate::usage::Outcome;
+
+/// Why a relay key was refused; each gets its own message so a user knows what to fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyProblem {
+    Missing,
+    /// Not in `lc_<env>_<team>_<user>_<secret>` form, or no such key; carries the masked key.
+    Unknown(String),
+    Revoked,
+    Expired,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RelayError {
+    InvalidApiKey(KeyProblem),
+    AdminUnauthorized,
+    /// Malformed body or parameter: 400 with the offending `param` when there is one.
+    InvalidRequest {
+        message: String,
+        param: Option<String>,
+    },
+    ModelNotFound(String),
+    RouteNotFound {
+        method: String,
+        path: String,
+    },
+    MethodNotAllowed {
+        method: String,
+        path: String,
+        allow: &'static str,
+    },
+    PayloadTooLarge {
+        limit: usize,
+    },
+    /// An upstream 4xx about the request itself; the client's business, so it passes through.
+    /// `body` is the upstream's own OpenAI-shaped JSON when it sent one.
+    UpstreamRejected {
+        status: u16,
+        body: Option<Vec<u8>>,
+        retry_after: Option<String>,
+    },
+    /// The upstream refused the relay's own provider key (401/403): never the user's fault.
+    UpstreamAuth,
+    /// Upstream unreachable, 5xx, or an answer the relay cannot use.
+    UpstreamUnavailable(String),
+    UpstreamTimeout,
+    /// The upstream stream stopped before its terminal marker (R2.7).
+    UpstreamStreamEnded,
+    /// A relay bug or a platform failure (KV/D1 unavailable).
+    Internal(String),
+}
+
+impl RelayError {
+    pub fn invalid(message: impl Into<String>, param: Option<&str>) -> Self {
+        RelayError::InvalidRequest {
+            message: message.into(),
+            param: param.map(str::to_string),
+        }
+    }
+
+    pub fn status(&self) -> u16 {
+        match self {
+            RelayError::InvalidApiKey(_) | RelayError::AdminUnauthorized => 401,
+            RelayError::InvalidRequest { .. } => 400,
+            RelayError::ModelNotFound(_) | RelayError::RouteNotFound { .. } => 404,
+            RelayError::MethodNotAllowed { .. } => 405,
+            RelayError::PayloadTooLarge { .. } => 413,
+            RelayError::UpstreamRejected { status, .. } => *status,
+            RelayError::UpstreamAuth
+            | RelayError::UpstreamUnavailable(_)
+            | RelayError::UpstreamStreamEnded => 502,
+            RelayError::UpstreamTimeout => 504,
+            RelayError::Internal(_) => 500,
+        }
+    }
+
+    /// Short machine-readable code stored in the usage row.
+    pub fn code(&self) -> &'static str {
+        match self {
+            RelayError::InvalidApiKey(_) => "invalid_api_key",
+            RelayError::AdminUnauthorized => "invalid_admin_token",
+            RelayError::InvalidRequest { .. } => "invalid_request",
+            RelayError::ModelNotFound(_) => "model_not_found",
+            RelayError::RouteNotFound { .. } => "route_not_found",
+            RelayError::MethodNotAllowed { .. } => "method_not_allowed",
+            RelayError::PayloadTooLarge { .. } => "request_too_large",
+            RelayError::UpstreamRejected { .. } => "upstream_rejected",
+            RelayError::UpstreamAuth | RelayError::UpstreamUnavailable(_) => "upstream_error",
+            RelayError::UpstreamTimeout => "timeout",
+            RelayError::UpstreamStreamEnded => "upstream_stream_error",
+            RelayError::Internal(_) => "internal_error",
+        }
+    }
+
+    /// Which side failed, for the usage row.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            RelayError::UpstreamRejected { .. }
+            | RelayError::UpstreamAuth
+            | RelayError::UpstreamUnavailable(_)
+            | RelayError::UpstreamTimeout => Outcome::UpstreamError,
+            RelayError::UpstreamStreamEnded => Outcome::Truncated,
+            _ => Outcome::RelayError,
+        }
+    }
+
+    /// Extra response headers; SDKs read `retry-after` and `x-should-retry` before retrying.
+    pub fn headers(&self) -> Vec<(&'static str, String)> {
+        match self {
+            RelayError::MethodNotAllowed { allow, .. } => vec![("allow", (*allow).to_string())],
+            RelayError::UpstreamRejected {
+                retry_after: Some(v),
+                ..
+            } => vec![("retry-after", v.clone())],
+            RelayError::UpstreamAuth => vec![("x-should-retry", "false".to_string())],
+            _ => Vec::new(),
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            RelayError::InvalidApiKey(KeyProblem::Missing) => "You didn't provide an API key. You need to provide your relay key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).".to_string(),
+            RelayError::InvalidApiKey(KeyProblem::Unknown(masked)) => {
+                format!("Incorrect API key provided: {masked}.")
+            }
+            RelayError::InvalidApiKey(KeyProblem::Revoked) => {
+                "This API key has been revoked.".to_string()
+            }
+            RelayError::InvalidApiKey(KeyProblem::Expired) => {
+                "This API key has expired.".to_string()
+            }
+            RelayError::AdminUnauthorized => "Invalid admin token.".to_string(),
+            RelayError::InvalidRequest { message, .. } => message.clone(),
+            RelayError::ModelNotFound(model) => {
+                format!("The model '{model}' does not exist or you do not have access to it.")
+            }
+            RelayError::RouteNotFound { method, path } => format!("Invalid URL ({method} {path})"),
+            RelayError::MethodNotAllowed { method, path, allow } => {
+                format!("Method {method} is not allowed on {path}; use {allow}.")
+            }
+            RelayError::PayloadTooLarge { limit } => {
+                format!("Request too large: the body exceeds the relay's limit of {limit} bytes.")
+            }
+            RelayError::UpstreamRejected { status, .. } => {
+                format!("The upstream provider rejected the request with status {status}.")
+            }
+            RelayError::UpstreamAuth => {
+                "Upstream provider error: the relay's provider credentials were rejected. Contact the relay operator.".to_string()
+            }
+            RelayError::UpstreamUnavailable(_) => "Upstream provider error.".to_string(),
+            RelayError::UpstreamTimeout => "Upstream timed out.".to_string(),
+            RelayError::UpstreamStreamEnded => "Upstream stream ended unexpectedly.".to_string(),
+            RelayError::Internal(_) => {
+                "The server had an error while processing your request.".to_string()
+            }
+        }
+    }
+
+    fn openai_type(&self) -> &'static str {
+        match self.status() {
+            429 => "requests",
+            s if s >= 500 => "server_error",
+            _ => "invalid_request_error",
+        }
+    }
+
+    fn openai_code(&self) -> Value {
+        match self {
+            RelayError::InvalidRequest { .. } | RelayError::RouteNotFound { .. } => Value::Null,
+            RelayError::UpstreamAuth | RelayError::UpstreamUnavailable(_) => {
+                json!("upstream_error")
+            }
+            other => json!(other.code()),
+        }
+    }
+
+    fn param(&self) -> Value {
+        match self {
+            RelayError::InvalidRequest { param, .. } => json!(param),
+            RelayError::ModelNotFound(_) => json!("model"),
+            _ => Value::Null,
+        }
+    }
+
+    /// `{"error":{"message","type","param","code"}}`, all four keys always present (§2.5).
+    pub fn openai_body(&self) -> Vec<u8> {
+        if let RelayError::UpstreamRejected {
+            body: Some(bytes), ..
+        } = self
+        {
+            if is_openai_error_body(bytes) {
+                return bytes.clone();
+            }
+        }
+        let body = json!({"error": {
+            "message": self.message(),
+            "type": self.openai_type(),
+            "param": self.param(),
+            "code": self.openai_code(),
+        }});
+        body.to_string().into_bytes()
+    }
+
+    /// `{"type":"error","error":{"type","message"}}` for Anthropic-family callers (§5.6).
+    pub fn anthropic_body(&self) -> Vec<u8> {
+        let kind = match self.status() {
+            400 | 405 | 413 => "invalid_request_error",
+            401 => "authentication_error",
+            403 => "permission_error",
+            404 => "not_found_error",
+            429 => "rate_limit_error",
+            504 => "timeout_error",
+            _ => "api_error",
+        };
+        json!({"type": "error", "error": {"type": kind, "message": self.message()}})
+            .to_string()
+            .into_bytes()
+    }
+
+    /// The one event an OpenAI stream gets once its headers are out, followed by `[DONE]` (R2.7).
+    pub fn openai_stream_tail(&self) -> Vec<u8> {
+        let mut out = b"data: ".to_vec();
+        out.extend_from_slice(&self.openai_body());
+        out.extend_from_slice(b"\n\ndata: [DONE]\n\n");
+        out
+    }
+
+    /// Maps an upstream error status (and its body) to what the client should see: 401/403 and
+    /// quota errors concern the relay's own provider account (R2.4); other 4xx pass through (R2.5).
+    pub fn from_upstream_status(status: u16, body: Vec<u8>, retry_after: Option<String>) -> Self {
+        match status {
+            401 | 403 => RelayError::UpstreamAuth,
+            429 if is_quota_error(&body) => {
+                RelayError::UpstreamUnavailable("upstream account quota exhausted".to_string())
+            }
+            400..=499 => RelayError::UpstreamRejected {
+                status,
+                body: Some(body),
+                retry_after,
+            },
+            _ => RelayError::UpstreamUnavailable(format!("upstream status {status}")),
+        }
+    }
+
+    /// Detail for the operator's log line, never sent to the client.
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            RelayError::UpstreamUnavailable(d) | RelayError::Internal(d) => Some(d),
+            _ => None,
+        }
+    }
+}
+
+/// The relay's provider account is out of credit: retrying will not help the user.
+fn is_quota_error(body: &[u8]) -> bool {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| {
+            let e = v.get("error")?;
+            let code = e.get("code").and_then(Value::as_str);
+            let kind = e.get("type").and_then(Value::as_str);
+            Some(code == Some("insufficient_quota") || kind == Some("insufficient_quota"))
+        })
+        .unwrap_or(false)
+}
+
+/// True when `bytes` is JSON with an object under `error`, the shape SDKs parse.
+fn is_openai_error_body(bytes: &[u8]) -> bool {
+    serde_json::from_slice::<Value>(bytes)
+        .ok()
+        .and_then(|v| v.get("error").map(Value::is_object))
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn body(e: &RelayError) -> Value {
+        serde_json::from_slice(&e.openai_body()).unwrap()
+    }
+
+    #[test]
+    fn model_not_found_matches_openai_shape() {
+        let e = RelayError::ModelNotFound("x".into());
+        assert_eq!(e.status(), 404);
+        assert_eq!(
+            body(&e),
+            json!({"error":{"message":"The model 'x' does not exist or you do not have access to it.","type":"invalid_request_error","param":"model","code":"model_not_found"}})
+        );
+    }
+
+    #[test]
+    fn unknown_route_has_null_code() {
+        let e = RelayError::RouteNotFound {
+            method: "POST".into(),
+            path: "/v1/foo".into(),
+        };
+        assert_eq!(
+            body(&e),
+            json!({"error":{"message":"Invalid URL (POST /v1/foo)","type":"invalid_request_error","param":null,"code":null}})
+        );
+    }
+
+    #[test]
+    fn upstream_openai_error_passes_through_bytes() {
+        let raw = br#"{"error":{"message":"bad","type":"invalid_request_error","param":null,"code":"x"}}"#;
+        let e = RelayError::UpstreamRejected {
+            status: 422,
+            body: Some(raw.to_vec()),
+            retry_after: None,
+        };
+        assert_eq!(e.status(), 422);
+        assert_eq!(e.openai_body(), raw.to_vec());
+    }
+
+    #[test]
+    fn upstream_non_json_error_is_wrapped() {
+        let e = RelayError::UpstreamRejected {
+            status: 429,
+            body: Some(b"slow down".to_vec()),
+            retry_after: Some("2".into()),
+        };
+        let b = body(&e);
+        assert_eq!(b["error"]["type"], "requests");
+        assert_eq!(e.headers(), vec![("retry-after", "2".to_string())]);
+    }
+
+    #[test]
+    fn upstream_auth_is_502_not_401() {
+        let e = RelayError::UpstreamAuth;
+        assert_eq!(e.status(), 502);
+        assert_eq!(body(&e)["error"]["code"], "upstream_error");
+        assert_eq!(e.outcome(), Outcome::UpstreamError);
+    }
+
+    #[test]
+    fn upstream_statuses_map() {
+        assert_eq!(
+            RelayError::from_upstream_status(401, vec![], None),
+            RelayError::UpstreamAuth
+        );
+        assert_eq!(
+            RelayError::from_upstream_status(403, vec![], None),
+            RelayError::UpstreamAuth
+        );
+        assert_eq!(
+            RelayError::from_upstream_status(400, b"x".to_vec(), None).status(),
+            400
+        );
+        assert_eq!(
+            RelayError::from_upstream_status(500, vec![], None).status(),
+            502
+        );
+        assert_eq!(
+            RelayError::from_upstream_status(503, vec![], None).status(),
+            502
+        );
+        let quota = br#"{"error":{"message":"q","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"#;
+        assert_eq!(
+            RelayError::from_upstream_status(429, quota.to_vec(), None).status(),
+            502
+        );
+        assert_eq!(
+            RelayError::from_upstream_status(429, b"{}".to_vec(), None).status(),
+            429
+        );
+    }
+
+    #[test]
+    fn stream_tail_is_error_then_done() {
+        let tail = String::from_utf8(RelayError::UpstreamStreamEnded.openai_stream_tail()).unwrap();
+        assert_eq!(
+            tail,
+            "data: {\"error\":{\"code\":\"upstream_stream_error\",\"message\":\"Upstream stream ended unexpectedly.\",\"param\":null,\"type\":\"server_error\"}}\n\ndata: [DONE]\n\n"
+        );
+    }
+
+    #[test]
+    fn anthropic_shape() {
+        let b: Value = serde_json::from_slice(
+            &RelayError::InvalidApiKey(KeyProblem::Missing).anthropic_body(),
+        )
+        .unwrap();
+        assert_eq!(b["type"], "error");
+        assert_eq!(b["error"]["type"], "authentication_error");
+    }
+}

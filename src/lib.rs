@@ -1,0 +1,17 @@
+//! llm-relay: an OpenAI-compatible relay for Cloudflare Workers. The modules below are the pure
+//! core (no `worker` import, tested natively with `cargo test`); `edge` is the thin glue that
+//! touches the Workers runtime and is compiled only for wasm32.
+pub mod auth;
+pub mod chat;
+pub mod config;
+pub mod echo;
+pub mod error;
+pub mod models;
+pub mod routes;
+pub mod sse;
+pub mod stream;
+pub mod time;
+pub mod usage;
+
+#[cfg(target_arch = "wasm32")]
+mod edge;

@@ -1,0 +1,292 @@
+//! The per-chunk logic of an OpenAI chat stream: forward upstream bytes, meter a parsed copy,
+//! drop the usage chunk the relay injected (R2.3, event-aligned per R8.12), and close a
+//! truncated stream with one in-band error and `[DONE]` (R2.7). No I/O: the edge glue drives it.
+
+use serde_json::Value;
+
+use crate::error::RelayError;
+use crate::sse::{SseDecoder, SseEvent};
+use crate::usage::{Outcome, Tokens, UsageSource};
+
+/// What the stream taught us, read when the usage row is written.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StreamMeter {
+    pub saw_done: bool,
+    pub usage: Option<Tokens>,
+    /// Characters of content, refusal and tool-argument text, for the estimate.
+    pub completion_chars: u64,
+    pub finish_reason: Option<String>,
+    /// Code (or message) of an in-band error event from the upstream.
+    pub upstream_error: Option<String>,
+    pub events: u64,
+    /// The relay ended the stream itself (truncation or an oversize event).
+    pub truncated: bool,
+}
+
+impl StreamMeter {
+    /// Outcome and tokens for the row; `cancelled` when the client went away first.
+    pub fn settle(&self, prompt_chars: u64, cancelled: bool) -> (Outcome, Tokens, UsageSource) {
+        let outcome = if self.upstream_error.is_some() {
+            Outcome::UpstreamError
+        } else if self.saw_done && !self.truncated {
+            Outcome::Ok
+        } else if cancelled {
+            Outcome::ClientCancelled
+        } else {
+            Outcome::Truncated
+        };
+        match self.usage {
+            Some(tokens) => (outcome, tokens, UsageSource::Upstream),
+            None => (
+                outcome,
+                Tokens::estimated(prompt_chars, self.completion_chars),
+                UsageSource::Estimated,
+            ),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct StreamRelay {
+    decoder: SseDecoder,
+    /// Drop the usage-only chunk because the client never asked for it.
+    strip_usage: bool,
+    /// Strip mode only: bytes of the segment still in progress, starting at `pending_start`.
+    pending: Vec<u8>,
+    pending_start: u64,
+    meter: StreamMeter,
+    ended: bool,
+}
+
+impl StreamRelay {
+    pub fn new(strip_usage: bool) -> Self {
+        Self::with_decoder(strip_usage, SseDecoder::new())
+    }
+
+    pub fn with_decoder(strip_usage: bool, decoder: SseDecoder) -> Self {
+        StreamRelay {
+            decoder,
+            strip_usage,
+            pending: Vec::new(),
+            pending_start: 0,
+            meter: StreamMeter::default(),
+            ended: false,
+        }
+    }
+
+    pub fn meter(&self) -> &StreamMeter {
+        &self.meter
+    }
+
+    pub fn ended(&self) -> bool {
+        self.ended
+    }
+
+    /// Takes one upstream chunk and returns the bytes to send on. In pass-through mode that is
+    /// the chunk itself, as it arrived.
+    pub fn feed(&mut self, chunk: Vec<u8>) -> Vec<u8> {
+        if self.ended {
+            return Vec::new();
+        }
+        let events = match self.decoder.feed(&chunk) {
+            Ok(events) => events,
+            Err(_) => return self.abort(),
+        };
+        let mut drop_spans = Vec::new();
+        for ev in &events {
+            if self.observe(ev) && self.strip_usage {
+                drop_spans.push((ev.start, ev.end));
+            }
+        }
+        if !self.strip_usage {
+            return chunk;
+        }
+        self.pending.extend_from_slice(&chunk);
+        let boundary = self.decoder.boundary();
+        let mut out = Vec::with_capacity(self.pending.len());
+        let mut cursor = self.pending_start;
+        for (start, end) in drop_spans {
+            out.extend_from_slice(self.slice(cursor, start));
+            cursor = end;
+        }
+        out.extend_from_slice(self.slice(cursor, boundary));
+        let keep_from = usize::try_from(boundary.saturating_sub(self.pending_start)).unwrap_or(0);
+        self.pending.drain(..keep_from.min(self.pending.len()));
+        self.pending_start = boundary.max(self.pending_start);
+        out
+    }
+
+    /// Bytes of `pending` between two absolute offsets (empty when out of range).
+    fn slice(&self, from: u64, to: u64) -> &[u8] {
+        let a = usize::try_from(from.saturating_sub(self.pending_start)).unwrap_or(usize::MAX);
+        let b = usize::try_from(to.saturating_sub(self.pending_start)).unwrap_or(usize::MAX);
+        self.pending
+            .get(a..b.min(self.pending.len()))
+            .unwrap_or(&[])
+    }
+
+    /// Upstream reached EOF. Returns the tail to send: nothing after `[DONE]`, otherwise the
+    /// R2.7 error event and `[DONE]`.
+    pub fn finish(&mut self) -> Vec<u8> {
+        if self.ended {
+            return Vec::new();
+        }
+        if let Some(ev) = self.decoder.finish() {
+            // A final event with no blank line (V10) still counts for accounting.
+            self.observe(&ev);
+        }
+        if self.meter.saw_done {
+            self.ended = true;
+            return if self.strip_usage {
+                std::mem::take(&mut self.pending)
+            } else {
+                Vec::new()
+            };
+        }
+        self.abort()
+    }
+
+    /// The upstream failed or sent an event too large to hold: end the client stream in-band.
+    pub fn abort(&mut self) -> Vec<u8> {
+        if self.ended {
+            return Vec::new();
+        }
+        self.ended = true;
+        self.meter.truncated = true;
+        let mut out = Vec::new();
+        // In pass-through a half-sent event is already downstream; close it so the error event
+        // that follows is read as its own event.
+        if !self.strip_usage && self.decoder.boundary() < self.decoder.offset() {
+            out.extend_from_slice(b"\n\n");
+        }
+        self.pending.clear();
+        out.extend_from_slice(&RelayError::UpstreamStreamEnded.openai_stream_tail());
+        out
+    }
+
+    /// Meters one event; true when it is a usage-only chunk (`"choices":[]` with a usage).
+    fn observe(&mut self, ev: &SseEvent) -> bool {
+        self.meter.events += 1;
+        let data = ev.data.as_str();
+        if data.starts_with("[DONE]") {
+            self.meter.saw_done = true;
+            return false;
+        }
+        self.meter.completion_chars += string_field_chars(data, "content")
+            + string_field_chars(data, "refusal")
+            + string_field_chars(data, "arguments");
+        if let Some(reason) = first_string_field(data, "finish_reason") {
+            self.meter.finish_reason = Some(reason);
+        }
+        // Parse in full only the rare events that can carry usage or an error.
+        let may_have_usage = data.contains("\"usage\"") && !data.contains("\"usage\":null");
+        if !may_have_usage && !data.contains("\"error\"") {
+            return false;
+        }
+        let Ok(v) = serde_json::from_str::<Value>(data) else {
+            return false;
+        };
+        if let Some(err) = v
+            .get("error")
+            .filter(|e| !e.is_null() && *e != &Value::Bool(false))
+        {
+            let code = err
+                .get("code")
+                .and_then(Value::as_str)
+                .or_else(|| err.get("type").and_then(Value::as_str))
+                .unwrap_or("error");
+            self.meter.upstream_error = Some(code.to_string());
+            return false;
+        }
+        if let Some(tokens) = v.get("usage").and_then(Tokens::from_openai) {
+            self.meter.usage = Some(tokens);
+            let no_choices = v
+                .get("choices")
+                .and_then(Value::as_array)
+                .is_some_and(Vec::is_empty);
+            return no_choices;
+        }
+        false
+    }
+}
+
+/// Sums the lengths of every `"<name>":"…"` string value in `json` without parsing it,
+/// counting an escape sequence as one character. Cheap enough to run on every delta.
+pub fn string_field_chars(json: &str, name: &str) -> u64 {
+    let needle = format!("\"{name}\":\"");
+    let mut total = 0u64;
+    let mut rest = json;
+    while let Some(pos) = rest.find(&needle) {
+        rest = rest.get(pos + needle.len()..).unwrap_or("");
+        let mut chars = rest.chars();
+        let mut consumed = 0usize;
+        while let Some(c) = chars.next() {
+            consumed += c.len_utf8();
+            match c {
+                '"' => break,
+                '\\' => {
+                    let e = chars.next();
+                    consumed += e.map_or(0, char::len_utf8);
+                    if e == Some('u') {
+                        // \uXXXX: four hex digits stand for one character.
+                        for _ in 0..4 {
+                            consumed += chars.next().map_or(0, char::len_utf8);
+                        }
+                    }
+                    total += 1;
+                }
+                _ => total += 1,
+            }
+        }
+        rest = rest.get(consumed..).unwrap_or("");
+    }
+    total
+}
+
+/// The first `"<name>":"value"` in `json`, for fields whose values never need unescaping.
+fn first_string_field(json: &str, name: &str) -> Option<String> {
+    let needle = format!("\"{name}\":\"");
+    let start = json.find(&needle)? + needle.len();
+    let rest = json.get(start..)?;
+    let end = rest.find('"')?;
+    rest.get(..end).map(str::to_string)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_chars() {
+        assert_eq!(
+            string_field_chars(r#"{"delta":{"content":"Hello"}}"#, "content"),
+            5
+        );
+        assert_eq!(
+            string_field_chars(r#"{"content":"a\"b\n\u00e9"}"#, "content"),
+            5
+        );
+        assert_eq!(string_field_chars(r#"{"content":null}"#, "content"), 0);
+        assert_eq!(
+            string_field_chars(
+                r#"[{"arguments":"{\"a\":"},{"arguments":"1}"}]"#,
+                "arguments"
+            ),
+            7
+        );
+        assert_eq!(string_field_chars(r#"{"content":"café"}"#, "content"), 4);
+    }
+
+    #[test]
+    fn finish_reason_read() {
+        assert_eq!(
+            first_string_field(r#"{"finish_reason":"stop"}"#, "finish_reason"),
+            Some("stop".to_string())
+        );
+        assert_eq!(
+            first_string_field(r#"{"finish_reason":null}"#, "finish_reason"),
+            None
+        );
+    }
+}

@@ -1,0 +1,354 @@
+// Mock OpenAI-compatible upstream for the relay's runtime tests: scripted
+// Chat Completions behaviours (chosen by `model`), request recording, and SSE parsing.
+import http from 'node:http';
+
+const REPLY_WORDS = ['Hello ', 'from ', 'the ', 'mock ', 'provider.'];
+export const REPLY_TEXT = REPLY_WORDS.join('');
+const LONG_WORDS = Array.from({ length: 100 }, (_, i) => `w${i} `);
+const ERROR_STATUSES = new Set([400, 401, 403, 404, 413, 422, 429, 500, 503]);
+const MOCK_MODELS = ['mock-ok', 'mock-cached', 'mock-long', 'mock-tools', 'mock-no-usage'];
+
+// Matches protocol.md §2.3's tool-call example, so relay tests can compare against the doc.
+const TOOL_DELTAS = [
+  { role: 'assistant', content: null, tool_calls: [{ index: 0, id: 'call_A', type: 'function', function: { name: 'get_weather', arguments: '' } }] },
+  { tool_calls: [{ index: 0, function: { arguments: '{"city":' } }] },
+  { tool_calls: [{ index: 0, function: { arguments: '"SF"}' } }] },
+  { tool_calls: [{ index: 1, id: 'call_B', type: 'function', function: { name: 'get_weather', arguments: '{"city":"NYC"}' } }] },
+];
+const TOOL_CALLS = [
+  { id: 'call_A', type: 'function', function: { name: 'get_weather', arguments: '{"city":"SF"}' } },
+  { id: 'call_B', type: 'function', function: { name: 'get_weather', arguments: '{"city":"NYC"}' } },
+];
+
+function errorBody(message, type, code = null, param = null) {
+  return JSON.stringify({ error: { message, type, param, code } });
+}
+
+function promptTokens(body) {
+  let chars = 0;
+  for (const m of Array.isArray(body?.messages) ? body.messages : []) {
+    if (typeof m?.content === 'string') chars += m.content.length;
+  }
+  return 10 + Math.ceil(chars / 4);
+}
+
+function usageObject(prompt, completion, cached = 0, reasoning = 0) {
+  return {
+    prompt_tokens: prompt,
+    completion_tokens: completion,
+    total_tokens: prompt + completion,
+    prompt_tokens_details: { cached_tokens: cached },
+    completion_tokens_details: { reasoning_tokens: reasoning },
+  };
+}
+
+// Describes the "text answer" family so stream and non-stream paths share one source of truth.
+function textPlan(model, body) {
+  const words = model === 'mock-long' ? LONG_WORDS : REPLY_WORDS;
+  const cached = model === 'mock-cached';
+  return {
+    words,
+    usage: model === 'mock-no-usage'
+      ? null
+      : usageObject(promptTokens(body), words.length, cached ? 4 : 0, cached ? 2 : 0),
+  };
+}
+
+export function parseSse(text) {
+  const out = [];
+  const blocks = String(text).replace(/\r\n?/g, '\n').split(/\n\n+/);
+  for (const block of blocks) {
+    const data = [];
+    for (const line of block.split('\n')) {
+      if (line === 'data' || line.startsWith('data:')) {
+        const v = line.slice(5);
+        data.push(v.startsWith(' ') ? v.slice(1) : v);
+      }
+    }
+    // Comment-only / empty blocks carry no payload, as in the SSE spec.
+    if (data.length) out.push(data.join('\n'));
+  }
+  return out;
+}
+
+export async function startMockProvider(opts = {}) {
+  const apiKey = opts.apiKey ?? 'sk-mock';
+  const chunkDelayMs = opts.chunkDelayMs ?? 10;
+  const slowMs = opts.slowMs ?? 1500;
+  const requests = [];
+  const sockets = new Set();
+  let counter = 0;
+
+  const server = http.createServer((req, res) => {
+    handle(req, res).catch((err) => {
+      // A bug in the mock must surface as a failing response, not a hung test.
+      if (!res.headersSent && !res.destroyed) {
+        sendJson(res, 500, errorBody(`mock internal error: ${err?.message}`, 'server_error'));
+      } else {
+        res.destroy();
+      }
+    });
+  });
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+
+  async function handle(req, res) {
+    const n = ++counter;
+    const rec = { method: req.method, path: req.url, headers: { ...req.headers }, body: undefined, rawBody: '', aborted: false };
+    requests.push(rec);
+    // What the mock actually sent, so tests can compare the relay's output byte for byte.
+    rec.sent = '';
+    const write = res.write.bind(res);
+    res.write = (chunk, ...rest) => { rec.sent += String(chunk); return write(chunk, ...rest); };
+    const end = res.end.bind(res);
+    res.end = (chunk, ...rest) => {
+      if (chunk !== undefined && typeof chunk !== 'function') rec.sent += String(chunk);
+      return end(chunk, ...rest);
+    };
+
+    let closed = false;
+    let selfDestroyed = false;
+    const wakers = new Set();
+    res.on('close', () => {
+      closed = true;
+      // Intentional drops (mock-drop) are not client aborts.
+      if (!res.writableFinished && !selfDestroyed) rec.aborted = true;
+      for (const wake of [...wakers]) wake();
+    });
+    // Resolves early when the connection closes, so no timer outlives its response.
+    const sleep = (ms) => new Promise((resolve) => {
+      if (closed) return resolve();
+      const done = () => { clearTimeout(t); wakers.delete(done); resolve(); };
+      const t = setTimeout(done, ms);
+      wakers.add(done);
+    });
+    const drop = () => { selfDestroyed = true; res.socket?.destroy(); };
+
+    res.setHeader('x-request-id', `req_mock_${n}`);
+
+    const raw = await readBody(req);
+    rec.rawBody = raw;
+    try { rec.body = raw === '' ? '' : JSON.parse(raw); } catch { rec.body = raw; }
+    if (closed) return;
+
+    const auth = req.headers.authorization;
+    if (auth !== `Bearer ${apiKey}`) {
+      return sendJson(res, 401, errorBody('Incorrect API key provided: sk-***.', 'invalid_request_error', 'invalid_api_key'));
+    }
+
+    const pathname = new URL(req.url, 'http://x').pathname;
+    if (req.method === 'GET' && pathname === '/v1/models') {
+      return sendJson(res, 200, JSON.stringify({
+        object: 'list',
+        data: MOCK_MODELS.map((id) => ({ id, object: 'model', created: 1700000000, owned_by: 'mock' })),
+      }));
+    }
+    if (req.method !== 'POST' || pathname !== '/v1/chat/completions') {
+      return sendJson(res, 404, errorBody(`Unknown request URL: ${req.method} ${pathname}.`, 'invalid_request_error'));
+    }
+
+    const body = rec.body;
+    if (!body || typeof body !== 'object' || Array.isArray(body)) {
+      return sendJson(res, 400, errorBody('We could not parse the JSON body of your request.', 'invalid_request_error'));
+    }
+    if (typeof body.model !== 'string') {
+      return sendJson(res, 400, errorBody('you must provide a model parameter', 'invalid_request_error'));
+    }
+
+    const model = body.model;
+    const stream = body.stream === true;
+    const ctx = {
+      id: `chatcmpl-mock${n}`,
+      created: Math.floor(Date.now() / 1000),
+      model,
+      includeUsage: body.stream_options?.include_usage === true,
+    };
+
+    const errMatch = /^mock-error-(\d{3})$/.exec(model);
+    if (errMatch && ERROR_STATUSES.has(Number(errMatch[1]))) {
+      const status = Number(errMatch[1]);
+      const type = status === 429 ? 'requests' : status >= 500 ? 'server_error' : 'invalid_request_error';
+      if (status === 429) res.setHeader('retry-after', '1');
+      return sendJson(res, status, errorBody(`mock ${status} error`, type, `mock_${status}`));
+    }
+
+    switch (model) {
+      case 'mock-hang':
+        return; // left open on purpose; close() or the client ends it
+      case 'mock-bad-json':
+        return sendJson(res, 200, 'not json');
+      case 'mock-json-on-stream':
+        return sendJson(res, 200, JSON.stringify(completionBody(ctx, textPlan('mock-ok', body))));
+      case 'mock-tools':
+        if (!stream) return sendJson(res, 200, JSON.stringify(toolCompletionBody(ctx)));
+        return playSse(res, sleep, () => closed, chunkDelayMs, toolFrames(ctx));
+      case 'mock-drop':
+        if (!stream) { await sleep(chunkDelayMs); return drop(); }
+        await playSse(res, sleep, () => closed, chunkDelayMs, textFrames(ctx, REPLY_WORDS.slice(0, 3), { end: false }));
+        if (!closed) { await sleep(chunkDelayMs); drop(); }
+        return;
+      case 'mock-error-in-stream':
+        if (!stream) return sendJson(res, 500, errorBody('boom', 'server_error'));
+        return playSse(res, sleep, () => closed, chunkDelayMs, errorInStreamFrames(ctx));
+      case 'mock-infinite':
+        if (!stream) break;
+        return playSse(res, sleep, () => closed, chunkDelayMs, infiniteFrames(ctx));
+      case 'mock-slow':
+        await sleep(slowMs);
+        if (closed) return;
+        if (!stream) break;
+        return playSse(res, sleep, () => closed, 100, textFrames(ctx, REPLY_WORDS, { usage: textPlan('mock-ok', body).usage }));
+      case 'mock-comments':
+        if (!stream) break;
+        return playSse(res, sleep, () => closed, chunkDelayMs, commentFrames(ctx, textPlan('mock-ok', body)));
+      default:
+        break;
+    }
+
+    // mock-ok, mock-cached, mock-long, mock-no-usage and any unknown model.
+    const plan = textPlan(model, body);
+    if (!stream) return sendJson(res, 200, JSON.stringify(completionBody(ctx, plan)));
+    return playSse(res, sleep, () => closed, chunkDelayMs, textFrames(ctx, plan.words, { usage: plan.usage }));
+  }
+
+  await new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => { server.off('error', reject); resolve(); });
+  });
+  const { port } = server.address();
+
+  return {
+    url: `http://127.0.0.1:${port}/v1`,
+    port,
+    requests,
+    reset() { requests.length = 0; },
+    async close() {
+      const done = new Promise((resolve) => server.close(() => resolve()));
+      server.closeAllConnections?.();
+      for (const s of sockets) s.destroy();
+      await done;
+    },
+  };
+}
+
+function readBody(req) {
+  return new Promise((resolve) => {
+    const parts = [];
+    req.on('data', (c) => parts.push(c));
+    req.on('end', () => resolve(Buffer.concat(parts).toString('utf8')));
+    // An aborted upload still yields whatever arrived, so the record is never left pending.
+    req.on('error', () => resolve(Buffer.concat(parts).toString('utf8')));
+    req.on('close', () => resolve(Buffer.concat(parts).toString('utf8')));
+  });
+}
+
+function sendJson(res, status, text) {
+  if (res.destroyed) return;
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+  });
+  res.end(text);
+}
+
+// Each frame gets its own write (and delay) so clients see genuinely incremental delivery.
+async function playSse(res, sleep, isClosed, delayMs, frames) {
+  if (isClosed()) return;
+  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+  let first = true;
+  for (const frame of frames) {
+    if (!first) await sleep(delayMs);
+    if (isClosed()) return;
+    first = false;
+    if (frame === null) return; // caller finishes the response itself
+    res.write(frame);
+  }
+  if (!isClosed()) res.end();
+}
+
+function chunkJson(ctx, choices, usage) {
+  const o = { id: ctx.id, object: 'chat.completion.chunk', created: ctx.created, model: ctx.model, choices };
+  // OpenAI only adds the usage key at all when include_usage was requested.
+  if (ctx.includeUsage) o.usage = usage ?? null;
+  return JSON.stringify(o);
+}
+
+const choice = (delta, finish = null) => [{ index: 0, delta, logprobs: null, finish_reason: finish }];
+const frame = (json, eol = '\n') => `data: ${json}${eol}${eol}`;
+
+function* textFrames(ctx, words, { usage = null, end = true, eol = '\n' } = {}) {
+  yield frame(chunkJson(ctx, choice({ role: 'assistant', content: '' })), eol);
+  for (const w of words) yield frame(chunkJson(ctx, choice({ content: w })), eol);
+  if (!end) { yield null; return; }
+  yield frame(chunkJson(ctx, choice({}, 'stop')), eol);
+  if (ctx.includeUsage && usage) yield frame(chunkJson(ctx, [], usage), eol);
+  yield frame('[DONE]', eol);
+}
+
+function* commentFrames(ctx, plan) {
+  let first = true;
+  for (const f of textFrames(ctx, plan.words, { usage: plan.usage, eol: '\r\n' })) {
+    if (!first) yield ': keep-alive\n\n';
+    first = false;
+    yield f;
+  }
+}
+
+function* toolFrames(ctx) {
+  for (const d of TOOL_DELTAS) yield frame(chunkJson(ctx, choice(d)));
+  yield frame(chunkJson(ctx, choice({}, 'tool_calls')));
+  if (ctx.includeUsage) yield frame(chunkJson(ctx, [], usageObject(20, 12)));
+  yield frame('[DONE]');
+}
+
+function* errorInStreamFrames(ctx) {
+  yield frame(chunkJson(ctx, choice({ role: 'assistant', content: '' })));
+  for (const w of REPLY_WORDS.slice(0, 2)) yield frame(chunkJson(ctx, choice({ content: w })));
+  yield frame(errorBody('boom', 'server_error'));
+  yield frame('[DONE]');
+}
+
+function* infiniteFrames(ctx) {
+  yield frame(chunkJson(ctx, choice({ role: 'assistant', content: '' })));
+  // Bounded so a relay that never disconnects cannot keep a test run alive forever.
+  for (let i = 0; i < 2000; i++) yield frame(chunkJson(ctx, choice({ content: 'tick ' })));
+  yield frame(chunkJson(ctx, choice({}, 'stop')));
+  yield frame('[DONE]');
+}
+
+function completionBody(ctx, plan) {
+  const o = {
+    id: ctx.id,
+    object: 'chat.completion',
+    created: ctx.created,
+    model: ctx.model,
+    choices: [{
+      index: 0,
+      message: { role: 'assistant', content: plan.words.join(''), refusal: null },
+      logprobs: null,
+      finish_reason: 'stop',
+    }],
+  };
+  if (plan.usage) o.usage = plan.usage;
+  o.system_fingerprint = 'fp_mock';
+  return o;
+}
+
+function toolCompletionBody(ctx) {
+  return {
+    id: ctx.id,
+    object: 'chat.completion',
+    created: ctx.created,
+    model: ctx.model,
+    choices: [{
+      index: 0,
+      message: { role: 'assistant', content: null, tool_calls: TOOL_CALLS, refusal: null },
+      logprobs: null,
+      finish_reason: 'tool_calls',
+    }],
+    usage: usageObject(20, 12),
+    system_fingerprint: 'fp_mock',
+  };
+}

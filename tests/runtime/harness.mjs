@@ -1,0 +1,138 @@
+// Shared runtime-test harness: the built worker on real workerd through Miniflare's API, with
+// local KV and D1 (migrations applied from migrations/), pointed at a mock provider on loopback.
+import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync, readdirSync, existsSync } from 'node:fs';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Miniflare } from 'miniflare';
+import { startMockProvider } from '../mock/provider.mjs';
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const SHIM = join(ROOT, 'build', 'worker', 'shim.mjs');
+export const ADMIN_TOKEN = 'test-admin-token-0123456789';
+export const PROVIDER_KEY = 'sk-mock';
+
+function compatibilityDate() {
+  const m = readFileSync(join(ROOT, 'wrangler.toml'), 'utf8').match(/^compatibility_date\s*=\s*"([^"]+)"/m);
+  return m ? m[1] : '2026-04-20';
+}
+
+/** Every statement of every migration, in file order, as wrangler would apply them. */
+function migrationStatements() {
+  const dir = join(ROOT, 'migrations');
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.sql'))
+    .sort()
+    .flatMap((f) =>
+      readFileSync(join(dir, f), 'utf8')
+        .replace(/--[^\n]*/g, '')
+        .split(/;\s*(?:\n|$)/)
+        .map((s) => s.trim())
+        .filter(Boolean),
+    );
+}
+
+export function sha256(text) {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+export function makeKey(env = 'test', team = 'team-a', user = 'ann') {
+  const secret = Array.from(randomBytes(32), (b) => BASE62[b % 62]).join('');
+  return `lc_${env}_${team}_${user}_${secret}`;
+}
+
+/**
+ * Starts a mock provider (unless `mock: false`) and the relay. `vars` override bindings;
+ * set a var to undefined to leave it unset.
+ */
+export async function startRelay({ vars = {}, mock = {} } = {}) {
+  if (!existsSync(SHIM)) throw new Error(`${SHIM} missing: run \`npm run build\` first`);
+  const provider = mock === false ? null : await startMockProvider(mock);
+  const bindings = {
+    OPENAI_BASE_URL: provider ? provider.url : 'http://127.0.0.1:9/v1',
+    OPENAI_API_KEY: PROVIDER_KEY,
+    OPENAI_MODELS: 'mock-*,gpt-4o-mini',
+    ADMIN_TOKEN,
+    UPSTREAM_TIMEOUT_MS: '3000',
+    STREAM_IDLE_MS: '800',
+    ...vars,
+  };
+  for (const k of Object.keys(bindings)) if (bindings[k] === undefined) delete bindings[k];
+  const mf = new Miniflare({
+    scriptPath: SHIM,
+    modules: true,
+    modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'], fallthrough: true }],
+    compatibilityDate: compatibilityDate(),
+    cf: false,
+    host: '127.0.0.1',
+    port: 0,
+    kvNamespaces: ['KEYS'],
+    d1Databases: ['DB'],
+    bindings,
+  });
+  const url = (await mf.ready).toString().replace(/\/$/, '');
+  const kv = await mf.getKVNamespace('KEYS');
+  const db = await mf.getD1Database('DB');
+  for (const stmt of migrationStatements()) await db.prepare(stmt).run();
+
+  const relay = {
+    mf,
+    url,
+    base: `${url}/v1`,
+    kv,
+    db,
+    provider,
+    /** Puts a key record straight into KV, as `POST /admin/keys` would. */
+    async seedKey({ team = 'team-a', user = 'ann', env = 'test', status = 'active', expires_at } = {}) {
+      const key = makeKey(env, team, user);
+      const record = { id: `key_${randomBytes(6).toString('hex')}`, team, user, env, created_at: new Date().toISOString(), status };
+      if (expires_at) record.expires_at = expires_at;
+      await kv.put(`key:${sha256(key)}`, JSON.stringify(record));
+      return { key, record };
+    },
+    async rows() {
+      const { results } = await db.prepare('SELECT * FROM usage ORDER BY started_at').all();
+      return results;
+    },
+    async count() {
+      const row = await db.prepare('SELECT COUNT(*) AS n FROM usage').first();
+      return row.n;
+    },
+    /** Waits (bounded) for the settled row of one request, found by the relay's x-request-id. */
+    async row(requestId, { timeoutMs = 8000, settled = true } = {}) {
+      const deadline = Date.now() + timeoutMs;
+      while (Date.now() < deadline) {
+        const r = await db.prepare('SELECT * FROM usage WHERE request_id = ?').bind(requestId).first();
+        if (r && (!settled || r.settled === 1)) return r;
+        await new Promise((res) => setTimeout(res, 25));
+      }
+      throw new Error(`no ${settled ? 'settled ' : ''}usage row for ${requestId} within ${timeoutMs} ms`);
+    },
+    async close() {
+      await mf.dispose();
+      if (provider) await provider.close();
+    },
+  };
+  return relay;
+}
+
+/** fetch() against the relay with JSON defaults; returns { res, text, json }. */
+export async function call(relay, path, { method = 'POST', key, body, headers = {}, raw } = {}) {
+  const h = { 'accept-encoding': 'identity', ...headers };
+  if (key) h.authorization = `Bearer ${key}`;
+  if (body !== undefined && !h['content-type']) h['content-type'] = 'application/json';
+  const res = await fetch(`${relay.url}${path}`, {
+    method,
+    headers: h,
+    body: raw !== undefined ? raw : body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let json;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { res, text, json, requestId: res.headers.get('x-request-id') };
+}
