@@ -29,7 +29,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   try {
     // `npm test` builds once, then runs `wrangler deploy --dry-run`, whose [build] hook lands
     // here again: RELAY_SKIP_BUILD reuses the bundle just built.
-    if (process.env.RELAY_SKIP_BUILD && existsSync(join(ROOT, 'build', 'worker', 'shim.mjs'))) {
+    if (process.env.RELAY_SKIP_BUILD && existsSync(join(ROOT, 'build', 'index.js'))) {
       log('reusing the existing build (RELAY_SKIP_BUILD)');
       process.exit(0);
     }

@@ -34,7 +34,13 @@ function output(cmd, args) {
 /** PATH with cargo's bin dir, so freshly installed tools are found in this same process. */
 export function toolEnv(extra = {}) {
   const path = process.env.PATH || '';
-  return { ...process.env, PATH: path.split(':').includes(CARGO_BIN) ? path : `${CARGO_BIN}:${path}`, ...extra };
+  return {
+    ...process.env,
+    PATH: path.split(':').includes(CARGO_BIN) ? path : `${CARGO_BIN}:${path}`,
+    // Wrangler otherwise tries to send usage metrics, which this network cannot reach.
+    WRANGLER_SEND_METRICS: 'false',
+    ...extra,
+  };
 }
 
 function ensureCargoTool(bin, crate, version) {

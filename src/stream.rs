@@ -56,6 +56,8 @@ pub struct StreamRelay {
     pending_start: u64,
     meter: StreamMeter,
     ended: bool,
+    /// Pass-through only: the client already has the first bytes of an unfinished event.
+    open_event: bool,
 }
 
 impl StreamRelay {
@@ -71,6 +73,7 @@ impl StreamRelay {
             pending_start: 0,
             meter: StreamMeter::default(),
             ended: false,
+            open_event: false,
         }
     }
 
@@ -99,6 +102,7 @@ impl StreamRelay {
             }
         }
         if !self.strip_usage {
+            self.open_event = self.decoder.boundary() < self.decoder.offset();
             return chunk;
         }
         self.pending.extend_from_slice(&chunk);
@@ -156,7 +160,7 @@ impl StreamRelay {
         let mut out = Vec::new();
         // In pass-through a half-sent event is already downstream; close it so the error event
         // that follows is read as its own event.
-        if !self.strip_usage && self.decoder.boundary() < self.decoder.offset() {
+        if self.open_event {
             out.extend_from_slice(b"\n\n");
         }
         self.pending.clear();

@@ -75,6 +75,7 @@ export async function startMockProvider(opts = {}) {
   const apiKey = opts.apiKey ?? 'sk-mock';
   const chunkDelayMs = opts.chunkDelayMs ?? 10;
   const slowMs = opts.slowMs ?? 1500;
+  const stallMs = opts.stallMs ?? 3000;
   const requests = [];
   const sockets = new Set();
   let counter = 0;
@@ -188,6 +189,14 @@ export async function startMockProvider(opts = {}) {
         if (!stream) { await sleep(chunkDelayMs); return drop(); }
         await playSse(res, sleep, () => closed, chunkDelayMs, textFrames(ctx, REPLY_WORDS.slice(0, 3), { end: false }));
         if (!closed) { await sleep(chunkDelayMs); drop(); }
+        return;
+      case 'mock-stall':
+        // Role + two words, then silence with the connection held open: a provider that stalls.
+        if (!stream) return;
+        await playSse(res, sleep, () => closed, chunkDelayMs, [...textFrames(ctx, REPLY_WORDS.slice(0, 2), { end: false })]);
+        // Bounded: after stallMs the provider gives up and drops the connection.
+        await sleep(stallMs);
+        if (!closed) drop();
         return;
       case 'mock-error-in-stream':
         if (!stream) return sendJson(res, 500, errorBody('boom', 'server_error'));

@@ -252,3 +252,37 @@ test('client hang-up mid-stream still leaves one row, marked client_cancelled', 
   const rows = await relay.db.prepare('SELECT COUNT(*) AS n FROM usage WHERE request_id = ?').bind(requestId).first();
   assert.equal(rows.n, 1);
 });
+
+test('a stalled stream gets a provisional row, replaced by the final tally when it ends', async () => {
+  const controller = new AbortController();
+  const res = await fetch(`${relay.base}/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', 'accept-encoding': 'identity' },
+    body: JSON.stringify({ model: 'mock-stall', messages, stream: true }),
+    signal: controller.signal,
+  });
+  const requestId = res.headers.get('x-request-id');
+  const reader = res.body.getReader();
+  let seen = '';
+  while (!seen.includes('from ')) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    seen += new TextDecoder().decode(value);
+  }
+  // STREAM_IDLE_MS is 800 in tests: the watcher writes what it knows without waiting for an end.
+  const provisional = await relay.row(requestId, { settled: false, timeoutMs: 5000 });
+  assert.equal(provisional.settled, 0);
+  assert.equal(provisional.outcome, 'truncated', 'waiting on the provider, not the client');
+  assert.equal(provisional.usage_source, 'estimated');
+  assert.equal(provisional.completion_tokens, 3, '"Hello from " = 11 chars -> 3 tokens');
+  // The client gives up; the pending upstream read keeps the body alive (workerd does not
+  // cancel it), until mock-stall's provider drops the connection 3 s in.
+  controller.abort();
+  const final = await relay.row(requestId, { timeoutMs: 8000 });
+  assert.equal(final.settled, 1);
+  assert.equal(final.outcome, 'truncated');
+  assert.ok(final.duration_ms >= 2900, `final row written at the real end (${final.duration_ms} ms)`);
+  assert.equal(final.completion_tokens, 3);
+  const n = await relay.db.prepare('SELECT COUNT(*) AS n FROM usage WHERE request_id = ?').bind(requestId).first();
+  assert.equal(n.n, 1, 'the final write replaced the provisional row');
+});

@@ -8,7 +8,7 @@ import { Miniflare } from 'miniflare';
 import { startMockProvider } from '../mock/provider.mjs';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const SHIM = join(ROOT, 'build', 'worker', 'shim.mjs');
+const SHIM = join(ROOT, 'build', 'index.js');
 export const ADMIN_TOKEN = 'test-admin-token-0123456789';
 export const PROVIDER_KEY = 'sk-mock';
 
@@ -62,7 +62,10 @@ export async function startRelay({ vars = {}, mock = {} } = {}) {
   const mf = new Miniflare({
     scriptPath: SHIM,
     modules: true,
-    modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'], fallthrough: true }],
+    modulesRules: [
+      { type: 'ESModule', include: ['**/*.js'] },
+      { type: 'CompiledWasm', include: ['**/*.wasm'] },
+    ],
     compatibilityDate: compatibilityDate(),
     cf: false,
     host: '127.0.0.1',
