@@ -18,8 +18,8 @@ const steps = [
   ['wrangler deploy --dry-run', () => {
     const out = join(ROOT, 'build', 'dry-run');
     rmSync(out, { recursive: true, force: true });
-    // The bundle is already built; skip the [build] command so it is not built twice.
-    run(wranglerBin(), ['deploy', '--dry-run', '--outdir', out], { env: toolEnv({ RELAY_SKIP_BUILD: '1' }) });
+    // The [build] hook finds the bundle just built up to date and reuses it.
+    run(wranglerBin(), ['deploy', '--dry-run', '--outdir', out], { env: toolEnv() });
   }],
 ];
 
