@@ -6,7 +6,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const WORKER_BUILD_VERSION = '0.8.7';
 // Must equal the wasm-bindgen crate in Cargo.lock (Cargo.toml pins it with `=`).
 export const WASM_BINDGEN_VERSION = '0.2.130';
