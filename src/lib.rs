@@ -2,6 +2,7 @@
 //! core (no `worker` import, tested natively with `cargo test`); `edge` is the thin glue that
 //! touches the Workers runtime and is compiled only for wasm32.
 pub mod auth;
+pub mod cache;
 pub mod chat;
 pub mod config;
 pub mod echo;

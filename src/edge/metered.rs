@@ -32,7 +32,12 @@ enum End {
     Dropped,
 }
 
+type Upstream = Pin<Box<dyn Stream<Item = worker::Result<Vec<u8>>>>>;
+
 struct Shared {
+    /// Held here, not in the body, so the watcher can drop it (cancelling the upstream fetch)
+    /// when the client has stopped reading but workerd never cancels the body.
+    upstream: Option<Upstream>,
     relay: StreamRelay,
     end: Option<End>,
     last_progress_ms: u64,
@@ -53,16 +58,32 @@ impl Shared {
     }
 }
 
-pub struct MeteredBody<S> {
-    upstream: Pin<Box<S>>,
+/// Feeds one upstream item (a chunk, an error, or the end) to the relay and records progress.
+/// Returns the bytes for the client and whether the stream is over.
+fn on_item(shared: &RefCell<Shared>, item: Option<worker::Result<Vec<u8>>>) -> (Vec<u8>, bool) {
+    let mut s = shared.borrow_mut();
+    let out = match item {
+        Some(Ok(chunk)) => s.relay.feed(chunk),
+        Some(Err(_)) => s.relay.abort(),
+        None => s.relay.finish(),
+    };
+    let now = now_ms();
+    s.awaiting_upstream = false;
+    s.last_progress_ms = now;
+    s.first_byte_ms.get_or_insert(now);
+    let ended = s.relay.ended();
+    if ended {
+        s.finish(End::Finished);
+    }
+    (out, ended)
+}
+
+pub struct MeteredBody {
     shared: Rc<RefCell<Shared>>,
     done: bool,
 }
 
-impl<S> Stream for MeteredBody<S>
-where
-    S: Stream<Item = worker::Result<Vec<u8>>>,
-{
+impl Stream for MeteredBody {
     type Item = worker::Result<Vec<u8>>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
@@ -72,29 +93,20 @@ where
             if self.done {
                 return Poll::Ready(None);
             }
-            let polled = self.upstream.as_mut().poll_next(cx);
-            let mut shared = self.shared.borrow_mut();
-            let now = now_ms();
-            let out = match polled {
+            let polled = match self.shared.borrow_mut().upstream.as_mut() {
+                Some(upstream) => upstream.as_mut().poll_next(cx),
+                // The watcher cancelled the upstream: nobody is reading any more.
+                None => return Poll::Ready(None),
+            };
+            let item = match polled {
                 Poll::Pending => {
-                    shared.awaiting_upstream = true;
+                    self.shared.borrow_mut().awaiting_upstream = true;
                     return Poll::Pending;
                 }
-                Poll::Ready(Some(Ok(chunk))) => shared.relay.feed(chunk),
-                Poll::Ready(Some(Err(_))) => shared.relay.abort(),
-                Poll::Ready(None) => shared.relay.finish(),
+                Poll::Ready(item) => item,
             };
-            shared.awaiting_upstream = false;
-            shared.last_progress_ms = now;
-            shared.first_byte_ms.get_or_insert(now);
-            let ended = shared.relay.ended();
-            if ended {
-                shared.finish(End::Finished);
-            }
-            drop(shared);
-            if ended {
-                self.done = true;
-            }
+            let (out, ended) = on_item(&self.shared, item);
+            self.done = ended;
             if !out.is_empty() {
                 return Poll::Ready(Some(Ok(out)));
             }
@@ -102,7 +114,7 @@ where
     }
 }
 
-impl<S> Drop for MeteredBody<S> {
+impl Drop for MeteredBody {
     fn drop(&mut self) {
         if let Ok(mut shared) = self.shared.try_borrow_mut() {
             shared.finish(End::Dropped);
@@ -139,24 +151,28 @@ pub fn meter<S>(
     relay: StreamRelay,
     m: Metering,
     env: Env,
-) -> (MeteredBody<S>, impl Future<Output = ()>)
+) -> (MeteredBody, impl Future<Output = ()>)
 where
     S: Stream<Item = worker::Result<Vec<u8>>> + 'static,
 {
-    let shared = Rc::new(RefCell::new(Shared {
-        relay,
-        end: None,
-        last_progress_ms: m.started_ms,
-        awaiting_upstream: true,
-        first_byte_ms: None,
-        waker: None,
-    }));
+    let shared = new_shared(Box::pin(upstream), relay, m.started_ms);
     let body = MeteredBody {
-        upstream: Box::pin(upstream),
         shared: shared.clone(),
         done: false,
     };
     (body, watch(shared, m, env))
+}
+
+fn new_shared(upstream: Upstream, relay: StreamRelay, started_ms: u64) -> Rc<RefCell<Shared>> {
+    Rc::new(RefCell::new(Shared {
+        upstream: Some(upstream),
+        relay,
+        end: None,
+        last_progress_ms: started_ms,
+        awaiting_upstream: true,
+        first_byte_ms: None,
+        waker: None,
+    }))
 }
 
 fn snapshot(shared: &Shared, m: &Metering, now: u64, cancelled: bool) -> UsageRecord {
@@ -192,9 +208,20 @@ async fn watch(shared: Rc<RefCell<Shared>>, m: Metering, env: Env) {
             let s = shared.borrow();
             (s.last_progress_ms, !s.awaiting_upstream)
         };
-        if now.saturating_sub(idle_since) >= m.idle_ms && provisional_at != Some(idle_since) {
-            // No progress: either the client stopped reading (it left) or the upstream stalled.
-            let rec = snapshot(&shared.borrow(), &m, now, client_side);
+        if now.saturating_sub(idle_since) < m.idle_ms {
+            continue;
+        }
+        if client_side {
+            // Upstream data was handed over and nobody asked for more for `idle_ms`: the client
+            // has gone even though workerd never cancelled the body. Stop the provider too.
+            let mut s = shared.borrow_mut();
+            drop(s.upstream.take());
+            s.finish(End::Dropped);
+            break;
+        }
+        if provisional_at != Some(idle_since) {
+            // The provider has stalled: record what is known now; the final tally replaces it.
+            let rec = snapshot(&shared.borrow(), &m, now, false);
             store::write_usage(&env, &rec, false).await;
             provisional_at = Some(idle_since);
         }

@@ -61,12 +61,7 @@ async fn fetch(mut req: Request, env: Env, wctx: Context) -> worker::Result<Resp
     let anthropic_errors = header(&req, "anthropic-version").is_some();
     let origin = header(&req, "origin");
 
-    let config = Config::from_lookup(|name| {
-        env.secret(name)
-            .map(|s| s.to_string())
-            .or_else(|_| env.var(name).map(|v| v.to_string()))
-            .ok()
-    });
+    let config = cached_config(&env);
     let mut ctx = Ctx {
         env: env.clone(),
         config: Config::default(),
@@ -104,6 +99,26 @@ async fn fetch(mut req: Request, env: Env, wctx: Context) -> worker::Result<Resp
         wctx.wait_until(async move { store::write_usage(&env, &rec, true).await });
     }
     Ok(response)
+}
+
+thread_local! {
+    static CONFIG: std::cell::RefCell<Option<Config>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Vars and secrets are fixed for an isolate's lifetime (a change deploys new isolates), so
+/// they are read and validated once per isolate rather than on every request.
+fn cached_config(env: &Env) -> Result<Config, RelayError> {
+    if let Some(c) = CONFIG.with(|c| c.borrow().clone()) {
+        return Ok(c);
+    }
+    let config = Config::from_lookup(|name| {
+        env.secret(name)
+            .map(|s| s.to_string())
+            .or_else(|_| env.var(name).map(|v| v.to_string()))
+            .ok()
+    })?;
+    CONFIG.with(|c| *c.borrow_mut() = Some(config.clone()));
+    Ok(config)
 }
 
 fn header(req: &Request, name: &str) -> Option<String> {
@@ -269,10 +284,11 @@ async fn relay_upstream(
         .flatten()
         .is_some_and(|ct| ct.starts_with("text/event-stream"));
     if parsed.stream && is_sse {
+        let strip = asked_usage && !parsed.client_wants_usage;
         let upstream_body = resp
             .stream()
             .map_err(|e| RelayError::UpstreamUnavailable(format!("upstream body: {e}")))?;
-        let relay = StreamRelay::new(asked_usage && !parsed.client_wants_usage);
+        let relay = StreamRelay::new(strip);
         return stream_response(upstream_body, relay, parsed.prompt_chars, copied, ctx, wctx);
     }
     let body = resp
@@ -322,6 +338,31 @@ async fn relay_upstream(
     bytes_response(status, &content_type, body, copied)
 }
 
+fn metering(ctx: &mut Ctx, prompt_chars: u64) -> Result<metered::Metering, RelayError> {
+    let mut record = ctx
+        .record
+        .take()
+        .ok_or_else(|| RelayError::Internal("usage record already taken".to_string()))?;
+    record.status = 200;
+    Ok(metered::Metering {
+        record,
+        prompt_chars,
+        started_ms: ctx.started_ms,
+        idle_ms: ctx.config.stream_idle_ms,
+    })
+}
+
+fn sse_headers(headers: Headers) -> Result<Headers, RelayError> {
+    let internal = |e: worker::Error| RelayError::Internal(e.to_string());
+    headers
+        .set("content-type", "text/event-stream; charset=utf-8")
+        .map_err(internal)?;
+    headers
+        .set("cache-control", "no-cache, no-transform")
+        .map_err(internal)?;
+    Ok(headers)
+}
+
 /// Hands the row to the stream's watcher and returns the SSE response.
 fn stream_response<S>(
     body: S,
@@ -334,33 +375,13 @@ fn stream_response<S>(
 where
     S: futures_util::Stream<Item = worker::Result<Vec<u8>>> + 'static,
 {
-    let mut record = ctx
-        .record
-        .take()
-        .ok_or_else(|| RelayError::Internal("usage record already taken".to_string()))?;
-    record.status = 200;
-    let (metered, watcher) = metered::meter(
-        body,
-        relay,
-        metered::Metering {
-            record,
-            prompt_chars,
-            started_ms: ctx.started_ms,
-            idle_ms: ctx.config.stream_idle_ms,
-        },
-        ctx.env.clone(),
-    );
+    let m = metering(ctx, prompt_chars)?;
+    let (metered, watcher) = metered::meter(body, relay, m, ctx.env.clone());
     wctx.wait_until(watcher);
     let internal = |e: worker::Error| RelayError::Internal(e.to_string());
-    headers
-        .set("content-type", "text/event-stream; charset=utf-8")
-        .map_err(internal)?;
-    headers
-        .set("cache-control", "no-cache, no-transform")
-        .map_err(internal)?;
     Ok(Response::from_stream(metered)
         .map_err(internal)?
-        .with_headers(headers))
+        .with_headers(sse_headers(headers)?))
 }
 
 fn copy_headers(from: &Headers) -> Headers {

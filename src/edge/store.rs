@@ -1,12 +1,15 @@
 //! KV (key records) and D1 (usage rows) access. The usage write is an upsert keyed by request
 //! id, retried with backoff; a row that still cannot be written is logged whole for replay.
 
+use std::cell::RefCell;
 use std::time::Duration;
 
 use worker::wasm_bindgen::JsValue;
 use worker::{console_error, console_warn, Delay, Env};
 
+use super::now_ms;
 use crate::auth::{self, KeyRecord};
+use crate::cache::TtlCache;
 use crate::error::RelayError;
 use crate::usage::UsageRecord;
 
@@ -14,14 +17,36 @@ const KV_BINDING: &str = "KEYS";
 const D1_BINDING: &str = "DB";
 const WRITE_ATTEMPTS: u32 = 3;
 
+/// How long an isolate reuses a key record before asking KV again. KV itself takes up to ~60 s
+/// to propagate a change between locations, so this adds little to that bound.
+const KEY_CACHE_TTL_MS: u64 = 10_000;
+const KEY_CACHE_CAPACITY: usize = 1024;
+
+thread_local! {
+    static KEY_CACHE: RefCell<TtlCache<KeyRecord>> =
+        RefCell::new(TtlCache::new(KEY_CACHE_CAPACITY, KEY_CACHE_TTL_MS));
+}
+
+/// The record for a presented key, from the isolate's cache or KV. Unknown keys are not cached,
+/// so a key minted a moment ago works at once.
 pub async fn find_key(env: &Env, key: &str) -> Result<Option<KeyRecord>, RelayError> {
+    let name = auth::kv_name(key);
+    let now = now_ms();
+    if let Some(hit) = KEY_CACHE.with(|c| c.borrow_mut().get(&name, now)) {
+        return Ok(Some(hit));
+    }
     let kv = env
         .kv(KV_BINDING)
         .map_err(|e| RelayError::Internal(format!("KV binding {KV_BINDING}: {e}")))?;
-    kv.get(&auth::kv_name(key))
+    let found = kv
+        .get(&name)
         .json::<KeyRecord>()
         .await
-        .map_err(|e| RelayError::Internal(format!("KV read: {e}")))
+        .map_err(|e| RelayError::Internal(format!("KV read: {e}")))?;
+    if let Some(record) = &found {
+        KEY_CACHE.with(|c| c.borrow_mut().insert(name, record.clone(), now));
+    }
+    Ok(found)
 }
 
 pub async fn put_key(env: &Env, key: &str, record: &KeyRecord) -> Result<(), RelayError> {

@@ -179,21 +179,61 @@ test('upstream that never answers: 504 after UPSTREAM_TIMEOUT_MS', async () => {
   assert.equal(r.row.error_code, 'timeout');
 });
 
-test('stream that drops mid-way: chunks so far, one in-band error, [DONE]; row says truncated', async () => {
-  const r = await once('/v1/chat/completions', { key, body: { model: 'mock-drop', messages, stream: true } });
-  assert.equal(r.res.status, 200);
-  const events = parseSse(r.text);
-  assert.equal(events.at(-1), '[DONE]');
-  assert.deepEqual(JSON.parse(events.at(-2)), {
-    error: { code: 'upstream_stream_error', message: 'Upstream stream ended unexpectedly.', param: null, type: 'server_error' },
+// Both stream modes: with `include_usage` from the client every byte passes unchanged; without
+// it the relay strips the usage chunk it injected (event-aligned).
+const PATHS = [
+  ['pass-through', { stream_options: { include_usage: true } }],
+  ['strip', {}],
+];
+
+for (const [path, extra] of PATHS) {
+  test(`stream that drops mid-way (${path}): chunks so far, one in-band error, [DONE]; row says truncated`, async () => {
+    const r = await once('/v1/chat/completions', { key, body: { model: 'mock-drop', messages, stream: true, ...extra } });
+    assert.equal(r.res.status, 200);
+    const events = parseSse(r.text);
+    assert.equal(events.at(-1), '[DONE]');
+    assert.deepEqual(JSON.parse(events.at(-2)), {
+      error: { code: 'upstream_stream_error', message: 'Upstream stream ended unexpectedly.', param: null, type: 'server_error' },
+    });
+    const text = events.slice(0, -2).map((d) => JSON.parse(d).choices[0].delta.content ?? '').join('');
+    assert.equal(text, 'Hello from the ');
+    assert.ok(r.text.startsWith(relay.provider.requests.at(-1).sent), 'upstream bytes first, unchanged');
+    assert.equal(r.row.outcome, 'truncated');
+    assert.equal(r.row.usage_source, 'estimated');
+    assert.equal(r.row.completion_tokens, 4, '"Hello from the " = 15 chars -> 4 tokens');
+    assert.equal(r.row.prompt_tokens, 1, '"hi" = 2 chars -> 1 token');
   });
-  const text = events.slice(0, -2).map((d) => JSON.parse(d).choices[0].delta.content ?? '').join('');
-  assert.equal(text, 'Hello from the ');
-  assert.equal(r.row.outcome, 'truncated');
-  assert.equal(r.row.usage_source, 'estimated');
-  assert.equal(r.row.completion_tokens, 4, '"Hello from the " = 15 chars -> 4 tokens');
-  assert.equal(r.row.prompt_tokens, 1, '"hi" = 2 chars -> 1 token');
-});
+
+  test(`client hang-up mid-stream (${path}) cancels the upstream and leaves one client_cancelled row`, async () => {
+    const controller = new AbortController();
+    const res = await fetch(`${relay.base}/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', 'accept-encoding': 'identity' },
+      body: JSON.stringify({ model: 'mock-infinite', messages, stream: true, ...extra }),
+      signal: controller.signal,
+    });
+    const requestId = res.headers.get('x-request-id');
+    const upstream = relay.provider.requests.at(-1);
+    const reader = res.body.getReader();
+    let seen = '';
+    while (!seen.includes('tick tick tick')) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      seen += new TextDecoder().decode(value);
+      if (seen.length > 100000) break;
+    }
+    controller.abort();
+    const row = await relay.row(requestId, { timeoutMs: 10000 });
+    assert.equal(row.outcome, 'client_cancelled');
+    assert.equal(row.usage_source, 'estimated');
+    assert.ok(row.completion_tokens >= 2, `estimated output from what was streamed (${row.completion_tokens})`);
+    const deadline = Date.now() + 5000;
+    while (!upstream.aborted && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+    assert.equal(upstream.aborted, true, 'the provider saw the relay hang up too (R8.17)');
+    const rows = await relay.db.prepare('SELECT COUNT(*) AS n FROM usage WHERE request_id = ?').bind(requestId).first();
+    assert.equal(rows.n, 1);
+  });
+}
 
 test('in-band upstream error is forwarded unchanged and recorded as upstream_error', async () => {
   const r = await once('/v1/chat/completions', {
@@ -225,32 +265,6 @@ test('unreachable upstream: 502 upstream_error', async () => {
   } finally {
     await down.close();
   }
-});
-
-test('client hang-up mid-stream still leaves one row, marked client_cancelled', async () => {
-  const controller = new AbortController();
-  const res = await fetch(`${relay.base}/chat/completions`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', 'accept-encoding': 'identity' },
-    body: JSON.stringify({ model: 'mock-infinite', messages, stream: true }),
-    signal: controller.signal,
-  });
-  const requestId = res.headers.get('x-request-id');
-  const reader = res.body.getReader();
-  let seen = '';
-  while (!seen.includes('tick tick tick')) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    seen += new TextDecoder().decode(value);
-    if (seen.length > 100000) break;
-  }
-  controller.abort();
-  const row = await relay.row(requestId, { settled: false, timeoutMs: 10000 });
-  assert.equal(row.outcome, 'client_cancelled');
-  assert.equal(row.usage_source, 'estimated');
-  assert.ok(row.completion_tokens >= 2, `estimated output from what was streamed (${row.completion_tokens})`);
-  const rows = await relay.db.prepare('SELECT COUNT(*) AS n FROM usage WHERE request_id = ?').bind(requestId).first();
-  assert.equal(rows.n, 1);
 });
 
 test('a stalled stream gets a provisional row, replaced by the final tally when it ends', async () => {

@@ -7,6 +7,7 @@
 // again at start-up and on file events, and a release build takes over a minute on 2 cores.
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { ROOT, ensureRust, log, run, toolEnv } from './toolchain.mjs';
 
@@ -31,6 +32,18 @@ function isFresh(mode) {
   if (!existsSync(OUTPUT) || !existsSync(MODE_FILE)) return false;
   if (readFileSync(MODE_FILE, 'utf8').trim() !== mode) return false;
   return statSync(OUTPUT).mtimeMs > newestSource();
+}
+
+/** Upload budget for the worker bundle (wasm + js, gzip), enforced by `npm test` (issue 3). */
+export const BUNDLE_BUDGET_GZIP = 350 * 1024;
+
+/** Size of what Workers uploads: the glue JS and the wasm, raw and gzip-compressed. */
+export function bundleSize() {
+  const files = ['index.js', 'index_bg.wasm'].map((f) => join(ROOT, 'build', f));
+  return {
+    raw: files.reduce((n, f) => n + statSync(f).size, 0),
+    gzip: files.reduce((n, f) => n + gzipSync(readFileSync(f)).length, 0),
+  };
 }
 
 export function build(mode = process.env.RELAY_BUILD || 'release') {

@@ -4,7 +4,7 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, ensureAll, log, run, toolEnv, wranglerBin } from './toolchain.mjs';
-import { build } from './build.mjs';
+import { build, bundleSize, BUNDLE_BUDGET_GZIP } from './build.mjs';
 
 const steps = [
   ['install toolchain and npm packages', () => ensureAll()],
@@ -20,6 +20,12 @@ const steps = [
     rmSync(out, { recursive: true, force: true });
     // The [build] hook finds the bundle just built up to date and reuses it.
     run(wranglerBin(), ['deploy', '--dry-run', '--outdir', out], { env: toolEnv() });
+  }],
+  ['bundle size budget', () => {
+    const { raw, gzip } = bundleSize();
+    const kib = (n) => `${(n / 1024).toFixed(1)} KiB`;
+    log(`   bundle: ${kib(raw)} raw, ${kib(gzip)} gzip (budget ${kib(BUNDLE_BUDGET_GZIP)} gzip)`);
+    if (gzip > BUNDLE_BUDGET_GZIP) throw new Error(`bundle is ${kib(gzip)} gzip, over the ${kib(BUNDLE_BUDGET_GZIP)} budget`);
   }],
 ];
 

@@ -1,0 +1,310 @@
+// `npm run bench`: the relay against the platform floor (a bare JS worker that only does
+// fetch(upstream, request)) on the same workerd, both behind Miniflare's own listener (no
+// wrangler proxy), and against calling the mock provider directly. Scenarios run interleaved,
+// round by round, so machine noise hits every target alike; every figure is reported as a ratio
+// to the floor measured in the same run. Loopback only, bounded, and every process it starts
+// is stopped. Optional peers (LiteLLM, Portkey's gateway) join when installed (peers.mjs).
+import http from 'node:http';
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { cpus, totalmem } from 'node:os';
+import { Miniflare } from 'miniflare';
+import { ROOT, ensureAll, log } from '../tools/toolchain.mjs';
+import { build, bundleSize, BUNDLE_BUDGET_GZIP } from '../tools/build.mjs';
+import { startMockProvider } from '../mock/provider.mjs';
+import { startRelay, PROVIDER_KEY } from '../runtime/harness.mjs';
+import { startPeers } from './peers.mjs';
+
+const ROUNDS = Number(process.env.BENCH_ROUNDS || 3);
+const NS_C1 = Number(process.env.BENCH_NS_C1 || 200);
+const NS_C32 = Number(process.env.BENCH_NS_C32 || 1000);
+const STREAMS_C1 = Number(process.env.BENCH_STREAMS || 6);
+const STREAMS_C32 = Number(process.env.BENCH_STREAMS_C32 || 64);
+const CHUNK_MS = 10;
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+const messages = [{ role: 'user', content: 'Say hello.' }];
+
+/** One HTTP request; resolves with timings (ms since start) of the first byte, each SSE event, and the end. */
+function request(url, { key, body, headers = {} }) {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const payload = JSON.stringify(body);
+    const req = http.request(
+      url,
+      {
+        method: 'POST',
+        agent,
+        headers: {
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(payload),
+          'accept-encoding': 'identity',
+          authorization: `Bearer ${key}`,
+          ...headers,
+        },
+      },
+      (res) => {
+        let ttfb;
+        const events = [];
+        let tail = '';
+        res.on('data', (buf) => {
+          const now = performance.now() - t0;
+          ttfb ??= now;
+          const text = tail + buf.toString('latin1');
+          const parts = text.split('\n\n');
+          tail = parts.pop();
+          for (let i = 0; i < parts.length; i += 1) events.push(now);
+        });
+        res.on('end', () => {
+          if (res.statusCode !== 200) return reject(new Error(`${url}: status ${res.statusCode}`));
+          resolve({ ttfb, total: performance.now() - t0, events });
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.setTimeout(30000, () => req.destroy(new Error(`${url}: timeout`)));
+    req.end(payload);
+  });
+}
+
+async function pool(n, concurrency, fn) {
+  const out = [];
+  let next = 0;
+  const worker = async () => {
+    while (next < n) {
+      const i = next;
+      next += 1;
+      out[i] = await fn(i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(n, concurrency) }, worker));
+  return out;
+}
+
+function pct(values, p) {
+  const s = [...values].sort((a, b) => a - b);
+  if (!s.length) return NaN;
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+}
+
+/** utime+stime of a process, in seconds. */
+function cpuSeconds(pid) {
+  if (!pid) return NaN;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
+/** workerd processes that are children of this process. */
+function workerdPids() {
+  const pids = new Set();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (comm === 'workerd' && ppid === process.pid) pids.add(Number(d));
+    } catch {
+      // process went away while listing
+    }
+  }
+  return pids;
+}
+
+const FLOOR_SCRIPT = `export default {
+  async fetch(request, env) {
+    const url = new URL(request.url);
+    return fetch(env.UPSTREAM + url.pathname.replace(/^\\/v1/, '') + url.search, request);
+  },
+};`;
+
+async function startFloor(upstream) {
+  const mf = new Miniflare({
+    script: FLOOR_SCRIPT,
+    modules: true,
+    compatibilityDate: '2026-04-20',
+    cf: false,
+    host: '127.0.0.1',
+    port: 0,
+    bindings: { UPSTREAM: upstream },
+  });
+  const url = (await mf.ready).toString().replace(/\/$/, '');
+  return { url: `${url}/v1`, close: () => mf.dispose() };
+}
+
+async function scenarioNs(target, n, concurrency) {
+  const cpu0 = cpuSeconds(target.pid);
+  const t0 = performance.now();
+  const res = await pool(n, concurrency, () => request(`${target.base}/chat/completions`, { key: target.key, headers: target.headers, body: { model: 'mock-ok', messages } }));
+  const wall = (performance.now() - t0) / 1000;
+  const lat = res.map((r) => r.total);
+  return { p50: pct(lat, 50), p99: pct(lat, 99), rps: n / wall, cpuMs: ((cpuSeconds(target.pid) - cpu0) * 1000) / n };
+}
+
+async function scenarioStream(target, n, concurrency, includeUsage) {
+  const cpu0 = cpuSeconds(target.pid);
+  const body = { model: 'mock-long', messages, stream: true };
+  if (includeUsage) body.stream_options = { include_usage: true };
+  const res = await pool(n, concurrency, () => request(`${target.base}/chat/completions`, { key: target.key, headers: target.headers, body }));
+  const gaps = res.flatMap((r) => r.events.slice(2, -1).map((t, i) => t - r.events[i + 1]));
+  return {
+    ttfb50: pct(res.map((r) => r.ttfb), 50),
+    ttfb99: pct(res.map((r) => r.ttfb), 99),
+    total50: pct(res.map((r) => r.total), 50),
+    total99: pct(res.map((r) => r.total), 99),
+    gap50: pct(gaps, 50),
+    burst: gaps.filter((g) => g < CHUNK_MS / 3).length / Math.max(1, gaps.length),
+    cpuMs: ((cpuSeconds(target.pid) - cpu0) * 1000) / n,
+  };
+}
+
+const SCENARIOS = [
+  ['ns_c1', (t) => scenarioNs(t, NS_C1, 1)],
+  ['ns_c32', (t) => scenarioNs(t, NS_C32, 32)],
+  ['stream_usage_c1', (t) => scenarioStream(t, STREAMS_C1, 1, true)],
+  ['stream_strip_c1', (t) => scenarioStream(t, STREAMS_C1, 1, false)],
+  ['stream_usage_c32', (t) => scenarioStream(t, STREAMS_C32, 32, true)],
+];
+
+function median(xs) {
+  return pct(xs.filter((x) => Number.isFinite(x)), 50);
+}
+
+function fmt(x, digits = 2) {
+  return Number.isFinite(x) ? x.toFixed(digits) : '–';
+}
+
+async function main() {
+  ensureAll();
+  build('release');
+  const stop = [];
+  try {
+    const provider = await startMockProvider({ chunkDelayMs: CHUNK_MS });
+    stop.push(() => provider.close());
+    const targets = [{ name: 'direct', base: provider.url, key: PROVIDER_KEY, pid: null }];
+
+    let before = workerdPids();
+    const floor = await startFloor(provider.url);
+    stop.push(() => floor.close());
+    targets.push({ name: 'floor', base: floor.url, key: PROVIDER_KEY, pid: [...workerdPids()].find((p) => !before.has(p)) });
+
+    before = workerdPids();
+    const relay = await startRelay({ mock: false, vars: { OPENAI_BASE_URL: provider.url, STREAM_IDLE_MS: '10000' } });
+    stop.push(() => relay.close());
+    const { key } = await relay.seedKey();
+    targets.push({ name: 'relay', base: relay.base, key, pid: [...workerdPids()].find((p) => !before.has(p)) });
+
+    for (const peer of await startPeers(provider.url)) {
+      stop.push(() => peer.close());
+      targets.push(peer);
+    }
+    log(`targets: ${targets.map((t) => t.name).join(', ')}; ${ROUNDS} interleaved rounds`);
+
+    // Warm-up: first requests compile the wasm and open connections.
+    for (const t of targets) await scenarioNs(t, 20, 4);
+
+    const results = {};
+    for (let round = 0; round < ROUNDS; round += 1) {
+      for (const [name, fn] of SCENARIOS) {
+        const order = round % 2 === 0 ? targets : [...targets].reverse();
+        for (const t of order) {
+          const r = await fn(t);
+          ((results[t.name] ??= {})[name] ??= []).push(r);
+        }
+      }
+      log(`round ${round + 1}/${ROUNDS} done`);
+    }
+
+    const summary = {};
+    for (const [tname, byScenario] of Object.entries(results)) {
+      summary[tname] = {};
+      for (const [sname, runs] of Object.entries(byScenario)) {
+        summary[tname][sname] = {};
+        for (const k of Object.keys(runs[0])) summary[tname][sname][k] = median(runs.map((r) => r[k]));
+      }
+    }
+    const bundle = bundleSize();
+    report(summary, bundle, targets.map((t) => t.name));
+    const out = join(ROOT, 'target', 'bench');
+    mkdirSync(out, { recursive: true });
+    const file = join(out, 'latest.json');
+    writeFileSync(
+      file,
+      JSON.stringify(
+        { date: new Date().toISOString(), machine: { cpus: cpus().length, model: cpus()[0]?.model, memGiB: Math.round(totalmem() / 2 ** 30) }, rounds: ROUNDS, summary, bundle },
+        null,
+        2,
+      ),
+    );
+    log(`wrote ${file}`);
+  } finally {
+    for (const f of stop.reverse()) await f().catch(() => {});
+    agent.destroy();
+  }
+}
+
+function report(s, bundle, names) {
+  const f = s.floor;
+  const d = s.direct;
+  const peers = names.filter((n) => !['direct', 'floor', 'relay'].includes(n));
+  const rows = [];
+  const row = (label, get, unit, digits = 2) => {
+    const cells = names.map((n) => `${fmt(get(s[n]), digits)}`);
+    const ratio = get(s.relay) / get(f);
+    rows.push([label, ...cells, fmt(ratio), ...peers.map((p) => fmt(get(s.relay) / get(s[p])))].join(' | '));
+    return unit;
+  };
+  console.log(`\n| metric | ${names.join(' | ')} | relay ÷ floor | ${peers.map((p) => `relay ÷ ${p}`).join(' | ')}`);
+  console.log(`|${'---|'.repeat(names.length + 2 + peers.length)}`);
+  row('non-stream c=1 p50 ms', (x) => x.ns_c1.p50);
+  row('non-stream c=1 p99 ms', (x) => x.ns_c1.p99);
+  row('non-stream c=32 p50 ms', (x) => x.ns_c32.p50);
+  row('non-stream c=32 p99 ms', (x) => x.ns_c32.p99);
+  row('non-stream c=32 req/s', (x) => x.ns_c32.rps, 'req/s', 0);
+  for (const [key, label] of [['stream_usage_c1', 'stream (client asks usage)'], ['stream_strip_c1', 'stream (relay strips usage)']]) {
+    row(`${label} TTFB p50 ms`, (x) => x[key].ttfb50);
+    row(`${label} total p50 ms`, (x) => x[key].total50);
+    row(`${label} total p99 ms`, (x) => x[key].total99);
+    row(`${label} median gap ms`, (x) => x[key].gap50);
+    row(`${label} burst share`, (x) => x[key].burst, '', 3);
+    row(`${label} CPU ms/request`, (x) => x[key].cpuMs);
+  }
+  row('stream c=32 total p50 ms', (x) => x.stream_usage_c32.total50);
+  row('stream c=32 total p99 ms', (x) => x.stream_usage_c32.total99);
+  row('stream c=32 CPU ms/request', (x) => x.stream_usage_c32.cpuMs);
+  row('non-stream CPU ms/request', (x) => x.ns_c32.cpuMs);
+  for (const r of rows) console.log(`| ${r} |`);
+
+  const added = (x, k) => x - d[k.split('.')[0]][k.split('.')[1]];
+  console.log('\nAdded over calling the provider directly (p50, ms):');
+  for (const n of names.filter((x) => x !== 'direct')) {
+    console.log(
+      `  ${n.padEnd(10)} non-stream c=1 ${fmt(added(s[n].ns_c1.p50, 'ns_c1.p50'))}   stream TTFB ${fmt(added(s[n].stream_usage_c1.ttfb50, 'stream_usage_c1.ttfb50'))}   100-chunk stream total ${fmt(added(s[n].stream_usage_c1.total50, 'stream_usage_c1.total50'))} (strip path ${fmt(added(s[n].stream_strip_c1.total50, 'stream_strip_c1.total50'))})`,
+    );
+  }
+  console.log(`\nBundle: ${(bundle.raw / 1024).toFixed(1)} KiB raw, ${(bundle.gzip / 1024).toFixed(1)} KiB gzip (wasm + js)`);
+
+  const target = (ok, text) => console.log(`  ${ok ? 'met   ' : 'MISSED'} ${text}`);
+  console.log('\nTargets (issue 3):');
+  const addRelay = added(s.relay.ns_c1.p50, 'ns_c1.p50');
+  const addFloor = added(f.ns_c1.p50, 'ns_c1.p50');
+  target(s.relay.ns_c1.p50 <= f.ns_c1.p50 * 1.1, `non-stream c=1 p50 within 10% of floor (${fmt(s.relay.ns_c1.p50 / f.ns_c1.p50)}×; added ${fmt(addRelay)} vs ${fmt(addFloor)} ms)`);
+  target(s.relay.ns_c32.rps >= f.ns_c32.rps * 0.9, `non-stream c=32 throughput within 10% of floor (${fmt(s.relay.ns_c32.rps / f.ns_c32.rps)}×)`);
+  for (const key of ['stream_usage_c1', 'stream_strip_c1']) {
+    target(s.relay[key].ttfb50 - f[key].ttfb50 <= 1, `${key} TTFB within 1 ms of floor (${fmt(s.relay[key].ttfb50 - f[key].ttfb50)} ms)`);
+    target(s.relay[key].total50 - f[key].total50 <= 2, `${key} total within 2 ms of floor (${fmt(s.relay[key].total50 - f[key].total50)} ms)`);
+    target(s.relay[key].cpuMs <= f[key].cpuMs * 1.3, `${key} CPU ≤ 1.3× floor (${fmt(s.relay[key].cpuMs / f[key].cpuMs)}×)`);
+  }
+  target(bundle.gzip <= BUNDLE_BUDGET_GZIP, `bundle ≤ 350 KiB gzip (${(bundle.gzip / 1024).toFixed(1)} KiB)`);
+}
+
+main().catch((e) => {
+  log(`bench failed: ${e.stack || e.message}`);
+  process.exit(1);
+});
