@@ -68,17 +68,27 @@ function request(url, { key, body, headers = {} }) {
   });
 }
 
+/** Runs `n` requests, `concurrency` at a time; failed requests are counted, not fatal. */
 async function pool(n, concurrency, fn) {
   const out = [];
   let next = 0;
+  let failed = 0;
+  let lastError = '';
   const worker = async () => {
     while (next < n) {
       const i = next;
       next += 1;
-      out[i] = await fn(i);
+      try {
+        out.push(await fn(i));
+      } catch (e) {
+        failed += 1;
+        lastError = e.message;
+      }
     }
   };
   await Promise.all(Array.from({ length: Math.min(n, concurrency) }, worker));
+  if (failed) log(`  ${failed}/${n} requests failed (${lastError})`);
+  out.failed = failed;
   return out;
 }
 
@@ -144,7 +154,7 @@ async function scenarioNs(target, n, concurrency) {
   const res = await pool(n, concurrency, () => request(`${target.base}/chat/completions`, { key: target.key, headers: target.headers, body: { model: 'mock-ok', messages } }));
   const wall = (performance.now() - t0) / 1000;
   const lat = res.map((r) => r.total);
-  return { p50: pct(lat, 50), p99: pct(lat, 99), rps: n / wall, cpuMs: ((cpuSeconds(target.pid) - cpu0) * 1000) / n };
+  return { p50: pct(lat, 50), p99: pct(lat, 99), rps: res.length / wall, cpuMs: ((cpuSeconds(target.pid) - cpu0) * 1000) / n, failed: res.failed };
 }
 
 async function scenarioStream(target, n, concurrency, includeUsage) {
@@ -161,6 +171,7 @@ async function scenarioStream(target, n, concurrency, includeUsage) {
     gap50: pct(gaps, 50),
     burst: gaps.filter((g) => g < CHUNK_MS / 3).length / Math.max(1, gaps.length),
     cpuMs: ((cpuSeconds(target.pid) - cpu0) * 1000) / n,
+    failed: res.failed,
   };
 }
 
@@ -279,6 +290,7 @@ function report(s, bundle, names) {
   row('stream c=32 total p99 ms', (x) => x.stream_usage_c32.total99);
   row('stream c=32 CPU ms/request', (x) => x.stream_usage_c32.cpuMs);
   row('non-stream CPU ms/request', (x) => x.ns_c32.cpuMs);
+  row('failed requests (all scenarios, median round)', (x) => Object.values(x).reduce((n, sc) => n + (sc.failed || 0), 0), '', 0);
   for (const r of rows) console.log(`| ${r} |`);
 
   const added = (x, k) => x - d[k.split('.')[0]][k.split('.')[1]];
