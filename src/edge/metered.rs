@@ -9,10 +9,9 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures_util::future::{select, Either};
 use futures_util::Stream;
 use worker::{Delay, Env};
 
@@ -23,6 +22,8 @@ use crate::usage::UsageRecord;
 /// Longest a watcher keeps waiting for a stream; bounds the loop (Workers caps a request's
 /// wall time long before this for most plans).
 const MAX_WATCH_MS: u64 = 30 * 60 * 1000;
+/// Longest wait between the end of a stream and its usage write.
+const MAX_TICK_MS: u64 = 250;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum End {
@@ -44,16 +45,12 @@ struct Shared {
     /// The body is waiting on the upstream, not on the client.
     awaiting_upstream: bool,
     first_byte_ms: Option<u64>,
-    waker: Option<Waker>,
 }
 
 impl Shared {
     fn finish(&mut self, end: End) {
         if self.end.is_none() {
             self.end = Some(end);
-        }
-        if let Some(w) = self.waker.take() {
-            w.wake();
         }
     }
 }
@@ -122,22 +119,6 @@ impl Drop for MeteredBody {
     }
 }
 
-/// Resolves when the body has ended one way or the other.
-struct Ended(Rc<RefCell<Shared>>);
-
-impl Future for Ended {
-    type Output = ();
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let mut shared = self.0.borrow_mut();
-        if shared.end.is_some() {
-            Poll::Ready(())
-        } else {
-            shared.waker = Some(cx.waker().clone());
-            Poll::Pending
-        }
-    }
-}
-
 pub struct Metering {
     pub record: UsageRecord,
     pub prompt_chars: u64,
@@ -171,7 +152,6 @@ fn new_shared(upstream: Upstream, relay: StreamRelay, started_ms: u64) -> Rc<Ref
         last_progress_ms: started_ms,
         awaiting_upstream: true,
         first_byte_ms: None,
-        waker: None,
     }))
 }
 
@@ -193,14 +173,17 @@ fn snapshot(shared: &Shared, m: &Metering, now: u64, cancelled: bool) -> UsageRe
     rec
 }
 
+/// The watcher polls on its own timer rather than being woken by the body: the body is pumped
+/// by workerd outside the request's context, and a future woken from there that then drops a
+/// pending timer calls `clearTimeout` in global scope, which throws and traps the wasm instance
+/// (seen under concurrent streams). A timer that has fired is dropped without `clearTimeout`.
 async fn watch(shared: Rc<RefCell<Shared>>, m: Metering, env: Env) {
-    let tick = Duration::from_millis((m.idle_ms / 2).max(50));
+    let tick = Duration::from_millis((m.idle_ms / 2).clamp(50, MAX_TICK_MS));
     let max_ticks = MAX_WATCH_MS / (tick.as_millis() as u64).max(1);
     let mut provisional_at: Option<u64> = None;
     for _ in 0..max_ticks {
-        let ended = Box::pin(Ended(shared.clone()));
-        let timer = Delay::from(tick);
-        if let Either::Left(_) = select(ended, timer).await {
+        Delay::from(tick).await;
+        if shared.borrow().end.is_some() {
             break;
         }
         let now = now_ms();
