@@ -21,7 +21,13 @@ pub struct Config {
     pub openai_api_key: Option<String>,
     pub openai_base_url: String,
     pub openai_models: Vec<String>,
+    /// Whether the provider accepts `stream_options.include_usage` (some OpenAI-compatible
+    /// servers reject it: Mistral 422, older vLLM and Groq 400). When false the relay does not
+    /// ask for the usage chunk and estimates instead.
+    pub openai_stream_usage: bool,
     pub admin_token: Option<String>,
+    /// The deployer's price overrides (JSON, same shape as src/prices.json).
+    pub prices: Option<String>,
     pub max_body_bytes: usize,
     pub upstream_timeout_ms: u64,
     pub stream_idle_ms: u64,
@@ -33,7 +39,9 @@ impl Default for Config {
             openai_api_key: None,
             openai_base_url: DEFAULT_OPENAI_BASE_URL.to_string(),
             openai_models: Vec::new(),
+            openai_stream_usage: true,
             admin_token: None,
+            prices: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             upstream_timeout_ms: DEFAULT_UPSTREAM_TIMEOUT_MS,
             stream_idle_ms: DEFAULT_STREAM_IDLE_MS,
@@ -69,11 +77,28 @@ impl Config {
             openai_api_key: get("OPENAI_API_KEY"),
             openai_base_url,
             openai_models,
+            openai_stream_usage: flag(&get, "OPENAI_STREAM_USAGE", true)?,
             admin_token: get("ADMIN_TOKEN"),
+            prices: get("PRICES"),
             max_body_bytes: number(&get, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES as u64)? as usize,
             upstream_timeout_ms: number(&get, "UPSTREAM_TIMEOUT_MS", DEFAULT_UPSTREAM_TIMEOUT_MS)?,
             stream_idle_ms: number(&get, "STREAM_IDLE_MS", DEFAULT_STREAM_IDLE_MS)?,
         })
+    }
+}
+
+fn flag(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: bool,
+) -> Result<bool, RelayError> {
+    match get(name).as_deref() {
+        None => Ok(default),
+        Some("true" | "1" | "yes") => Ok(true),
+        Some("false" | "0" | "no") => Ok(false),
+        Some(v) => Err(RelayError::Internal(format!(
+            "{name} must be true or false, got {v:?}"
+        ))),
     }
 }
 
@@ -112,6 +137,7 @@ mod tests {
         assert_eq!(c.admin_token, None);
         assert!(c.openai_models.contains(&"gpt-*".to_string()));
         assert_eq!(c.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+        assert!(c.openai_stream_usage);
     }
 
     #[test]
@@ -131,5 +157,11 @@ mod tests {
         assert!(cfg(&[("OPENAI_BASE_URL", "ftp://x")]).is_err());
         assert!(cfg(&[("UPSTREAM_TIMEOUT_MS", "soon")]).is_err());
         assert!(cfg(&[("STREAM_IDLE_MS", "0")]).is_err());
+        assert!(
+            !cfg(&[("OPENAI_STREAM_USAGE", "false")])
+                .unwrap()
+                .openai_stream_usage
+        );
+        assert!(cfg(&[("OPENAI_STREAM_USAGE", "maybe")]).is_err());
     }
 }

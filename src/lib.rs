@@ -8,6 +8,7 @@ pub mod config;
 pub mod echo;
 pub mod error;
 pub mod models;
+pub mod pricing;
 pub mod routes;
 pub mod sse;
 pub mod stream;

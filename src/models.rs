@@ -54,7 +54,7 @@ pub fn resolve(config: &Config, model: &str) -> Result<Target, RelayError> {
         return Ok(Target {
             provider: Provider::OpenAi,
             upstream_model: model.to_string(),
-            stream_usage: true,
+            stream_usage: config.openai_stream_usage,
         });
     }
     Err(RelayError::ModelNotFound(model.to_string()))

@@ -113,6 +113,8 @@ pub struct UsageRecord {
     pub finish_reason: Option<String>,
     pub tokens: Tokens,
     pub usage_source: UsageSource,
+    /// Set when the row is written, from the price table; None when the model has no price.
+    pub cost_usd: Option<f64>,
     pub upstream_request_id: Option<String>,
     pub started_at: String,
     pub ttfb_ms: Option<u64>,
@@ -139,6 +141,7 @@ impl UsageRecord {
             finish_reason: None,
             tokens: Tokens::default(),
             usage_source: UsageSource::None,
+            cost_usd: None,
             upstream_request_id: None,
             started_at,
             ttfb_ms: None,

@@ -7,6 +7,9 @@ mod metered;
 mod store;
 mod upstream;
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use futures_util::stream;
 use worker::{console_error, event, Context, Env, Headers, Request, Response};
 
@@ -16,6 +19,7 @@ use crate::config::Config;
 use crate::echo::{self, Echo};
 use crate::error::RelayError;
 use crate::models::{self, Provider};
+use crate::pricing::PriceTable;
 use crate::routes::{self, Route};
 use crate::stream::StreamRelay;
 use crate::time::rfc3339;
@@ -102,7 +106,13 @@ async fn fetch(mut req: Request, env: Env, wctx: Context) -> worker::Result<Resp
 }
 
 thread_local! {
-    static CONFIG: std::cell::RefCell<Option<Config>> = const { std::cell::RefCell::new(None) };
+    static CONFIG: RefCell<Option<Config>> = const { RefCell::new(None) };
+    static PRICES: RefCell<Option<Rc<PriceTable>>> = const { RefCell::new(None) };
+}
+
+/// The price table of this isolate, once config has been read.
+pub fn price_table() -> Option<Rc<PriceTable>> {
+    PRICES.with(|p| p.borrow().clone())
 }
 
 /// Vars and secrets are fixed for an isolate's lifetime (a change deploys new isolates), so
@@ -117,6 +127,8 @@ fn cached_config(env: &Env) -> Result<Config, RelayError> {
             .or_else(|_| env.var(name).map(|v| v.to_string()))
             .ok()
     })?;
+    let prices = PriceTable::load(config.prices.as_deref()).map_err(RelayError::Internal)?;
+    PRICES.with(|p| *p.borrow_mut() = Some(Rc::new(prices)));
     CONFIG.with(|c| *c.borrow_mut() = Some(config.clone()));
     Ok(config)
 }
@@ -141,7 +153,12 @@ async fn dispatch(
         Route::Preflight => preflight(req),
         Route::Health => json_response(
             200,
-            &serde_json::json!({"status": "ok", "service": "llm-relay", "version": env!("CARGO_PKG_VERSION")}),
+            &serde_json::json!({
+                "status": "ok",
+                "service": "llm-relay",
+                "version": env!("CARGO_PKG_VERSION"),
+                "usage_write_failures": store::write_failures(&ctx.env).await,
+            }),
         ),
         Route::Models => json_response(200, &models::list_body(&ctx.config)),
         Route::Model(id) => json_response(200, &models::one_body(&ctx.config, &id)?),

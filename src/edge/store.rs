@@ -93,6 +93,7 @@ const COLUMNS: &[&str] = &[
     "ttfb_ms",
     "duration_ms",
     "settled",
+    "cost_usd",
 ];
 
 fn upsert_sql() -> String {
@@ -146,7 +147,28 @@ fn bindings(r: &UsageRecord, settled: bool) -> Vec<JsValue> {
         r.ttfb_ms.map_or(JsValue::NULL, num),
         num(r.duration_ms),
         num(u64::from(settled)),
+        r.cost_usd.map_or(JsValue::NULL, JsValue::from_f64),
     ]
+}
+
+/// The record with its cost from the isolate's price table; a missing price is logged, and
+/// the cost stays NULL rather than guessed.
+fn priced(r: &UsageRecord) -> UsageRecord {
+    let mut out = r.clone();
+    let models: Vec<&str> = [&r.model_upstream, &r.model_requested]
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+        .collect();
+    out.cost_usd = super::price_table().and_then(|t| t.cost(&models, &r.tokens));
+    if out.cost_usd.is_none() {
+        console_warn!(
+            "no price for model {:?}; cost_usd left NULL for request {}",
+            models.first().copied().unwrap_or(""),
+            r.request_id
+        );
+    }
+    out
 }
 
 async fn write_once(env: &Env, r: &UsageRecord, settled: bool) -> Result<(), String> {
@@ -163,6 +185,7 @@ async fn write_once(env: &Env, r: &UsageRecord, settled: bool) -> Result<(), Str
 /// Writes (or replaces) the row for `r`. `settled` is false for a provisional row written while
 /// a stream's fate is unknown; the final write replaces it.
 pub async fn write_usage(env: &Env, r: &UsageRecord, settled: bool) {
+    let r = &priced(r);
     let mut last_err = String::new();
     for attempt in 0..WRITE_ATTEMPTS {
         match write_once(env, r, settled).await {
@@ -174,7 +197,38 @@ pub async fn write_usage(env: &Env, r: &UsageRecord, settled: bool) {
             }
         }
     }
-    // One line an operator can replay into D1 by hand.
+    // One line an operator can replay into D1 by hand, and a count the operator can watch.
+    let failures = count_write_failure(env).await;
     let json = serde_json::to_string(r).unwrap_or_default();
-    console_error!("usage_write_failed error={last_err:?} record={json}");
+    console_error!("usage_write_failed failures_total={failures} error={last_err:?} record={json}");
+}
+
+/// KV name of the running count of usage rows that could not be written to D1.
+pub const WRITE_FAILURES_KEY: &str = "stats:usage_write_failures";
+
+/// Best effort: KV has no atomic increment, so concurrent failures may undercount; the log
+/// line is the record of truth, this is the alarm.
+async fn count_write_failure(env: &Env) -> u64 {
+    let next = write_failures(env).await + 1;
+    if let Ok(put) = env.kv(KV_BINDING).and_then(|kv| {
+        kv.put(WRITE_FAILURES_KEY, next.to_string())
+            .map_err(Into::into)
+    }) {
+        let _ = put.execute().await;
+    }
+    next
+}
+
+/// The count, for `/health`.
+pub async fn write_failures(env: &Env) -> u64 {
+    let Ok(kv) = env.kv(KV_BINDING) else {
+        return 0;
+    };
+    kv.get(WRITE_FAILURES_KEY)
+        .text()
+        .await
+        .ok()
+        .flatten()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0)
 }

@@ -190,6 +190,13 @@ export async function startMockProvider(opts = {}) {
         await playSse(res, sleep, () => closed, chunkDelayMs, textFrames(ctx, REPLY_WORDS.slice(0, 3), { end: false }));
         if (!closed) { await sleep(chunkDelayMs); drop(); }
         return;
+      case 'mock-strict':
+        // Like Mistral: `stream_options` is an unknown field and is refused with 422.
+        if (body.stream_options !== undefined) {
+          return sendJson(res, 422, errorBody('Extra inputs are not permitted: stream_options', 'invalid_request_error', 'extra_forbidden', 'stream_options'));
+        }
+        if (!stream) break;
+        return playSse(res, sleep, () => closed, chunkDelayMs, textFrames(ctx, REPLY_WORDS, { usage: null }));
       case 'mock-stall':
         // Role + two words, then silence with the connection held open: a provider that stalls.
         if (!stream) return;

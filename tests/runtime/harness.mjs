@@ -56,10 +56,35 @@ export async function startRelay({ vars = {}, mock = {} } = {}) {
     ADMIN_TOKEN,
     UPSTREAM_TIMEOUT_MS: '3000',
     STREAM_IDLE_MS: '800',
+    // Prices for two mock models only, so tests see both a computed cost and a NULL one.
+    PRICES: JSON.stringify({
+      models: {
+        'mock-cached': { input: 1.0, cached_input: 0.5, output: 2.0 },
+        'mock-ok': { input: 1.0, output: 2.0 },
+      },
+    }),
     ...vars,
   };
   for (const k of Object.keys(bindings)) if (bindings[k] === undefined) delete bindings[k];
+  // workerd's own stdout/stderr (console.log/error of the worker), kept for assertions.
+  const logs = [];
+  const capture = (stream) => {
+    let buf = '';
+    stream.on('data', (chunk) => {
+      buf += chunk;
+      const lines = buf.split('\n');
+      buf = lines.pop();
+      for (const line of lines) {
+        logs.push(line);
+        if (process.env.RELAY_TEST_LOGS) process.stderr.write(`[workerd] ${line}\n`);
+      }
+    });
+  };
   const mf = new Miniflare({
+    handleRuntimeStdio(stdout, stderr) {
+      capture(stdout);
+      capture(stderr);
+    },
     scriptPath: SHIM,
     modules: true,
     modulesRules: [
@@ -86,6 +111,7 @@ export async function startRelay({ vars = {}, mock = {} } = {}) {
     kv,
     db,
     provider,
+    logs,
     /** Puts a key record straight into KV, as `POST /admin/keys` would. */
     async seedKey({ team = 'team-a', user = 'ann', env = 'test', status = 'active', expires_at } = {}) {
       const key = makeKey(env, team, user);
