@@ -21,6 +21,7 @@ const NS_C32 = Number(process.env.BENCH_NS_C32 || 1000);
 const STREAMS_C1 = Number(process.env.BENCH_STREAMS || 6);
 const STREAMS_C32 = Number(process.env.BENCH_STREAMS_C32 || 64);
 const CHUNK_MS = 10;
+const INSERTS = Number(process.env.BENCH_INSERTS || 2000);
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
 const messages = [{ role: 'user', content: 'Say hello.' }];
@@ -242,6 +243,8 @@ async function main() {
     }
     const bundle = bundleSize();
     report(summary, bundle, targets.map((t) => t.name));
+    const inserts = await measureInserts(relay, targets.find((t) => t.name === 'relay'));
+    summary.usage_inserts = inserts;
     const out = join(ROOT, 'target', 'bench');
     mkdirSync(out, { recursive: true });
     const file = join(out, 'latest.json');
@@ -258,6 +261,38 @@ async function main() {
     for (const f of stop.reverse()) await f().catch(() => {});
     agent.destroy();
   }
+}
+
+/**
+ * Usage rows per second that local D1 takes through the worker: `relay-echo` requests (no
+ * provider in the way) at concurrency 32, timed until every row is in D1.
+ */
+async function measureInserts(relay, target) {
+  const before = (await relay.db.prepare("SELECT COUNT(*) AS n FROM usage WHERE model_requested = 'relay-echo'").first()).n;
+  const t0 = performance.now();
+  const res = await pool(INSERTS, 32, () =>
+    request(`${target.base}/chat/completions`, { key: target.key, body: { model: 'relay-echo', messages } }),
+  );
+  const answered = performance.now();
+  const deadline = Date.now() + 120000;
+  let rows = 0;
+  while (Date.now() < deadline) {
+    rows = (await relay.db.prepare("SELECT COUNT(*) AS n FROM usage WHERE model_requested = 'relay-echo'").first()).n - before;
+    if (rows >= res.length) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const done = performance.now();
+  const out = {
+    requests: res.length,
+    rows,
+    requestsPerSecond: res.length / ((answered - t0) / 1000),
+    rowsPerSecond: rows / ((done - t0) / 1000),
+  };
+  console.log(
+    `\nUsage inserts through the worker (relay-echo, c=32, local D1): ${out.rows}/${out.requests} rows, ` +
+      `${fmt(out.rowsPerSecond, 0)} rows/s (${fmt(out.requestsPerSecond, 0)} req/s answered)`,
+  );
+  return out;
 }
 
 function report(s, bundle, names) {
