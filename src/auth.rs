@@ -1,6 +1,8 @@
 //! Relay keys: the `lc_<env>_<team>_<user>_<secret>` format (protocol.md R1.9), minting from
 //! random bytes, SHA-256 hashing (the only form stored), the KV record, and authorization checks.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -32,6 +34,18 @@ pub struct KeyRecord {
     /// RFC 3339 instant after which the key stops working; compared as text (same format).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<String>,
+    /// Models (or `prefix*` patterns) the key may call; None means all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub models: Option<Vec<String>>,
+    /// Names this key may use for other models (e.g. to dodge Cursor's model-name routing).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub aliases: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, String>,
 }
 
 /// The KV name a key's record lives under.
@@ -152,36 +166,6 @@ pub fn authorize(
     Ok(record)
 }
 
-/// Body of `POST /admin/keys`. Unknown fields are refused so a typo is not silently ignored.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateKey {
-    pub team: String,
-    pub user: String,
-    #[serde(default = "default_env")]
-    pub env: String,
-}
-
-fn default_env() -> String {
-    "prod".to_string()
-}
-
-impl CreateKey {
-    pub fn parse(body: &[u8]) -> Result<CreateKey, RelayError> {
-        let req: CreateKey = serde_json::from_slice(body)
-            .map_err(|e| RelayError::invalid(format!("Invalid request body: {e}."), None))?;
-        for (name, value) in [("env", &req.env), ("team", &req.team), ("user", &req.user)] {
-            if !is_slug(value) {
-                return Err(RelayError::invalid(
-                    format!("'{name}' must be 1-32 characters of a-z, 0-9 and '-'."),
-                    Some(name),
-                ));
-            }
-        }
-        Ok(req)
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -254,6 +238,11 @@ mod tests {
             created_at: "2026-01-01T00:00:00.000Z".into(),
             status,
             expires_at: expires_at.map(str::to_string),
+            name: None,
+            updated_at: None,
+            models: None,
+            aliases: BTreeMap::new(),
+            metadata: BTreeMap::new(),
         }
     }
 
@@ -281,21 +270,5 @@ mod tests {
         );
         let ok = record(KeyStatus::Active, Some("2027-01-01T00:00:00.000Z"));
         assert!(authorize(Some("k"), Some(ok), now).is_ok());
-    }
-
-    #[test]
-    fn create_key_validation() {
-        let ok = CreateKey::parse(br#"{"team":"t1","user":"ann"}"#).unwrap();
-        assert_eq!(ok.env, "prod");
-        let bad = CreateKey::parse(br#"{"team":"T_1","user":"ann"}"#).unwrap_err();
-        assert_eq!(
-            bad,
-            RelayError::invalid(
-                "'team' must be 1-32 characters of a-z, 0-9 and '-'.",
-                Some("team")
-            )
-        );
-        assert!(CreateKey::parse(br#"{"team":"t","user":"u","extra":1}"#).is_err());
-        assert!(CreateKey::parse(br#"{"team":"t"}"#).is_err());
     }
 }

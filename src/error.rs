@@ -25,6 +25,13 @@ pub enum RelayError {
         param: Option<String>,
     },
     ModelNotFound(String),
+    /// The key's policy does not include this model.
+    ModelNotAllowed(String),
+    /// No key (or other admin object) with this id.
+    NotFound {
+        what: &'static str,
+        id: String,
+    },
     RouteNotFound {
         method: String,
         path: String,
@@ -67,7 +74,10 @@ impl RelayError {
         match self {
             RelayError::InvalidApiKey(_) | RelayError::AdminUnauthorized => 401,
             RelayError::InvalidRequest { .. } => 400,
-            RelayError::ModelNotFound(_) | RelayError::RouteNotFound { .. } => 404,
+            RelayError::ModelNotAllowed(_) => 403,
+            RelayError::ModelNotFound(_)
+            | RelayError::NotFound { .. }
+            | RelayError::RouteNotFound { .. } => 404,
             RelayError::MethodNotAllowed { .. } => 405,
             RelayError::PayloadTooLarge { .. } => 413,
             RelayError::UpstreamRejected { status, .. } => *status,
@@ -86,6 +96,8 @@ impl RelayError {
             RelayError::AdminUnauthorized => "invalid_admin_token",
             RelayError::InvalidRequest { .. } => "invalid_request",
             RelayError::ModelNotFound(_) => "model_not_found",
+            RelayError::ModelNotAllowed(_) => "model_not_allowed",
+            RelayError::NotFound { .. } => "not_found",
             RelayError::RouteNotFound { .. } => "route_not_found",
             RelayError::MethodNotAllowed { .. } => "method_not_allowed",
             RelayError::PayloadTooLarge { .. } => "request_too_large",
@@ -139,6 +151,10 @@ impl RelayError {
             RelayError::ModelNotFound(model) => {
                 format!("The model '{model}' does not exist or you do not have access to it.")
             }
+            RelayError::ModelNotAllowed(model) => {
+                format!("Key is not permitted to use model '{model}'.")
+            }
+            RelayError::NotFound { what, id } => format!("No {what} with id '{id}'."),
             RelayError::RouteNotFound { method, path } => format!("Invalid URL ({method} {path})"),
             RelayError::MethodNotAllowed { method, path, allow } => {
                 format!("Method {method} is not allowed on {path}; use {allow}.")
@@ -182,7 +198,8 @@ impl RelayError {
     fn param(&self) -> Value {
         match self {
             RelayError::InvalidRequest { param, .. } => json!(param),
-            RelayError::ModelNotFound(_) => json!("model"),
+            RelayError::ModelNotFound(_) | RelayError::ModelNotAllowed(_) => json!("model"),
+            RelayError::NotFound { .. } => json!("id"),
             _ => Value::Null,
         }
     }

@@ -3,8 +3,10 @@
 
 use serde_json::{json, Value};
 
+use crate::auth::KeyRecord;
 use crate::config::Config;
 use crate::error::RelayError;
+use crate::keys;
 
 pub const ECHO_MODEL: &str = "relay-echo";
 /// A fixed `created` so the list is stable between calls (clients cache it).
@@ -77,17 +79,26 @@ fn model_object(id: &str, owned_by: &str) -> Value {
     json!({"id": id, "object": "model", "created": CREATED, "owned_by": owned_by})
 }
 
-pub fn list_body(config: &Config) -> Value {
-    let data: Vec<Value> = available(config)
+/// `GET /v1/models`: what this key may use — the relay's models its policy allows, then its
+/// aliases whose targets resolve (R3.3: 200 even when the list is empty).
+pub fn list_body(config: &Config, key: &KeyRecord) -> Value {
+    let mut data: Vec<Value> = available(config)
         .iter()
+        .filter(|(id, _)| keys::allows(key, id))
         .map(|(id, owner)| model_object(id, owner))
         .collect();
+    for (alias, target) in &key.aliases {
+        if let Ok(t) = resolve(config, target) {
+            data.push(model_object(alias, t.provider.name()));
+        }
+    }
     json!({"object": "list", "data": data})
 }
 
 /// `GET /v1/models/{id}`: any model the key could route to, listed or matched by a pattern.
-pub fn one_body(config: &Config, id: &str) -> Result<Value, RelayError> {
-    let target = resolve(config, id)?;
+pub fn one_body(config: &Config, key: &KeyRecord, id: &str) -> Result<Value, RelayError> {
+    let effective = keys::effective_model(key, id)?;
+    let target = resolve(config, &effective)?;
     Ok(model_object(id, target.provider.name()))
 }
 
@@ -105,16 +116,21 @@ mod tests {
         .unwrap()
     }
 
+    fn open_key() -> KeyRecord {
+        serde_json::from_value(json!({"id":"key_1","team":"t","user":"u","env":"prod","created_at":"x","status":"active"})).unwrap()
+    }
+
     #[test]
     fn echo_always_there() {
         let c = config(false);
+        let k = open_key();
         assert_eq!(resolve(&c, "relay-echo").unwrap().provider, Provider::Echo);
         assert_eq!(
             resolve(&c, "gpt-4o"),
             Err(RelayError::ModelNotFound("gpt-4o".into()))
         );
         assert_eq!(
-            list_body(&c),
+            list_body(&c, &k),
             json!({"object":"list","data":[{"id":"relay-echo","object":"model","created":CREATED,"owned_by":"relay"}]})
         );
     }
@@ -127,7 +143,36 @@ mod tests {
         assert!(resolve(&c, "gpt-4o-mini").is_err());
         let ids: Vec<String> = available(&c).into_iter().map(|(id, _)| id).collect();
         assert_eq!(ids, vec!["relay-echo", "gpt-4o"]);
-        assert_eq!(one_body(&c, "mock-x").unwrap()["owned_by"], "openai");
-        assert!(one_body(&c, "nope").is_err());
+        let k = open_key();
+        assert_eq!(one_body(&c, &k, "mock-x").unwrap()["owned_by"], "openai");
+        assert!(one_body(&c, &k, "nope").is_err());
+    }
+
+    #[test]
+    fn lists_follow_the_key_policy() {
+        let c = config(true);
+        let mut k = open_key();
+        k.models = Some(vec!["gpt-4o".into()]);
+        k.aliases.insert("fast".into(), "mock-ok".into());
+        k.aliases.insert("broken".into(), "no-such-model".into());
+        let ids: Vec<String> = list_body(&c, &k)["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            ids,
+            vec!["gpt-4o", "fast"],
+            "relay-echo not allowed; unresolvable alias hidden"
+        );
+        assert_eq!(one_body(&c, &k, "fast").unwrap()["owned_by"], "openai");
+        assert_eq!(
+            one_body(&c, &k, "relay-echo"),
+            Err(RelayError::ModelNotAllowed("relay-echo".into()))
+        );
+        k.models = Some(vec![]);
+        k.aliases.clear();
+        assert_eq!(list_body(&c, &k), json!({"object":"list","data":[]}));
     }
 }

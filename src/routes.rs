@@ -11,6 +11,14 @@ pub enum Route {
     Model(String),
     ChatCompletions,
     CreateKey,
+    ListKeys,
+    GetKey(String),
+    UpdateKey(String),
+    RevokeKey(String),
+    RotateKey(String),
+    Usage,
+    UsageExport,
+    Audit,
 }
 
 impl Route {
@@ -21,16 +29,64 @@ impl Route {
             Route::Models | Route::Model(_) | Route::ChatCompletions
         )
     }
+
+    pub fn is_admin(&self) -> bool {
+        matches!(
+            self,
+            Route::CreateKey
+                | Route::ListKeys
+                | Route::GetKey(_)
+                | Route::UpdateKey(_)
+                | Route::RevokeKey(_)
+                | Route::RotateKey(_)
+                | Route::Usage
+                | Route::UsageExport
+                | Route::Audit
+        )
+    }
 }
 
-/// Exact paths: (path without `/v1`, the method it takes, route).
+/// Exact paths (without `/v1`): (path, method, route).
 const TABLE: &[(&str, &str, Route)] = &[
     ("/health", "GET", Route::Health),
     ("/", "GET", Route::Health),
     ("/models", "GET", Route::Models),
     ("/chat/completions", "POST", Route::ChatCompletions),
+    ("/admin/keys", "GET", Route::ListKeys),
     ("/admin/keys", "POST", Route::CreateKey),
+    ("/admin/usage", "GET", Route::Usage),
+    ("/admin/usage/export", "GET", Route::UsageExport),
+    ("/admin/audit", "GET", Route::Audit),
 ];
+
+fn method_not_allowed(method: &str, path: &str, allow: &'static str) -> RelayError {
+    RelayError::MethodNotAllowed {
+        method: method.to_string(),
+        path: path.to_string(),
+        allow,
+    }
+}
+
+/// `/admin/keys/{id}` and `/admin/keys/{id}/rotate`.
+fn key_route(method: &str, path: &str, rest: &str) -> Option<Result<Route, RelayError>> {
+    let (id, action) = match rest.split_once('/') {
+        Some((id, action)) => (id, Some(action)),
+        None => (rest, None),
+    };
+    if id.is_empty() {
+        return None;
+    }
+    let id = id.to_string();
+    Some(match (action, method) {
+        (None, "GET") => Ok(Route::GetKey(id)),
+        (None, "PATCH") => Ok(Route::UpdateKey(id)),
+        (None, "DELETE") => Ok(Route::RevokeKey(id)),
+        (None, _) => Err(method_not_allowed(method, path, "GET, PATCH, DELETE")),
+        (Some("rotate"), "POST") => Ok(Route::RotateKey(id)),
+        (Some("rotate"), _) => Err(method_not_allowed(method, path, "POST")),
+        (Some(_), _) => return None,
+    })
+}
 
 pub fn route(method: &str, path: &str) -> Result<Route, RelayError> {
     if method == "OPTIONS" {
@@ -54,30 +110,29 @@ pub fn route(method: &str, path: &str) -> Result<Route, RelayError> {
     if let Some(id) = bare.strip_prefix("/models/").filter(|id| !id.is_empty()) {
         return match method {
             "GET" | "HEAD" => Ok(Route::Model(id.to_string())),
-            _ => Err(RelayError::MethodNotAllowed {
-                method: method.to_string(),
-                path: path.to_string(),
-                allow: "GET",
-            }),
+            _ => Err(method_not_allowed(method, path, "GET")),
         };
     }
     // Admin routes live outside /v1 only.
     if bare.starts_with("/admin") && trimmed.starts_with("/v1") {
         return Err(not_found());
     }
-    let (_, allow, found) = TABLE
-        .iter()
-        .find(|(p, _, _)| *p == bare)
-        .ok_or_else(not_found)?;
-    if method == *allow || (method == "HEAD" && *allow == "GET") {
-        Ok(found.clone())
-    } else {
-        Err(RelayError::MethodNotAllowed {
-            method: method.to_string(),
-            path: path.to_string(),
-            allow,
-        })
+    if let Some(rest) = bare.strip_prefix("/admin/keys/") {
+        return key_route(method, path, rest).unwrap_or_else(|| Err(not_found()));
     }
+    let matching: Vec<&(&str, &str, Route)> = TABLE.iter().filter(|(p, _, _)| *p == bare).collect();
+    if matching.is_empty() {
+        return Err(not_found());
+    }
+    let head_as_get = if method == "HEAD" { "GET" } else { method };
+    if let Some((_, _, found)) = matching.iter().find(|(_, m, _)| *m == head_as_get) {
+        return Ok(found.clone());
+    }
+    let allow = match bare {
+        "/admin/keys" => "GET, POST",
+        _ => matching.first().map_or("GET", |(_, m, _)| *m),
+    };
+    Err(method_not_allowed(method, path, allow))
 }
 
 #[cfg(test)]
@@ -108,17 +163,34 @@ mod tests {
         assert_eq!(route("GET", "/health"), Ok(Route::Health));
         assert_eq!(route("OPTIONS", "/anything"), Ok(Route::Preflight));
         assert_eq!(route("POST", "/admin/keys"), Ok(Route::CreateKey));
+        assert_eq!(route("GET", "/admin/keys"), Ok(Route::ListKeys));
+        assert_eq!(
+            route("GET", "/admin/keys/key_1"),
+            Ok(Route::GetKey("key_1".into()))
+        );
+        assert_eq!(
+            route("PATCH", "/admin/keys/key_1"),
+            Ok(Route::UpdateKey("key_1".into()))
+        );
+        assert_eq!(
+            route("DELETE", "/admin/keys/key_1"),
+            Ok(Route::RevokeKey("key_1".into()))
+        );
+        assert_eq!(
+            route("POST", "/admin/keys/key_1/rotate"),
+            Ok(Route::RotateKey("key_1".into()))
+        );
+        assert_eq!(route("GET", "/admin/usage"), Ok(Route::Usage));
+        assert_eq!(route("GET", "/admin/usage/export"), Ok(Route::UsageExport));
+        assert_eq!(route("GET", "/admin/audit"), Ok(Route::Audit));
+        assert!(Route::Audit.is_admin() && !Route::Models.is_admin());
     }
 
     #[test]
     fn errors() {
         assert_eq!(
             route("GET", "/v1/chat/completions"),
-            Err(RelayError::MethodNotAllowed {
-                method: "GET".into(),
-                path: "/v1/chat/completions".into(),
-                allow: "POST"
-            })
+            Err(method_not_allowed("GET", "/v1/chat/completions", "POST"))
         );
         assert_eq!(
             route("POST", "/v1/foo"),
@@ -127,8 +199,83 @@ mod tests {
                 path: "/v1/foo".into()
             })
         );
+        assert_eq!(
+            route("PUT", "/admin/keys"),
+            Err(method_not_allowed("PUT", "/admin/keys", "GET, POST"))
+        );
+        assert_eq!(
+            route("POST", "/admin/keys/key_1"),
+            Err(method_not_allowed(
+                "POST",
+                "/admin/keys/key_1",
+                "GET, PATCH, DELETE"
+            ))
+        );
+        assert!(route("GET", "/admin/keys/key_1/explode").is_err());
         assert!(route("POST", "/v1/admin/keys").is_err());
         assert!(route("POST", "/v1/models/x").is_err());
         assert!(route("GET", "/v1x/models").is_err());
+    }
+}
+
+/// The query string of a request URL as decoded pairs (`+` is a space, `%XX` a byte), without
+/// pulling a URL crate (and its Unicode tables) into the bundle for this alone.
+pub fn query_pairs(url: &str) -> Vec<(String, String)> {
+    let query = url
+        .split_once('?')
+        .map(|(_, q)| q.split('#').next().unwrap_or(""))
+        .unwrap_or("");
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        let hex = |j: usize| bytes.get(j).and_then(|c| char::from(*c).to_digit(16));
+        match b {
+            b'+' => out.push(b' '),
+            b'%' => match (hex(i + 1), hex(i + 2)) {
+                (Some(h), Some(l)) => {
+                    out.push(u8::try_from(h * 16 + l).unwrap_or(b'?'));
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            _ => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod query_tests {
+    use super::*;
+
+    #[test]
+    fn decodes_pairs() {
+        let pairs = query_pairs("https://r.example/admin/usage?from=2026-11-01T00%3A00%3A00Z&group_by=team,model&team=a+b&x&bad=%zz&u=%C3%A9#frag=1");
+        let expected: Vec<(String, String)> = [
+            ("from", "2026-11-01T00:00:00Z"),
+            ("group_by", "team,model"),
+            ("team", "a b"),
+            ("x", ""),
+            ("bad", "%zz"),
+            ("u", "é"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(pairs, expected);
+        assert!(query_pairs("https://r.example/admin/keys").is_empty());
     }
 }

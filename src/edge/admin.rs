@@ -1,15 +1,22 @@
-//! Admin routes, enabled only when the `ADMIN_TOKEN` secret is set (404 otherwise, so a relay
-//! without one does not even reveal that they exist). The token is compared in constant time.
+//! Admin routes: the key lifecycle, usage reports and the audit log. Enabled only when the
+//! `ADMIN_TOKEN` secret is set (404 otherwise, so a relay without one does not even reveal that
+//! they exist); the token is compared in constant time.
 
-use worker::Request;
+use serde_json::{json, Map, Value};
+use worker::{Headers, Request, Response};
 
-use super::{header, json_response, now_ms, store, Ctx};
-use crate::auth::{self, CreateKey, KeyRecord, KeyStatus};
+use super::{header, json_response, keystore, now_ms, read_body, Ctx};
+use crate::auth::{self, KeyRecord, KeyStatus};
 use crate::error::RelayError;
+use crate::keys::{self, KeyChange};
+use crate::report::{self, UsageQuery};
+use crate::routes::{self, Route};
 use crate::time::rfc3339;
 
 /// Admin bodies are tiny; anything larger is a mistake.
 const MAX_ADMIN_BODY: usize = 64 * 1024;
+const DEFAULT_PAGE: usize = 50;
+const MAX_PAGE: usize = 200;
 
 fn check_admin(req: &Request, ctx: &Ctx) -> Result<(), RelayError> {
     let Some(token) = ctx.config.admin_token.as_deref() else {
@@ -33,46 +40,236 @@ fn random(n: usize) -> Result<Vec<u8>, RelayError> {
     Ok(buf)
 }
 
-/// `POST /admin/keys`: mints a key, stores only its hash, and shows the key this once.
-pub async fn create_key(req: &mut Request, ctx: &mut Ctx) -> Result<worker::Response, RelayError> {
-    check_admin(req, ctx)?;
-    let body = super::read_body(req, MAX_ADMIN_BODY).await?;
-    let input = CreateKey::parse(&body)?;
-    let minted = auth::mint_key(
-        &input.env,
-        &input.team,
-        &input.user,
+fn mint(rec: &KeyRecord) -> Result<String, RelayError> {
+    auth::mint_key(
+        &rec.env,
+        &rec.team,
+        &rec.user,
         &random(auth::random_budget(auth::SECRET_LEN))?,
     )
-    .ok_or_else(|| RelayError::Internal("not enough randomness for a key".to_string()))?;
+    .ok_or_else(|| RelayError::Internal("not enough randomness for a key".to_string()))
+}
+
+fn query_pairs(req: &Request) -> Vec<(String, String)> {
+    routes::query_pairs(&req.inner().url())
+}
+
+fn with_key(key: &str, rec: &KeyRecord) -> Value {
+    let mut v = keys::public(rec);
+    if let Some(m) = v.as_object_mut() {
+        m.insert("key".to_string(), json!(key));
+    }
+    v
+}
+
+pub async fn handle(
+    route: Route,
+    req: &mut Request,
+    ctx: &mut Ctx,
+) -> Result<Response, RelayError> {
+    check_admin(req, ctx)?;
+    match route {
+        Route::CreateKey => create(req, ctx).await,
+        Route::ListKeys => list(req, ctx).await,
+        Route::GetKey(id) => {
+            let (rec, _) = keystore::load(&ctx.env, &id).await?;
+            json_response(200, &keys::public(&rec))
+        }
+        Route::UpdateKey(id) => {
+            let body = read_body(req, MAX_ADMIN_BODY).await?;
+            let change = keys::parse_change(&body)?;
+            change_key(ctx, &id, &change, "update").await
+        }
+        Route::RevokeKey(id) => {
+            let change = KeyChange {
+                status: Some(KeyStatus::Revoked),
+                ..KeyChange::default()
+            };
+            change_key(ctx, &id, &change, "revoke").await
+        }
+        Route::RotateKey(id) => rotate(ctx, &id).await,
+        Route::Usage => usage(req, ctx).await,
+        Route::UsageExport => export(req, ctx).await,
+        Route::Audit => audit_log(req, ctx).await,
+        _ => Err(RelayError::Internal("not an admin route".to_string())),
+    }
+}
+
+/// `POST /admin/keys`: mints a key, stores only its hash, and shows the key this once.
+async fn create(req: &mut Request, ctx: &mut Ctx) -> Result<Response, RelayError> {
+    let body = read_body(req, MAX_ADMIN_BODY).await?;
+    let input = keys::parse_new(&body)?;
     let id = auth::base62(&random(64)?, 16)
         .map(|s| format!("key_{s}"))
         .ok_or_else(|| RelayError::Internal("not enough randomness for an id".to_string()))?;
-    let record = KeyRecord {
-        id,
-        team: input.team,
-        user: input.user,
-        env: input.env,
-        created_at: rfc3339(now_ms()),
-        status: KeyStatus::Active,
-        expires_at: None,
-    };
-    store::put_key(&ctx.env, &minted, &record).await?;
-    if let Some(rec) = ctx.record.as_mut() {
-        rec.team = Some(record.team.clone());
-        rec.user = Some(record.user.clone());
-        rec.key_id = Some(record.id.clone());
+    let now = rfc3339(now_ms());
+    let rec = keys::record(input, id, &now);
+    let key = mint(&rec)?;
+    keystore::save(&ctx.env, &keystore::hash_of(&key), &rec).await?;
+    let created = keys::public(&rec).as_object().cloned().unwrap_or_default();
+    keystore::audit(&ctx.env, &now, "create", &rec.id, created).await?;
+    json_response(201, &with_key(&key, &rec))
+}
+
+async fn change_key(
+    ctx: &mut Ctx,
+    id: &str,
+    change: &KeyChange,
+    action: &str,
+) -> Result<Response, RelayError> {
+    let (mut rec, hash) = keystore::load(&ctx.env, id).await?;
+    let now = rfc3339(now_ms());
+    let diff = keys::apply(&mut rec, change, &now);
+    if !diff.is_empty() {
+        keystore::save(&ctx.env, &hash, &rec).await?;
+        keystore::audit(&ctx.env, &now, action, &rec.id, diff).await?;
     }
+    json_response(200, &keys::public(&rec))
+}
+
+/// New secret, same identity and history: usage rows stay under the same key id.
+async fn rotate(ctx: &mut Ctx, id: &str) -> Result<Response, RelayError> {
+    let (mut rec, old_hash) = keystore::load(&ctx.env, id).await?;
+    let now = rfc3339(now_ms());
+    let key = mint(&rec)?;
+    rec.updated_at = Some(now.clone());
+    keystore::rehash(&ctx.env, &old_hash, &keystore::hash_of(&key), &rec).await?;
+    let mut changes = Map::new();
+    changes.insert("secret".to_string(), json!("rotated"));
+    keystore::audit(&ctx.env, &now, "rotate", &rec.id, changes).await?;
+    json_response(200, &with_key(&key, &rec))
+}
+
+async fn list(req: &Request, ctx: &mut Ctx) -> Result<Response, RelayError> {
+    let mut filters: Vec<(&'static str, String)> = Vec::new();
+    let mut cursor = None;
+    let mut limit = DEFAULT_PAGE;
+    for (k, v) in query_pairs(req) {
+        match k.as_str() {
+            "team" => filters.push(("team", v)),
+            "user" => filters.push(("user", v)),
+            "status" if v == "active" || v == "revoked" => filters.push(("status", v)),
+            "status" => {
+                return Err(RelayError::invalid(
+                    "'status' must be active or revoked.",
+                    Some("status"),
+                ))
+            }
+            "cursor" => cursor = Some(v),
+            "limit" => {
+                limit = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=MAX_PAGE).contains(n))
+                    .ok_or_else(|| {
+                        RelayError::invalid(format!("'limit' must be 1-{MAX_PAGE}."), Some("limit"))
+                    })?
+            }
+            other => {
+                return Err(RelayError::invalid(
+                    format!("Unknown query parameter: '{other}'."),
+                    Some(other),
+                ))
+            }
+        }
+    }
+    let page = keystore::list(&ctx.env, &filters, cursor.as_deref(), limit).await?;
+    let data: Vec<Value> = page.records.iter().map(keys::public).collect();
     json_response(
-        201,
-        &serde_json::json!({
-            "id": record.id,
-            "key": minted,
-            "team": record.team,
-            "user": record.user,
-            "env": record.env,
-            "created_at": record.created_at,
-            "status": "active",
-        }),
+        200,
+        &json!({"object": "list", "data": data, "next_cursor": page.next_cursor}),
     )
+}
+
+async fn report_rows(ctx: &Ctx, q: &UsageQuery) -> Result<Vec<Value>, RelayError> {
+    let (sql, params) = q.sql();
+    let params: Vec<Value> = params.into_iter().map(Value::String).collect();
+    keystore::query(&ctx.env, &sql, &params).await
+}
+
+async fn usage(req: &Request, ctx: &mut Ctx) -> Result<Response, RelayError> {
+    let q = UsageQuery::parse(&query_pairs(req), &[])?;
+    let rows = report_rows(ctx, &q).await?;
+    let group_by: Vec<&str> = q
+        .columns()
+        .into_iter()
+        .take_while(|c| !report::MEASURES.contains(c))
+        .collect();
+    json_response(
+        200,
+        &json!({"object": "list", "from": q.from, "to": q.to, "group_by": group_by, "data": rows}),
+    )
+}
+
+async fn export(req: &Request, ctx: &mut Ctx) -> Result<Response, RelayError> {
+    let pairs = query_pairs(req);
+    if let Some((_, f)) = pairs.iter().find(|(k, _)| k == "format") {
+        if f != "csv" {
+            return Err(RelayError::invalid("'format' must be csv.", Some("format")));
+        }
+    }
+    let q = UsageQuery::parse(&pairs, &["format"])?;
+    let rows = report_rows(ctx, &q).await?;
+    let body = report::csv(&q.columns(), &rows);
+    let headers = Headers::new();
+    let internal = |e: worker::Error| RelayError::Internal(e.to_string());
+    headers
+        .set("content-type", "text/csv; charset=utf-8")
+        .map_err(internal)?;
+    headers
+        .set("content-disposition", "attachment; filename=\"usage.csv\"")
+        .map_err(internal)?;
+    Ok(Response::builder()
+        .with_status(200)
+        .with_headers(headers)
+        .fixed(body.into_bytes()))
+}
+
+async fn audit_log(req: &Request, ctx: &mut Ctx) -> Result<Response, RelayError> {
+    let mut key = None;
+    let mut limit = 100usize;
+    for (k, v) in query_pairs(req) {
+        match k.as_str() {
+            "key" => key = Some(v),
+            "limit" => {
+                limit = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=1000).contains(n))
+                    .ok_or_else(|| RelayError::invalid("'limit' must be 1-1000.", Some("limit")))?
+            }
+            other => {
+                return Err(RelayError::invalid(
+                    format!("Unknown query parameter: '{other}'."),
+                    Some(other),
+                ))
+            }
+        }
+    }
+    let (sql, params) = match key {
+        Some(k) => (
+            "SELECT at, action, key_id, changes FROM audit WHERE key_id = ?1 ORDER BY id DESC LIMIT ?2",
+            vec![json!(k), json!(limit)],
+        ),
+        None => (
+            "SELECT at, action, key_id, changes FROM audit ORDER BY id DESC LIMIT ?1",
+            vec![json!(limit)],
+        ),
+    };
+    let rows = keystore::query(&ctx.env, sql, &params).await?;
+    let data: Vec<Value> = rows
+        .into_iter()
+        .map(|mut r| {
+            if let Some(m) = r.as_object_mut() {
+                let parsed = m
+                    .get("changes")
+                    .and_then(Value::as_str)
+                    .and_then(|s| serde_json::from_str::<Value>(s).ok())
+                    .unwrap_or(Value::Null);
+                m.insert("changes".to_string(), parsed);
+            }
+            r
+        })
+        .collect();
+    json_response(200, &json!({"object": "list", "data": data}))
 }

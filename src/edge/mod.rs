@@ -3,6 +3,7 @@
 //! handler writes it when the response is complete, or a streamed body's watcher owns it.
 
 mod admin;
+mod keystore;
 mod metered;
 mod store;
 mod upstream;
@@ -18,6 +19,7 @@ use crate::chat;
 use crate::config::Config;
 use crate::echo::{self, Echo};
 use crate::error::RelayError;
+use crate::keys;
 use crate::models::{self, Provider};
 use crate::pricing::PriceTable;
 use crate::routes::{self, Route};
@@ -47,6 +49,8 @@ pub struct Ctx {
     pub request_id: String,
     /// `None` once a streamed body's watcher has taken over writing the row.
     pub record: Option<UsageRecord>,
+    /// The relay key's record, once authenticated.
+    pub key: Option<auth::KeyRecord>,
 }
 
 impl Ctx {
@@ -72,6 +76,7 @@ async fn fetch(mut req: Request, env: Env, wctx: Context) -> worker::Result<Resp
         started_ms,
         request_id: request_id.clone(),
         record: Some(record),
+        key: None,
     };
     let result = match config {
         Ok(c) => {
@@ -160,11 +165,19 @@ async fn dispatch(
                 "usage_write_failures": store::write_failures(&ctx.env).await,
             }),
         ),
-        Route::Models => json_response(200, &models::list_body(&ctx.config)),
-        Route::Model(id) => json_response(200, &models::one_body(&ctx.config, &id)?),
+        Route::Models => json_response(200, &models::list_body(&ctx.config, relay_key(ctx)?)),
+        Route::Model(id) => {
+            json_response(200, &models::one_body(&ctx.config, relay_key(ctx)?, &id)?)
+        }
         Route::ChatCompletions => chat_completions(req, ctx, wctx).await,
-        Route::CreateKey => admin::create_key(req, ctx).await,
+        admin_route => admin::handle(admin_route, req, ctx).await,
     }
+}
+
+fn relay_key(ctx: &Ctx) -> Result<&auth::KeyRecord, RelayError> {
+    ctx.key
+        .as_ref()
+        .ok_or_else(|| RelayError::Internal("route needs an authenticated key".to_string()))
 }
 
 async fn authenticate(req: &Request, ctx: &mut Ctx) -> Result<(), RelayError> {
@@ -176,10 +189,11 @@ async fn authenticate(req: &Request, ctx: &mut Ctx) -> Result<(), RelayError> {
     };
     let key = auth::authorize(presented, record, &rfc3339(now_ms()))?;
     if let Some(rec) = ctx.rec() {
-        rec.key_id = Some(key.id);
-        rec.team = Some(key.team);
-        rec.user = Some(key.user);
+        rec.key_id = Some(key.id.clone());
+        rec.team = Some(key.team.clone());
+        rec.user = Some(key.user.clone());
     }
+    ctx.key = Some(key);
     Ok(())
 }
 
@@ -206,14 +220,14 @@ async fn chat_completions(
 ) -> Result<Response, RelayError> {
     let body = read_body(req, ctx.config.max_body_bytes).await?;
     let parsed = chat::parse(&body)?;
-    let target = models::resolve(&ctx.config, &parsed.model);
     if let Some(rec) = ctx.rec() {
         rec.model_requested = Some(parsed.model.clone());
         rec.stream = parsed.stream;
         // Until the provider reports, the prompt is the best estimate we have.
         rec.tokens = Tokens::estimated(parsed.prompt_chars, 0);
     }
-    let target = target?;
+    let wanted = keys::effective_model(relay_key(ctx)?, &parsed.model)?;
+    let target = models::resolve(&ctx.config, &wanted)?;
     if let Some(rec) = ctx.rec() {
         rec.provider = Some(target.provider.name().to_string());
         rec.model_upstream = Some(target.upstream_model.clone());

@@ -49,22 +49,9 @@ pub async fn find_key(env: &Env, key: &str) -> Result<Option<KeyRecord>, RelayEr
     Ok(found)
 }
 
-pub async fn put_key(env: &Env, key: &str, record: &KeyRecord) -> Result<(), RelayError> {
-    let kv = env
-        .kv(KV_BINDING)
-        .map_err(|e| RelayError::Internal(format!("KV binding {KV_BINDING}: {e}")))?;
-    let json = serde_json::to_string(record).map_err(|e| RelayError::Internal(e.to_string()))?;
-    kv.put(&auth::kv_name(key), json)
-        .map_err(|e| RelayError::Internal(format!("KV put: {e}")))?
-        .execute()
-        .await
-        .map_err(|e| RelayError::Internal(format!("KV put: {e}")))?;
-    // The id → hash index lets later admin calls find a key without ever seeing it again.
-    kv.put(&format!("id:{}", record.id), auth::hash_key(key))
-        .map_err(|e| RelayError::Internal(format!("KV put: {e}")))?
-        .execute()
-        .await
-        .map_err(|e| RelayError::Internal(format!("KV put: {e}")))
+/// Drops this isolate's cached copy of a key record, so a change made here applies at once.
+pub fn forget_key(hash: &str) {
+    KEY_CACHE.with(|c| c.borrow_mut().remove(&format!("key:{hash}")));
 }
 
 const COLUMNS: &[&str] = &[
