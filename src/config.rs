@@ -4,6 +4,12 @@
 use crate::error::RelayError;
 
 pub const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
+pub const DEFAULT_ANTHROPIC_BASE_URL: &str = "https://api.anthropic.com";
+/// Claude models route to Anthropic when `ANTHROPIC_API_KEY` is set.
+pub const DEFAULT_ANTHROPIC_MODELS: &str =
+    "claude-sonnet-4-5,claude-opus-4-1,claude-haiku-4-5,claude-*";
+/// Anthropic requires `max_tokens`; OpenAI clients often omit it.
+pub const DEFAULT_ANTHROPIC_MAX_TOKENS: u64 = 8192;
 /// Listed by `/v1/models` and routed to OpenAI when `OPENAI_API_KEY` is set; `*` suffixes route
 /// whole families without listing them.
 pub const DEFAULT_OPENAI_MODELS: &str =
@@ -25,6 +31,10 @@ pub struct Config {
     /// servers reject it: Mistral 422, older vLLM and Groq 400). When false the relay does not
     /// ask for the usage chunk and estimates instead.
     pub openai_stream_usage: bool,
+    pub anthropic_api_key: Option<String>,
+    pub anthropic_base_url: String,
+    pub anthropic_models: Vec<String>,
+    pub anthropic_max_tokens: u64,
     pub admin_token: Option<String>,
     /// The deployer's price overrides (JSON, same shape as src/prices.json).
     pub prices: Option<String>,
@@ -40,6 +50,10 @@ impl Default for Config {
             openai_base_url: DEFAULT_OPENAI_BASE_URL.to_string(),
             openai_models: Vec::new(),
             openai_stream_usage: true,
+            anthropic_api_key: None,
+            anthropic_base_url: DEFAULT_ANTHROPIC_BASE_URL.to_string(),
+            anthropic_models: Vec::new(),
+            anthropic_max_tokens: DEFAULT_ANTHROPIC_MAX_TOKENS,
             admin_token: None,
             prices: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
@@ -57,27 +71,23 @@ impl Config {
                 .map(|v| v.trim().to_string())
                 .filter(|v| !v.is_empty())
         };
-        let openai_base_url = get("OPENAI_BASE_URL")
-            .unwrap_or_else(|| DEFAULT_OPENAI_BASE_URL.to_string())
-            .trim_end_matches('/')
-            .to_string();
-        if !(openai_base_url.starts_with("https://") || openai_base_url.starts_with("http://")) {
-            return Err(RelayError::Internal(format!(
-                "OPENAI_BASE_URL must be an http(s) URL, got {openai_base_url:?}"
-            )));
-        }
-        let openai_models = get("OPENAI_MODELS")
-            .unwrap_or_else(|| DEFAULT_OPENAI_MODELS.to_string())
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect();
+        let openai_base_url = base_url(&get, "OPENAI_BASE_URL", DEFAULT_OPENAI_BASE_URL)?;
+        let openai_models = list(&get, "OPENAI_MODELS", DEFAULT_OPENAI_MODELS);
+        let anthropic_base_url = base_url(&get, "ANTHROPIC_BASE_URL", DEFAULT_ANTHROPIC_BASE_URL)?;
+        let anthropic_models = list(&get, "ANTHROPIC_MODELS", DEFAULT_ANTHROPIC_MODELS);
         Ok(Config {
             openai_api_key: get("OPENAI_API_KEY"),
             openai_base_url,
             openai_models,
             openai_stream_usage: flag(&get, "OPENAI_STREAM_USAGE", true)?,
+            anthropic_api_key: get("ANTHROPIC_API_KEY"),
+            anthropic_base_url,
+            anthropic_models,
+            anthropic_max_tokens: number(
+                &get,
+                "ANTHROPIC_MAX_TOKENS",
+                DEFAULT_ANTHROPIC_MAX_TOKENS,
+            )?,
             admin_token: get("ADMIN_TOKEN"),
             prices: get("PRICES"),
             max_body_bytes: number(&get, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES as u64)? as usize,
@@ -85,6 +95,34 @@ impl Config {
             stream_idle_ms: number(&get, "STREAM_IDLE_MS", DEFAULT_STREAM_IDLE_MS)?,
         })
     }
+}
+
+fn base_url(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: &str,
+) -> Result<String, RelayError> {
+    let url = get(name)
+        .unwrap_or_else(|| default.to_string())
+        .trim_end_matches('/')
+        .to_string();
+    if url.starts_with("https://") || url.starts_with("http://") {
+        Ok(url)
+    } else {
+        Err(RelayError::Internal(format!(
+            "{name} must be an http(s) URL, got {url:?}"
+        )))
+    }
+}
+
+fn list(get: &impl Fn(&str) -> Option<String>, name: &str, default: &str) -> Vec<String> {
+    get(name)
+        .unwrap_or_else(|| default.to_string())
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 fn flag(
@@ -138,6 +176,9 @@ mod tests {
         assert!(c.openai_models.contains(&"gpt-*".to_string()));
         assert_eq!(c.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
         assert!(c.openai_stream_usage);
+        assert_eq!(c.anthropic_base_url, DEFAULT_ANTHROPIC_BASE_URL);
+        assert!(c.anthropic_models.contains(&"claude-*".to_string()));
+        assert_eq!(c.anthropic_max_tokens, DEFAULT_ANTHROPIC_MAX_TOKENS);
     }
 
     #[test]
@@ -155,6 +196,7 @@ mod tests {
         assert_eq!(c.admin_token, None);
         assert_eq!(c.max_body_bytes, 100);
         assert!(cfg(&[("OPENAI_BASE_URL", "ftp://x")]).is_err());
+        assert!(cfg(&[("ANTHROPIC_BASE_URL", "api.anthropic.com")]).is_err());
         assert!(cfg(&[("UPSTREAM_TIMEOUT_MS", "soon")]).is_err());
         assert!(cfg(&[("STREAM_IDLE_MS", "0")]).is_err());
         assert!(

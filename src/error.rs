@@ -225,6 +225,14 @@ impl RelayError {
 
     /// `{"type":"error","error":{"type","message"}}` for Anthropic-family callers (§5.6).
     pub fn anthropic_body(&self) -> Vec<u8> {
+        if let RelayError::UpstreamRejected {
+            body: Some(bytes), ..
+        } = self
+        {
+            if is_anthropic_error_body(bytes) {
+                return bytes.clone();
+            }
+        }
         let kind = match self.status() {
             400 | 405 | 413 => "invalid_request_error",
             401 => "authentication_error",
@@ -284,6 +292,16 @@ fn is_quota_error(body: &[u8]) -> bool {
             Some(code == Some("insufficient_quota") || kind == Some("insufficient_quota"))
         })
         .unwrap_or(false)
+}
+
+/// True when `bytes` is Anthropic's error shape, which Anthropic clients parse as is.
+fn is_anthropic_error_body(bytes: &[u8]) -> bool {
+    serde_json::from_slice::<Value>(bytes)
+        .ok()
+        .is_some_and(|v| {
+            v.get("type").and_then(Value::as_str) == Some("error")
+                && v.get("error").is_some_and(Value::is_object)
+        })
 }
 
 /// True when `bytes` is JSON with an object under `error`, the shape SDKs parse.

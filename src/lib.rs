@@ -1,6 +1,7 @@
 //! llm-relay: an OpenAI-compatible relay for Cloudflare Workers. The modules below are the pure
 //! core (no `worker` import, tested natively with `cargo test`); `edge` is the thin glue that
 //! touches the Workers runtime and is compiled only for wasm32.
+pub mod anthropic;
 pub mod auth;
 pub mod cache;
 pub mod chat;
@@ -8,6 +9,7 @@ pub mod config;
 pub mod echo;
 pub mod error;
 pub mod keys;
+pub mod messages;
 pub mod models;
 pub mod pricing;
 pub mod report;

@@ -17,6 +17,8 @@ pub enum Provider {
     /// Answers inside the worker; spends no tokens.
     Echo,
     OpenAi,
+    /// Claude, through the Messages API: translated for OpenAI-format clients.
+    Anthropic,
 }
 
 impl Provider {
@@ -24,6 +26,7 @@ impl Provider {
         match self {
             Provider::Echo => "relay",
             Provider::OpenAi => "openai",
+            Provider::Anthropic => "anthropic",
         }
     }
 }
@@ -59,16 +62,40 @@ pub fn resolve(config: &Config, model: &str) -> Result<Target, RelayError> {
             stream_usage: config.openai_stream_usage,
         });
     }
+    if config.anthropic_api_key.is_some()
+        && config.anthropic_models.iter().any(|p| matches(p, model))
+    {
+        return Ok(Target {
+            provider: Provider::Anthropic,
+            upstream_model: model.to_string(),
+            stream_usage: true,
+        });
+    }
     Err(RelayError::ModelNotFound(model.to_string()))
 }
 
 /// The concrete model ids a key may use, in config order, echo first.
 pub fn available(config: &Config) -> Vec<(String, &'static str)> {
     let mut out = vec![(ECHO_MODEL.to_string(), "relay")];
-    if config.openai_api_key.is_some() {
-        for m in &config.openai_models {
+    let providers = [
+        (
+            config.openai_api_key.is_some(),
+            &config.openai_models,
+            "openai",
+        ),
+        (
+            config.anthropic_api_key.is_some(),
+            &config.anthropic_models,
+            "anthropic",
+        ),
+    ];
+    for (enabled, models, owner) in providers {
+        if !enabled {
+            continue;
+        }
+        for m in models {
             if !m.ends_with('*') && !out.iter().any(|(id, _)| id == m) {
-                out.push((m.clone(), "openai"));
+                out.push((m.clone(), owner));
             }
         }
     }
@@ -111,9 +138,27 @@ mod tests {
         Config::from_lookup(|k| match k {
             "OPENAI_API_KEY" if key => Some("sk".into()),
             "OPENAI_MODELS" => Some("gpt-4o,mock-*".into()),
+            "ANTHROPIC_MODELS" => Some("claude-x,claude-*".into()),
             _ => None,
         })
         .unwrap()
+    }
+
+    #[test]
+    fn claude_routes_to_anthropic_when_keyed() {
+        let none = config(false);
+        assert!(resolve(&none, "claude-x").is_err());
+        let c = Config {
+            anthropic_api_key: Some("sk-ant".into()),
+            ..config(true)
+        };
+        assert_eq!(
+            resolve(&c, "claude-sonnet-9").unwrap().provider,
+            Provider::Anthropic
+        );
+        assert_eq!(resolve(&c, "mock-ok").unwrap().provider, Provider::OpenAi);
+        let ids: Vec<String> = available(&c).into_iter().map(|(id, _)| id).collect();
+        assert_eq!(ids, vec!["relay-echo", "gpt-4o", "claude-x"]);
     }
 
     fn open_key() -> KeyRecord {

@@ -10,6 +10,9 @@ pub enum Route {
     Models,
     Model(String),
     ChatCompletions,
+    /// Anthropic Messages, native: forwarded byte-faithfully to Anthropic.
+    Messages,
+    CountTokens,
     CreateKey,
     ListKeys,
     GetKey(String),
@@ -26,8 +29,18 @@ impl Route {
     pub fn needs_relay_key(&self) -> bool {
         matches!(
             self,
-            Route::Models | Route::Model(_) | Route::ChatCompletions
+            Route::Models
+                | Route::Model(_)
+                | Route::ChatCompletions
+                | Route::Messages
+                | Route::CountTokens
         )
+    }
+
+    /// Routes whose clients are Anthropic SDKs: they authenticate with `x-api-key` too and get
+    /// errors in Anthropic's shape.
+    pub fn is_anthropic(&self) -> bool {
+        matches!(self, Route::Messages | Route::CountTokens)
     }
 
     pub fn is_admin(&self) -> bool {
@@ -52,6 +65,8 @@ const TABLE: &[(&str, &str, Route)] = &[
     ("/", "GET", Route::Health),
     ("/models", "GET", Route::Models),
     ("/chat/completions", "POST", Route::ChatCompletions),
+    ("/messages", "POST", Route::Messages),
+    ("/messages/count_tokens", "POST", Route::CountTokens),
     ("/admin/keys", "GET", Route::ListKeys),
     ("/admin/keys", "POST", Route::CreateKey),
     ("/admin/usage", "GET", Route::Usage),
@@ -183,6 +198,12 @@ mod tests {
         assert_eq!(route("GET", "/admin/usage"), Ok(Route::Usage));
         assert_eq!(route("GET", "/admin/usage/export"), Ok(Route::UsageExport));
         assert_eq!(route("GET", "/admin/audit"), Ok(Route::Audit));
+        assert_eq!(route("POST", "/v1/messages"), Ok(Route::Messages));
+        assert_eq!(
+            route("POST", "/messages/count_tokens"),
+            Ok(Route::CountTokens)
+        );
+        assert!(Route::Messages.is_anthropic() && Route::Messages.needs_relay_key());
         assert!(Route::Audit.is_admin() && !Route::Models.is_admin());
     }
 

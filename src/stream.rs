@@ -46,6 +46,29 @@ impl StreamMeter {
     }
 }
 
+/// How a stream ended up, for its usage row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settled {
+    pub outcome: Outcome,
+    pub tokens: Tokens,
+    pub source: UsageSource,
+    pub finish_reason: Option<String>,
+    pub upstream_error: Option<String>,
+}
+
+/// The per-chunk work of one kind of relayed stream (pass-through, usage stripping, format
+/// translation); the edge drives any of them the same way.
+pub trait Relay {
+    /// Bytes for the client for one upstream chunk (possibly none).
+    fn feed(&mut self, chunk: Vec<u8>) -> Vec<u8>;
+    /// Upstream reached EOF: the tail for the client (an in-band error if it was truncated).
+    fn finish(&mut self) -> Vec<u8>;
+    /// Upstream failed: the in-band error tail.
+    fn abort(&mut self) -> Vec<u8>;
+    fn ended(&self) -> bool;
+    fn settle(&self, prompt_chars: u64, cancelled: bool) -> Settled;
+}
+
 #[derive(Debug)]
 pub struct StreamRelay {
     decoder: SseDecoder,
@@ -211,6 +234,31 @@ impl StreamRelay {
             return no_choices;
         }
         false
+    }
+}
+
+impl Relay for StreamRelay {
+    fn feed(&mut self, chunk: Vec<u8>) -> Vec<u8> {
+        StreamRelay::feed(self, chunk)
+    }
+    fn finish(&mut self) -> Vec<u8> {
+        StreamRelay::finish(self)
+    }
+    fn abort(&mut self) -> Vec<u8> {
+        StreamRelay::abort(self)
+    }
+    fn ended(&self) -> bool {
+        StreamRelay::ended(self)
+    }
+    fn settle(&self, prompt_chars: u64, cancelled: bool) -> Settled {
+        let (outcome, tokens, source) = self.meter.settle(prompt_chars, cancelled);
+        Settled {
+            outcome,
+            tokens,
+            source,
+            finish_reason: self.meter.finish_reason.clone(),
+            upstream_error: self.meter.upstream_error.clone(),
+        }
     }
 }
 

@@ -16,7 +16,7 @@ use futures_util::Stream;
 use worker::{Delay, Env};
 
 use super::{now_ms, store};
-use crate::stream::StreamRelay;
+use crate::stream::Relay;
 use crate::usage::UsageRecord;
 
 /// Longest a watcher keeps waiting for a stream; bounds the loop (Workers caps a request's
@@ -39,7 +39,7 @@ struct Shared {
     /// Held here, not in the body, so the watcher can drop it (cancelling the upstream fetch)
     /// when the client has stopped reading but workerd never cancels the body.
     upstream: Option<Upstream>,
-    relay: StreamRelay,
+    relay: Box<dyn Relay>,
     end: Option<End>,
     last_progress_ms: u64,
     /// The body is waiting on the upstream, not on the client.
@@ -129,7 +129,7 @@ pub struct Metering {
 /// Wraps `upstream` for the client and returns the watcher future to hand to `wait_until`.
 pub fn meter<S>(
     upstream: S,
-    relay: StreamRelay,
+    relay: Box<dyn Relay>,
     m: Metering,
     env: Env,
 ) -> (MeteredBody, impl Future<Output = ()>)
@@ -144,7 +144,7 @@ where
     (body, watch(shared, m, env))
 }
 
-fn new_shared(upstream: Upstream, relay: StreamRelay, started_ms: u64) -> Rc<RefCell<Shared>> {
+fn new_shared(upstream: Upstream, relay: Box<dyn Relay>, started_ms: u64) -> Rc<RefCell<Shared>> {
     Rc::new(RefCell::new(Shared {
         upstream: Some(upstream),
         relay,
@@ -156,16 +156,15 @@ fn new_shared(upstream: Upstream, relay: StreamRelay, started_ms: u64) -> Rc<Ref
 }
 
 fn snapshot(shared: &Shared, m: &Metering, now: u64, cancelled: bool) -> UsageRecord {
-    let (outcome, tokens, source) = shared.relay.meter().settle(m.prompt_chars, cancelled);
+    let settled = shared.relay.settle(m.prompt_chars, cancelled);
     let mut rec = m.record.clone();
-    rec.outcome = outcome;
-    rec.tokens = tokens;
-    rec.usage_source = source;
-    rec.finish_reason = shared.relay.meter().finish_reason.clone();
-    rec.error_code =
-        shared.relay.meter().upstream_error.clone().or_else(|| {
-            (outcome != crate::usage::Outcome::Ok).then(|| outcome.as_str().to_string())
-        });
+    rec.outcome = settled.outcome;
+    rec.tokens = settled.tokens;
+    rec.usage_source = settled.source;
+    rec.finish_reason = settled.finish_reason;
+    rec.error_code = settled.upstream_error.or_else(|| {
+        (settled.outcome != crate::usage::Outcome::Ok).then(|| settled.outcome.as_str().to_string())
+    });
     rec.duration_ms = now.saturating_sub(m.started_ms);
     rec.ttfb_ms = rec
         .ttfb_ms

@@ -3,6 +3,7 @@
 //! handler writes it when the response is complete, or a streamed body's watcher owns it.
 
 mod admin;
+mod claude;
 mod keystore;
 mod metered;
 mod store;
@@ -54,7 +55,7 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    fn rec(&mut self) -> Option<&mut UsageRecord> {
+    pub fn rec(&mut self) -> Option<&mut UsageRecord> {
         self.record.as_mut()
     }
 }
@@ -66,7 +67,8 @@ async fn fetch(mut req: Request, env: Env, wctx: Context) -> worker::Result<Resp
     let method = req.method().to_string();
     let path = req.path();
     let record = UsageRecord::begin(&request_id, &method, &path, rfc3339(started_ms));
-    let anthropic_errors = header(&req, "anthropic-version").is_some();
+    let anthropic_errors = header(&req, "anthropic-version").is_some()
+        || routes::route(req.method().as_ref(), &path).is_ok_and(|r| r.is_anthropic());
     let origin = header(&req, "origin");
 
     let config = cached_config(&env);
@@ -138,7 +140,7 @@ fn cached_config(env: &Env) -> Result<Config, RelayError> {
     Ok(config)
 }
 
-fn header(req: &Request, name: &str) -> Option<String> {
+pub fn header(req: &Request, name: &str) -> Option<String> {
     req.headers().get(name).ok().flatten()
 }
 
@@ -152,7 +154,7 @@ async fn dispatch(
         return preflight(req);
     }
     if route.needs_relay_key() {
-        authenticate(req, ctx).await?;
+        authenticate(req, ctx, route.is_anthropic()).await?;
     }
     match route {
         Route::Preflight => preflight(req),
@@ -170,19 +172,28 @@ async fn dispatch(
             json_response(200, &models::one_body(&ctx.config, relay_key(ctx)?, &id)?)
         }
         Route::ChatCompletions => chat_completions(req, ctx, wctx).await,
+        Route::Messages => claude::messages(req, ctx, wctx, false).await,
+        Route::CountTokens => claude::messages(req, ctx, wctx, true).await,
         admin_route => admin::handle(admin_route, req, ctx).await,
     }
 }
 
-fn relay_key(ctx: &Ctx) -> Result<&auth::KeyRecord, RelayError> {
+pub fn relay_key(ctx: &Ctx) -> Result<&auth::KeyRecord, RelayError> {
     ctx.key
         .as_ref()
         .ok_or_else(|| RelayError::Internal("route needs an authenticated key".to_string()))
 }
 
-async fn authenticate(req: &Request, ctx: &mut Ctx) -> Result<(), RelayError> {
+/// Relay keys come as `Authorization: Bearer` (R1.5), or as `x-api-key` on Anthropic routes,
+/// which is what Anthropic's SDKs send by default (R1.6).
+async fn authenticate(req: &Request, ctx: &mut Ctx, anthropic: bool) -> Result<(), RelayError> {
     let authz = header(req, "authorization");
-    let presented = auth::bearer(authz.as_deref());
+    let x_api_key = if anthropic {
+        header(req, "x-api-key")
+    } else {
+        None
+    };
+    let presented = auth::bearer(authz.as_deref()).or(x_api_key.as_deref().map(str::trim));
     let record = match presented {
         Some(key) if auth::well_formed(key) => store::find_key(&ctx.env, key).await?,
         _ => None,
@@ -198,7 +209,7 @@ async fn authenticate(req: &Request, ctx: &mut Ctx) -> Result<(), RelayError> {
 }
 
 /// Reads the body, refusing it at the documented cap before and while reading.
-async fn read_body(req: &mut Request, limit: usize) -> Result<Vec<u8>, RelayError> {
+pub async fn read_body(req: &mut Request, limit: usize) -> Result<Vec<u8>, RelayError> {
     let declared = header(req, "content-length").and_then(|v| v.trim().parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
         return Err(RelayError::PayloadTooLarge { limit });
@@ -234,6 +245,7 @@ async fn chat_completions(
     }
     match target.provider {
         Provider::Echo => echo_reply(&parsed, ctx, wctx),
+        Provider::Anthropic => claude::chat(req, &body, &parsed, &target, ctx, wctx).await,
         Provider::OpenAi => {
             let upstream_body =
                 parsed.upstream_body(&body, &target.upstream_model, target.stream_usage);
@@ -241,6 +253,8 @@ async fn chat_completions(
             let resp = upstream::send(upstream::Call {
                 url: format!("{}/chat/completions", ctx.config.openai_base_url),
                 api_key: &api_key,
+                auth: upstream::Auth::Bearer,
+                extra_headers: Vec::new(),
                 client_headers: req.headers(),
                 body: upstream_body,
                 timeout_ms: ctx.config.upstream_timeout_ms,
@@ -270,7 +284,7 @@ fn echo_reply(
     }
     if parsed.stream {
         let chunks = e.stream_chunks().into_iter().map(Ok);
-        let relay = StreamRelay::new(!parsed.client_wants_usage);
+        let relay = Box::new(StreamRelay::new(!parsed.client_wants_usage));
         return stream_response(
             stream::iter(chunks),
             relay,
@@ -319,7 +333,7 @@ async fn relay_upstream(
         let upstream_body = resp
             .stream()
             .map_err(|e| RelayError::UpstreamUnavailable(format!("upstream body: {e}")))?;
-        let relay = StreamRelay::new(strip);
+        let relay = Box::new(StreamRelay::new(strip));
         return stream_response(upstream_body, relay, parsed.prompt_chars, copied, ctx, wctx);
     }
     let body = resp
@@ -395,9 +409,9 @@ fn sse_headers(headers: Headers) -> Result<Headers, RelayError> {
 }
 
 /// Hands the row to the stream's watcher and returns the SSE response.
-fn stream_response<S>(
+pub fn stream_response<S>(
     body: S,
-    relay: StreamRelay,
+    relay: Box<dyn crate::stream::Relay>,
     prompt_chars: u64,
     headers: Headers,
     ctx: &mut Ctx,
@@ -415,7 +429,7 @@ where
         .with_headers(sse_headers(headers)?))
 }
 
-fn copy_headers(from: &Headers) -> Headers {
+pub fn copy_headers(from: &Headers) -> Headers {
     let out = Headers::new();
     for (name, value) in from.entries() {
         if !upstream::drop_response_header(&name) {
@@ -425,7 +439,7 @@ fn copy_headers(from: &Headers) -> Headers {
     out
 }
 
-fn bytes_response(
+pub fn bytes_response(
     status: u16,
     content_type: &str,
     body: Vec<u8>,

@@ -46,9 +46,20 @@ pub fn drop_response_header(name: &str) -> bool {
     ) || name.starts_with("access-control-")
 }
 
+/// How the provider wants its key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    Bearer,
+    /// Anthropic: `x-api-key`.
+    XApiKey,
+}
+
 pub struct Call<'a> {
     pub url: String,
     pub api_key: &'a str,
+    pub auth: Auth,
+    /// Set after the client's headers, so they win over anything the client sent.
+    pub extra_headers: Vec<(&'static str, String)>,
     pub client_headers: &'a Headers,
     pub body: Vec<u8>,
     pub timeout_ms: u64,
@@ -64,9 +75,15 @@ pub async fn send(call: Call<'_>) -> Result<Response, RelayError> {
     }
     let internal =
         |e: worker::Error| RelayError::Internal(format!("building upstream request: {e}"));
-    headers
-        .set("authorization", &format!("Bearer {}", call.api_key))
-        .map_err(internal)?;
+    match call.auth {
+        Auth::Bearer => headers
+            .set("authorization", &format!("Bearer {}", call.api_key))
+            .map_err(internal)?,
+        Auth::XApiKey => headers.set("x-api-key", call.api_key).map_err(internal)?,
+    }
+    for (name, value) in &call.extra_headers {
+        headers.set(name, value).map_err(internal)?;
+    }
     headers
         .set("content-type", "application/json")
         .map_err(internal)?;

@@ -6,6 +6,7 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Miniflare } from 'miniflare';
 import { startMockProvider } from '../mock/provider.mjs';
+import { startAnthropicMock } from '../mock/anthropic.mjs';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const SHIM = join(ROOT, 'build', 'index.js');
@@ -46,9 +47,10 @@ export function makeKey(env = 'test', team = 'team-a', user = 'ann') {
  * Starts a mock provider (unless `mock: false`) and the relay. `vars` override bindings;
  * set a var to undefined to leave it unset.
  */
-export async function startRelay({ vars = {}, mock = {} } = {}) {
+export async function startRelay({ vars = {}, mock = {}, anthropic = false } = {}) {
   if (!existsSync(SHIM)) throw new Error(`${SHIM} missing: run \`npm run build\` first`);
   const provider = mock === false ? null : await startMockProvider(mock);
+  const claude = anthropic ? await startAnthropicMock(anthropic === true ? {} : anthropic) : null;
   const bindings = {
     OPENAI_BASE_URL: provider ? provider.url : 'http://127.0.0.1:9/v1',
     OPENAI_API_KEY: PROVIDER_KEY,
@@ -56,6 +58,7 @@ export async function startRelay({ vars = {}, mock = {} } = {}) {
     ADMIN_TOKEN,
     UPSTREAM_TIMEOUT_MS: '3000',
     STREAM_IDLE_MS: '800',
+    ...(claude ? { ANTHROPIC_BASE_URL: claude.url, ANTHROPIC_API_KEY: 'sk-ant-mock', ANTHROPIC_MODELS: 'claude-*' } : {}),
     // Prices for two mock models only, so tests see both a computed cost and a NULL one.
     PRICES: JSON.stringify({
       models: {
@@ -111,6 +114,7 @@ export async function startRelay({ vars = {}, mock = {} } = {}) {
     kv,
     db,
     provider,
+    claude,
     logs,
     /** Puts a key record straight into KV, as `POST /admin/keys` would. */
     async seedKey({ team = 'team-a', user = 'ann', env = 'test', status = 'active', expires_at } = {}) {
@@ -141,6 +145,7 @@ export async function startRelay({ vars = {}, mock = {} } = {}) {
     async close() {
       await mf.dispose();
       if (provider) await provider.close();
+      if (claude) await claude.close();
     },
   };
   return relay;

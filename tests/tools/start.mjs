@@ -43,18 +43,18 @@ function ensureDemoKey() {
     key = `lc_dev_demo_you_${base62(32)}`;
     writeFileSync(file, `${key}\n`, { mode: 0o600 });
   }
-  const name = `key:${createHash('sha256').update(key).digest('hex')}`;
+  const hash = createHash('sha256').update(key).digest('hex');
+  const name = `key:${hash}`;
   const got = wrangler(['kv', 'key', 'get', '--binding', 'KEYS', '--local', name]);
   if (got.status === 0 && got.stdout.includes('"status"')) return key;
-  const record = {
-    id: 'key_demo',
-    team: 'demo',
-    user: 'you',
-    env: 'dev',
-    created_at: new Date().toISOString(),
-    status: 'active',
-  };
-  run(wranglerBin(), ['kv', 'key', 'put', '--binding', 'KEYS', '--local', name, JSON.stringify(record)], { env: toolEnv() });
+  const now = new Date().toISOString();
+  const record = { id: 'key_demo', team: 'demo', user: 'you', env: 'dev', created_at: now, status: 'active', name: 'npm start demo key', updated_at: now };
+  const json = JSON.stringify(record);
+  run(wranglerBin(), ['kv', 'key', 'put', '--binding', 'KEYS', '--local', name, json], { env: toolEnv() });
+  run(wranglerBin(), ['kv', 'key', 'put', '--binding', 'KEYS', '--local', 'id:key_demo', hash], { env: toolEnv() });
+  // The admin API lists keys from D1, so the demo key is recorded there too.
+  const sql = `INSERT OR REPLACE INTO keys (id, hash, team, user, status, created_at, record) VALUES ('key_demo', '${hash}', 'demo', 'you', 'active', '${now}', '${json.replace(/'/g, "''")}')`;
+  run(wranglerBin(), ['d1', 'execute', 'DB', '--local', '--command', sql], { env: toolEnv({ CI: 'true' }) });
   return key;
 }
 

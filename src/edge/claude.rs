@@ -1,0 +1,295 @@
+//! Claude: native `POST /v1/messages` (and `count_tokens`) forwarded byte-faithfully to
+//! Anthropic and metered with Messages semantics, and OpenAI-format chat requests for Claude
+//! models translated both ways.
+
+use worker::{Context, Headers, Request, Response};
+
+use super::{
+    bytes_response, copy_headers, header, now_ms, read_body, relay_key, stream_response, upstream,
+    Ctx,
+};
+use crate::anthropic::{self, StreamTranslator};
+use crate::chat::{self, ChatRequest};
+use crate::error::RelayError;
+use crate::keys;
+use crate::messages::PassThrough;
+use crate::models::{self, Provider, Target};
+use crate::sse::SseDecoder;
+use crate::stream::{Relay, Settled};
+use crate::usage::{Tokens, UsageSource};
+
+/// What Anthropic's SDKs send; used when a client (or the translation) gives none.
+const ANTHROPIC_VERSION: &str = "2023-06-01";
+
+fn call<'a>(
+    ctx: &'a Ctx,
+    req: &'a Request,
+    path: &str,
+    body: Vec<u8>,
+    api_key: &'a str,
+) -> upstream::Call<'a> {
+    upstream::Call {
+        url: format!("{}{path}", ctx.config.anthropic_base_url),
+        api_key,
+        auth: upstream::Auth::XApiKey,
+        extra_headers: vec![(
+            "anthropic-version",
+            header(req, "anthropic-version").unwrap_or_else(|| ANTHROPIC_VERSION.to_string()),
+        )]
+        .into_iter()
+        .chain(header(req, "anthropic-beta").map(|b| ("anthropic-beta", b)))
+        .collect(),
+        client_headers: req.headers(),
+        body,
+        timeout_ms: ctx.config.upstream_timeout_ms,
+    }
+}
+
+/// Anthropic-client errors: the relay's own key problems are 502, overload and rate limits
+/// pass through with Anthropic's body so the SDK retries as it would against Anthropic.
+fn native_error(status: u16, body: Vec<u8>, retry_after: Option<String>) -> RelayError {
+    match status {
+        401 | 403 => RelayError::UpstreamAuth,
+        _ => RelayError::UpstreamRejected {
+            status,
+            body: Some(body),
+            retry_after,
+        },
+    }
+}
+
+/// `POST /v1/messages` and `/v1/messages/count_tokens` from Anthropic SDKs and Claude Code.
+pub async fn messages(
+    req: &mut Request,
+    ctx: &mut Ctx,
+    wctx: &Context,
+    count_tokens: bool,
+) -> Result<Response, RelayError> {
+    let body = read_body(req, ctx.config.max_body_bytes).await?;
+    let parsed = chat::parse(&body)?;
+    if let Some(rec) = ctx.rec() {
+        rec.model_requested = Some(parsed.model.clone());
+        rec.stream = parsed.stream && !count_tokens;
+        rec.tokens = Tokens::estimated(parsed.prompt_chars, 0);
+    }
+    let wanted = keys::effective_model(relay_key(ctx)?, &parsed.model)?;
+    let target = models::resolve(&ctx.config, &wanted)?;
+    if target.provider != Provider::Anthropic {
+        // Anthropic-format clients reach Claude models only (OpenAI upstreams: not yet).
+        return Err(RelayError::ModelNotFound(parsed.model.clone()));
+    }
+    if let Some(rec) = ctx.rec() {
+        rec.provider = Some(target.provider.name().to_string());
+        rec.model_upstream = Some(target.upstream_model.clone());
+    }
+    let api_key = ctx.config.anthropic_api_key.clone().unwrap_or_default();
+    let upstream_body = parsed.upstream_body(&body, &target.upstream_model, false);
+    let path = if count_tokens {
+        "/v1/messages/count_tokens"
+    } else {
+        "/v1/messages"
+    };
+    let mut resp = upstream::send(call(ctx, req, path, upstream_body, &api_key)).await?;
+    let status = resp.status_code();
+    let upstream_headers = resp.headers().clone();
+    let ttfb = now_ms().saturating_sub(ctx.started_ms);
+    if let Some(rec) = ctx.rec() {
+        rec.ttfb_ms = Some(ttfb);
+        rec.upstream_request_id = upstream_headers.get("request-id").ok().flatten();
+    }
+    if status >= 400 {
+        let bytes = resp.bytes().await.unwrap_or_default();
+        let retry_after = upstream_headers.get("retry-after").ok().flatten();
+        return Err(native_error(status, bytes, retry_after));
+    }
+    let copied = copy_headers(&upstream_headers);
+    let is_sse = upstream_headers
+        .get("content-type")
+        .ok()
+        .flatten()
+        .is_some_and(|ct| ct.starts_with("text/event-stream"));
+    if parsed.stream && is_sse && !count_tokens {
+        let upstream_body = resp
+            .stream()
+            .map_err(|e| RelayError::UpstreamUnavailable(format!("upstream body: {e}")))?;
+        return stream_response(
+            upstream_body,
+            Box::new(PassThrough::new()),
+            parsed.prompt_chars,
+            copied,
+            ctx,
+            wctx,
+        );
+    }
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(|e| RelayError::UpstreamUnavailable(format!("reading upstream body: {e}")))?;
+    if !count_tokens {
+        let json: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| {
+            RelayError::UpstreamUnavailable("upstream sent invalid JSON".to_string())
+        })?;
+        if let Some(rec) = ctx.rec() {
+            match json.get("usage").and_then(anthropic::tokens_from_usage) {
+                Some(tokens) => {
+                    rec.tokens = tokens;
+                    rec.usage_source = UsageSource::Upstream;
+                }
+                None => rec.usage_source = UsageSource::Estimated,
+            }
+            rec.finish_reason = json
+                .get("stop_reason")
+                .and_then(|v| v.as_str())
+                .map(str::to_string);
+        }
+    } else if let Some(rec) = ctx.rec() {
+        // Counting tokens is free: the row records the call, not spend.
+        rec.tokens = Tokens::default();
+    }
+    let content_type = upstream_headers
+        .get("content-type")
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| "application/json".to_string());
+    bytes_response(status, &content_type, bytes, copied)
+}
+
+/// An Anthropic stream translated to OpenAI chat chunks for the client.
+struct Translate {
+    decoder: SseDecoder,
+    translator: StreamTranslator,
+    ended: bool,
+}
+
+impl Relay for Translate {
+    fn feed(&mut self, chunk: Vec<u8>) -> Vec<u8> {
+        if self.ended {
+            return Vec::new();
+        }
+        match self.decoder.feed(&chunk) {
+            Ok(events) => events
+                .iter()
+                .flat_map(|ev| self.translator.on_event(ev))
+                .collect(),
+            Err(_) => self.abort(),
+        }
+    }
+
+    fn finish(&mut self) -> Vec<u8> {
+        if self.ended {
+            return Vec::new();
+        }
+        self.ended = true;
+        let mut out = Vec::new();
+        if let Some(ev) = self.decoder.finish() {
+            out.extend(self.translator.on_event(&ev));
+        }
+        out.extend(self.translator.finish());
+        out
+    }
+
+    fn abort(&mut self) -> Vec<u8> {
+        if self.ended {
+            return Vec::new();
+        }
+        self.ended = true;
+        self.translator.finish()
+    }
+
+    fn ended(&self) -> bool {
+        self.ended
+    }
+
+    fn settle(&self, prompt_chars: u64, cancelled: bool) -> Settled {
+        let meter = self.translator.meter();
+        let (outcome, tokens, source) = meter.settle(prompt_chars, cancelled);
+        Settled {
+            outcome,
+            tokens,
+            source,
+            finish_reason: meter.stop_reason.clone(),
+            upstream_error: meter.upstream_error.clone(),
+        }
+    }
+}
+
+/// `POST /v1/chat/completions` for a Claude model: OpenAI in, Messages upstream, OpenAI out.
+pub async fn chat(
+    req: &Request,
+    body: &[u8],
+    parsed: &ChatRequest<'_>,
+    target: &Target,
+    ctx: &mut Ctx,
+    wctx: &Context,
+) -> Result<Response, RelayError> {
+    let openai: serde_json::Value = serde_json::from_slice(body).map_err(|_| {
+        RelayError::invalid("We could not parse the JSON body of your request.", None)
+    })?;
+    let translated = anthropic::to_messages_request(
+        &openai,
+        &target.upstream_model,
+        ctx.config.anthropic_max_tokens,
+    )?;
+    let api_key = ctx.config.anthropic_api_key.clone().unwrap_or_default();
+    let bytes = translated.to_string().into_bytes();
+    let mut resp = upstream::send(call(ctx, req, "/v1/messages", bytes, &api_key)).await?;
+    let status = resp.status_code();
+    let upstream_headers = resp.headers().clone();
+    let ttfb = now_ms().saturating_sub(ctx.started_ms);
+    if let Some(rec) = ctx.rec() {
+        rec.ttfb_ms = Some(ttfb);
+        rec.upstream_request_id = upstream_headers.get("request-id").ok().flatten();
+    }
+    if status >= 400 {
+        let bytes = resp.bytes().await.unwrap_or_default();
+        return Err(anthropic::error_from_anthropic(status, &bytes));
+    }
+    let id = format!("chatcmpl-{}", ctx.request_id.trim_start_matches("req_"));
+    let created = now_ms() / 1000;
+    if parsed.stream {
+        let upstream_body = resp
+            .stream()
+            .map_err(|e| RelayError::UpstreamUnavailable(format!("upstream body: {e}")))?;
+        let relay = Translate {
+            decoder: SseDecoder::new(),
+            translator: StreamTranslator::new(
+                id,
+                created,
+                parsed.model.clone(),
+                parsed.client_wants_usage,
+            ),
+            ended: false,
+        };
+        return stream_response(
+            upstream_body,
+            Box::new(relay),
+            parsed.prompt_chars,
+            Headers::new(),
+            ctx,
+            wctx,
+        );
+    }
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(|e| RelayError::UpstreamUnavailable(format!("reading upstream body: {e}")))?;
+    let json: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|_| RelayError::UpstreamUnavailable("upstream sent invalid JSON".to_string()))?;
+    let out = anthropic::to_chat_completion(&json, &id, created, &parsed.model);
+    if let Some(rec) = ctx.rec() {
+        if let Some(tokens) = json.get("usage").and_then(anthropic::tokens_from_usage) {
+            rec.tokens = tokens;
+            rec.usage_source = UsageSource::Upstream;
+        }
+        rec.finish_reason = json
+            .get("stop_reason")
+            .and_then(|v| v.as_str())
+            .map(str::to_string);
+    }
+    bytes_response(
+        200,
+        "application/json",
+        out.to_string().into_bytes(),
+        Headers::new(),
+    )
+}

@@ -1,0 +1,358 @@
+// Mock Anthropic Messages API upstream for the relay's runtime tests: scripted
+// /v1/messages behaviours (chosen by `model`), count_tokens, models list, and request recording.
+// Wire formats follow protocol.md §5; the OpenAI-side counterpart is ./provider.mjs.
+import http from 'node:http';
+
+const REPLY_WORDS = ['Hello ', 'from ', 'Claude ', 'mock.'];
+export const REPLY_TEXT = REPLY_WORDS.join('');
+export const API_VERSION = '2023-06-01';
+const ERROR_TYPES = {
+  400: 'invalid_request_error',
+  401: 'authentication_error',
+  403: 'permission_error',
+  404: 'not_found_error',
+  429: 'rate_limit_error',
+  500: 'api_error',
+  529: 'overloaded_error',
+};
+const MOCK_MODELS = [
+  'claude-mock', 'claude-mock-cached', 'claude-mock-tools', 'claude-mock-thinking',
+  'claude-mock-max', 'claude-mock-slow', 'claude-mock-overloaded', 'claude-mock-drop',
+];
+// Anthropic sends the ping payload with a space after the colon (§5.4); relays must pass it
+// through untouched, so the mock reproduces it byte for byte rather than via JSON.stringify.
+export const PING_DATA = '{"type": "ping"}';
+export const OVERLOADED_DATA = '{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}';
+
+// Mirrors §5.2's example: text, then a tool_use whose input streams in fragments, plus a
+// second argument-less tool so relays must handle a lone "" fragment (input {}).
+const TOOL_TEXT = 'Checking.';
+const TOOL_BLOCKS = [
+  { id: 'toolu_mock_1', name: 'get_weather', fragments: ['', '{"city":', '"SF"}'], input: { city: 'SF' } },
+  { id: 'toolu_mock_2', name: 'get_time', fragments: [''], input: {} },
+];
+const THINKING_TEXT = 'Let me think.';
+const THINKING_SIG = 'sig';
+const THINKING_REPLY = 'Done.';
+
+function errorJson(type, message, requestId) {
+  const o = { type: 'error', error: { type, message } };
+  if (requestId) o.request_id = requestId;
+  return JSON.stringify(o);
+}
+
+// Counts every piece of text the model would read, so relays can be checked for dropping
+// system prompts or text blocks when they translate requests.
+function textChars(content) {
+  if (typeof content === 'string') return content.length;
+  if (!Array.isArray(content)) return 0;
+  let n = 0;
+  for (const b of content) {
+    if (b?.type === 'text' && typeof b.text === 'string') n += b.text.length;
+    else if (b?.type === 'tool_result') n += textChars(b.content);
+  }
+  return n;
+}
+
+export function inputTokens(body) {
+  let chars = textChars(body?.system);
+  for (const m of Array.isArray(body?.messages) ? body.messages : []) chars += textChars(m?.content);
+  return 10 + Math.ceil(chars / 4);
+}
+
+// One "plan" per behaviour drives both the stream and the non-stream path, so they cannot drift.
+function planFor(model, body) {
+  const input = inputTokens(body);
+  const usage = (output, cacheWrite = 0, cacheRead = 0) => ({
+    input_tokens: input,
+    cache_creation_input_tokens: cacheWrite,
+    cache_read_input_tokens: cacheRead,
+    output_tokens: output,
+  });
+  const text = (words) => ({ type: 'text', words });
+  switch (model) {
+    case 'claude-mock-cached':
+      // Current API versions repeat the cumulative input/cache counts in message_delta (§5.4).
+      return { blocks: [text(REPLY_WORDS)], stop: 'end_turn', usage: usage(4, 12, 60), repeatInput: true };
+    case 'claude-mock-tools':
+      return {
+        blocks: [text([TOOL_TEXT]), ...TOOL_BLOCKS.map((t) => ({ type: 'tool_use', ...t }))],
+        stop: 'tool_use',
+        usage: usage(30),
+      };
+    case 'claude-mock-thinking':
+      return {
+        blocks: [{ type: 'thinking', thinking: THINKING_TEXT, signature: THINKING_SIG }, text([THINKING_REPLY])],
+        stop: 'end_turn',
+        usage: usage(10),
+      };
+    case 'claude-mock-max':
+      return { blocks: [text(REPLY_WORDS)], stop: 'max_tokens', usage: usage(4) };
+    default:
+      return { blocks: [text(REPLY_WORDS)], stop: 'end_turn', usage: usage(4) };
+  }
+}
+
+function messageBody(ctx, plan) {
+  const content = plan.blocks.map((b) => {
+    if (b.type === 'text') return { type: 'text', text: b.words.join('') };
+    if (b.type === 'tool_use') return { type: 'tool_use', id: b.id, name: b.name, input: b.input };
+    return { type: 'thinking', thinking: b.thinking, signature: b.signature };
+  });
+  return {
+    id: ctx.id, type: 'message', role: 'assistant', model: ctx.model, content,
+    stop_reason: plan.stop, stop_sequence: null, usage: plan.usage,
+  };
+}
+
+// The event name is taken from data.type so the two can never disagree (§5.4).
+const frame = (obj) => `event: ${obj.type}\ndata: ${JSON.stringify(obj)}\n\n`;
+const PING_FRAME = `event: ping\ndata: ${PING_DATA}\n\n`;
+const ERROR_FRAME = `event: error\ndata: ${OVERLOADED_DATA}\n\n`;
+
+function messageStart(ctx, usage) {
+  return frame({
+    type: 'message_start',
+    message: {
+      id: ctx.id, type: 'message', role: 'assistant', model: ctx.model, content: [],
+      stop_reason: null, stop_sequence: null,
+      // output_tokens is a placeholder at message_start, as on the real API.
+      usage: { ...usage, output_tokens: 1 },
+    },
+  });
+}
+
+const blockStart = (index, content_block) => frame({ type: 'content_block_start', index, content_block });
+const blockDelta = (index, delta) => frame({ type: 'content_block_delta', index, delta });
+const blockStop = (index) => frame({ type: 'content_block_stop', index });
+
+function* blockFrames(index, b) {
+  if (b.type === 'text') {
+    yield blockStart(index, { type: 'text', text: '' });
+    if (index === 0) yield PING_FRAME; // where §5.4's example puts it: after the first block opens
+    for (const w of b.words) yield blockDelta(index, { type: 'text_delta', text: w });
+  } else if (b.type === 'tool_use') {
+    yield blockStart(index, { type: 'tool_use', id: b.id, name: b.name, input: {} });
+    for (const f of b.fragments) yield blockDelta(index, { type: 'input_json_delta', partial_json: f });
+  } else {
+    yield blockStart(index, { type: 'thinking', thinking: '', signature: '' });
+    yield blockDelta(index, { type: 'thinking_delta', thinking: b.thinking });
+    yield blockDelta(index, { type: 'signature_delta', signature: b.signature });
+  }
+  yield blockStop(index);
+}
+
+function* streamFrames(ctx, plan) {
+  yield messageStart(ctx, plan.usage);
+  for (let i = 0; i < plan.blocks.length; i++) yield* blockFrames(i, plan.blocks[i]);
+  const usage = plan.repeatInput ? { ...plan.usage } : { output_tokens: plan.usage.output_tokens };
+  yield frame({ type: 'message_delta', delta: { stop_reason: plan.stop, stop_sequence: null }, usage });
+  yield frame({ type: 'message_stop' });
+}
+
+function* overloadedFrames(ctx, plan) {
+  yield messageStart(ctx, plan.usage);
+  yield blockStart(0, { type: 'text', text: '' });
+  yield blockDelta(0, { type: 'text_delta', text: REPLY_WORDS[0] });
+  yield ERROR_FRAME;
+}
+
+function* dropFrames(ctx, plan) {
+  yield messageStart(ctx, plan.usage);
+  yield blockStart(0, { type: 'text', text: '' });
+  for (const w of REPLY_WORDS.slice(0, 2)) yield blockDelta(0, { type: 'text_delta', text: w });
+  yield null; // caller destroys the socket instead of ending the response
+}
+
+// Returns the message naming the first missing/mistyped field, like the API's validation errors.
+function validate(body, { needMaxTokens }) {
+  if (!body || typeof body !== 'object' || Array.isArray(body)) return 'body: Input should be a valid JSON object';
+  if (body.model === undefined) return 'model: Field required';
+  if (typeof body.model !== 'string') return 'model: Input should be a valid string';
+  if (needMaxTokens) {
+    if (body.max_tokens === undefined) return 'max_tokens: Field required';
+    if (typeof body.max_tokens !== 'number') return 'max_tokens: Input should be a valid integer';
+  }
+  if (body.messages === undefined) return 'messages: Field required';
+  if (!Array.isArray(body.messages)) return 'messages: Input should be a valid list';
+  return null;
+}
+
+export async function startAnthropicMock(opts = {}) {
+  const apiKey = opts.apiKey ?? 'sk-ant-mock';
+  const chunkDelayMs = opts.chunkDelayMs ?? 10;
+  const slowMs = opts.slowMs ?? 1500;
+  const requests = [];
+  const sockets = new Set();
+  let counter = 0;
+
+  const server = http.createServer((req, res) => {
+    handle(req, res).catch((err) => {
+      // A bug in the mock must surface as a failing response, not a hung test.
+      if (!res.headersSent && !res.destroyed) {
+        sendJson(res, 500, errorJson('api_error', `mock internal error: ${err?.message}`));
+      } else {
+        res.destroy();
+      }
+    });
+  });
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+
+  async function handle(req, res) {
+    const n = ++counter;
+    const requestId = `req_mock_${n}`;
+    const rec = { method: req.method, path: req.url, headers: { ...req.headers }, body: undefined, rawBody: '', aborted: false };
+    requests.push(rec);
+    // What the mock actually sent, so tests can compare the relay's output byte for byte.
+    rec.sent = '';
+    const write = res.write.bind(res);
+    res.write = (chunk, ...rest) => { rec.sent += String(chunk); return write(chunk, ...rest); };
+    const end = res.end.bind(res);
+    res.end = (chunk, ...rest) => {
+      if (chunk !== undefined && typeof chunk !== 'function') rec.sent += String(chunk);
+      return end(chunk, ...rest);
+    };
+
+    let closed = false;
+    let selfDestroyed = false;
+    const wakers = new Set();
+    res.on('close', () => {
+      closed = true;
+      // Intentional drops (claude-mock-drop) are not client aborts.
+      if (!res.writableFinished && !selfDestroyed) rec.aborted = true;
+      for (const wake of [...wakers]) wake();
+    });
+    // Resolves early when the connection closes, so no timer outlives its response.
+    const sleep = (ms) => new Promise((resolve) => {
+      if (closed) return resolve();
+      const done = () => { clearTimeout(t); wakers.delete(done); resolve(); };
+      const t = setTimeout(done, ms);
+      wakers.add(done);
+    });
+    const drop = () => { selfDestroyed = true; res.socket?.destroy(); };
+    const fail = (status, type, message) => sendJson(res, status, errorJson(type, message, requestId));
+
+    res.setHeader('request-id', requestId);
+
+    const raw = await readBody(req);
+    rec.rawBody = raw;
+    try { rec.body = raw === '' ? '' : JSON.parse(raw); } catch { rec.body = raw; }
+    if (closed) return;
+
+    // Key before version: a wrong key is the more useful diagnosis when both are off.
+    if (req.headers['x-api-key'] !== apiKey) return fail(401, 'authentication_error', 'invalid x-api-key');
+    if (!req.headers['anthropic-version']) return fail(400, 'invalid_request_error', 'anthropic-version: header is required');
+
+    const pathname = new URL(req.url, 'http://x').pathname;
+    if (req.method === 'GET' && pathname === '/v1/models') {
+      return sendJson(res, 200, JSON.stringify({
+        data: MOCK_MODELS.map((id) => ({ type: 'model', id, display_name: id, created_at: '2025-01-01T00:00:00Z' })),
+        has_more: false,
+        first_id: MOCK_MODELS[0],
+        last_id: MOCK_MODELS.at(-1),
+      }));
+    }
+    const isCount = pathname === '/v1/messages/count_tokens';
+    if (req.method !== 'POST' || (pathname !== '/v1/messages' && !isCount)) {
+      return fail(404, 'not_found_error', `Not found: ${req.method} ${pathname}`);
+    }
+
+    const body = rec.body;
+    if (typeof body === 'string') return fail(400, 'invalid_request_error', 'There was an error parsing the body of your request.');
+    const invalid = validate(body, { needMaxTokens: !isCount });
+    if (invalid) return fail(400, 'invalid_request_error', invalid);
+    if (isCount) return sendJson(res, 200, JSON.stringify({ input_tokens: inputTokens(body) }));
+
+    const model = body.model;
+    const stream = body.stream === true;
+    const ctx = { id: `msg_mock_${n}`, model };
+
+    const errMatch = /^claude-mock-error-(\d{3})$/.exec(model);
+    if (errMatch && ERROR_TYPES[errMatch[1]]) {
+      const status = Number(errMatch[1]);
+      if (status === 429) res.setHeader('retry-after', '1');
+      return fail(status, ERROR_TYPES[status], `mock ${status} error`);
+    }
+
+    const plan = planFor(model, body);
+    const play = (frames, delayMs = chunkDelayMs) => playSse(res, sleep, () => closed, delayMs, frames);
+    switch (model) {
+      case 'claude-mock-overloaded':
+        // §5.5: the streaming twin of an HTTP 529.
+        if (!stream) return fail(529, 'overloaded_error', 'Overloaded');
+        return play(overloadedFrames(ctx, plan));
+      case 'claude-mock-drop':
+        if (!stream) { await sleep(chunkDelayMs); if (!closed) drop(); return; }
+        await play(dropFrames(ctx, plan));
+        if (!closed) { await sleep(chunkDelayMs); if (!closed) drop(); }
+        return;
+      case 'claude-mock-slow':
+        await sleep(slowMs);
+        if (closed) return;
+        if (!stream) break;
+        return play(streamFrames(ctx, plan), 100);
+      default:
+        break;
+    }
+    if (!stream) return sendJson(res, 200, JSON.stringify(messageBody(ctx, plan)));
+    return play(streamFrames(ctx, plan));
+  }
+
+  await new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => { server.off('error', reject); resolve(); });
+  });
+  const { port } = server.address();
+
+  return {
+    // No /v1 suffix: Anthropic clients append /v1/messages themselves.
+    url: `http://127.0.0.1:${port}`,
+    port,
+    requests,
+    reset() { requests.length = 0; },
+    async close() {
+      const done = new Promise((resolve) => server.close(() => resolve()));
+      server.closeAllConnections?.();
+      for (const s of sockets) s.destroy();
+      await done;
+    },
+  };
+}
+
+function readBody(req) {
+  return new Promise((resolve) => {
+    const parts = [];
+    req.on('data', (c) => parts.push(c));
+    req.on('end', () => resolve(Buffer.concat(parts).toString('utf8')));
+    // An aborted upload still yields whatever arrived, so the record is never left pending.
+    req.on('error', () => resolve(Buffer.concat(parts).toString('utf8')));
+    req.on('close', () => resolve(Buffer.concat(parts).toString('utf8')));
+  });
+}
+
+function sendJson(res, status, text) {
+  if (res.destroyed) return;
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+  });
+  res.end(text);
+}
+
+// Each frame gets its own write (and delay) so clients see genuinely incremental delivery.
+async function playSse(res, sleep, isClosed, delayMs, frames) {
+  if (isClosed()) return;
+  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+  let first = true;
+  for (const f of frames) {
+    if (!first) await sleep(delayMs);
+    if (isClosed()) return;
+    first = false;
+    if (f === null) return; // caller finishes the response itself
+    res.write(f);
+  }
+  if (!isClosed()) res.end();
+}
