@@ -2,6 +2,7 @@
 //! Built from a lookup function so the rules are tested natively.
 
 use crate::error::RelayError;
+use crate::providers::{self, KeyHeader, Kind, ModelRoute, ProviderSpec};
 
 pub const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
 pub const DEFAULT_ANTHROPIC_BASE_URL: &str = "https://api.anthropic.com";
@@ -35,6 +36,10 @@ pub struct Config {
     pub anthropic_base_url: String,
     pub anthropic_models: Vec<String>,
     pub anthropic_max_tokens: u64,
+    /// Every provider in resolution order: those declared in `PROVIDERS`, then the built-in
+    /// `openai` and `anthropic` (from their own vars).
+    pub providers: Vec<ProviderSpec>,
+    pub routes: Vec<ModelRoute>,
     pub admin_token: Option<String>,
     /// The deployer's price overrides (JSON, same shape as src/prices.json).
     pub prices: Option<String>,
@@ -54,6 +59,8 @@ impl Default for Config {
             anthropic_base_url: DEFAULT_ANTHROPIC_BASE_URL.to_string(),
             anthropic_models: Vec::new(),
             anthropic_max_tokens: DEFAULT_ANTHROPIC_MAX_TOKENS,
+            providers: Vec::new(),
+            routes: Vec::new(),
             admin_token: None,
             prices: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
@@ -75,7 +82,49 @@ impl Config {
         let openai_models = list(&get, "OPENAI_MODELS", DEFAULT_OPENAI_MODELS);
         let anthropic_base_url = base_url(&get, "ANTHROPIC_BASE_URL", DEFAULT_ANTHROPIC_BASE_URL)?;
         let anthropic_models = list(&get, "ANTHROPIC_MODELS", DEFAULT_ANTHROPIC_MODELS);
+        let mut registry = match get("PROVIDERS") {
+            Some(json) => providers::parse_providers(&json, &|name| get(name))
+                .map_err(RelayError::Internal)?,
+            None => Vec::new(),
+        };
+        if registry
+            .iter()
+            .any(|p| p.id == "openai" || p.id == "anthropic" || p.id == "relay")
+        {
+            return Err(RelayError::Internal(
+                "PROVIDERS: openai, anthropic and relay are built in; configure them with OPENAI_*/ANTHROPIC_* vars".to_string(),
+            ));
+        }
+        registry.push(ProviderSpec {
+            id: "openai".to_string(),
+            kind: Kind::OpenAi,
+            base_url: openai_base_url.clone(),
+            api_key: get("OPENAI_API_KEY"),
+            key_header: KeyHeader::Bearer,
+            stream_usage: flag(&get, "OPENAI_STREAM_USAGE", true)?,
+            models: openai_models.clone(),
+            query: None,
+            ttfb_timeout_ms: None,
+        });
+        registry.push(ProviderSpec {
+            id: "anthropic".to_string(),
+            kind: Kind::Anthropic,
+            base_url: anthropic_base_url.clone(),
+            api_key: get("ANTHROPIC_API_KEY"),
+            key_header: KeyHeader::XApiKey,
+            stream_usage: true,
+            models: anthropic_models.clone(),
+            query: None,
+            ttfb_timeout_ms: None,
+        });
+        let ids: Vec<&str> = registry.iter().map(|p| p.id.as_str()).collect();
+        let routes = match get("ROUTES") {
+            Some(json) => providers::parse_routes(&json, &ids).map_err(RelayError::Internal)?,
+            None => Vec::new(),
+        };
         Ok(Config {
+            providers: registry,
+            routes,
             openai_api_key: get("OPENAI_API_KEY"),
             openai_base_url,
             openai_models,
@@ -197,6 +246,25 @@ mod tests {
         assert_eq!(c.max_body_bytes, 100);
         assert!(cfg(&[("OPENAI_BASE_URL", "ftp://x")]).is_err());
         assert!(cfg(&[("ANTHROPIC_BASE_URL", "api.anthropic.com")]).is_err());
+        let with_routes = cfg(&[
+            ("PROVIDERS", r#"{"groq": {"kind": "openai-compatible", "base_url": "https://g/v1", "key_secret": "GROQ_API_KEY"}}"#),
+            ("GROQ_API_KEY", "gk"),
+            ("ROUTES", r#"{"relay-fast": ["groq:llama", "openai:gpt-4o-mini"]}"#),
+        ])
+        .unwrap();
+        let ids: Vec<&str> = with_routes
+            .providers
+            .iter()
+            .map(|p| p.id.as_str())
+            .collect();
+        assert_eq!(ids, vec!["groq", "openai", "anthropic"]);
+        assert_eq!(with_routes.routes.len(), 1);
+        assert!(cfg(&[("ROUTES", r#"{"x": ["groq:m"]}"#)]).is_err());
+        assert!(cfg(&[(
+            "PROVIDERS",
+            r#"{"openai": {"kind": "openai", "base_url": "https://a", "key_secret": "K"}}"#
+        )])
+        .is_err());
         assert!(cfg(&[("UPSTREAM_TIMEOUT_MS", "soon")]).is_err());
         assert!(cfg(&[("STREAM_IDLE_MS", "0")]).is_err());
         assert!(

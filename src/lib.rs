@@ -12,6 +12,7 @@ pub mod keys;
 pub mod messages;
 pub mod models;
 pub mod pricing;
+pub mod providers;
 pub mod report;
 pub mod routes;
 pub mod sse;

@@ -1,5 +1,6 @@
-//! Which models a key may use and where each one goes: the built-in `relay-echo`, and OpenAI
-//! when its key is configured. Also renders the OpenAI `/v1/models` shapes (§3.3).
+//! Which models a key may use and where each one goes: the built-in `relay-echo`, `ROUTES`
+//! with their fallback targets, and keyed providers by model pattern. Also renders the OpenAI
+//! `/v1/models` shapes (§3.3).
 
 use serde_json::{json, Value};
 
@@ -7,6 +8,7 @@ use crate::auth::KeyRecord;
 use crate::config::Config;
 use crate::error::RelayError;
 use crate::keys;
+use crate::providers::{Kind, ProviderSpec};
 
 pub const ECHO_MODEL: &str = "relay-echo";
 /// A fixed `created` so the list is stable between calls (clients cache it).
@@ -33,10 +35,32 @@ impl Provider {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
+    /// The wire format to speak.
     pub provider: Provider,
+    /// Where and how to call it; None for the built-in echo.
+    pub spec: Option<ProviderSpec>,
     pub upstream_model: String,
     /// Whether the provider accepts `stream_options.include_usage` (R2.3).
     pub stream_usage: bool,
+}
+
+impl Target {
+    /// The provider's id, as usage rows record it.
+    pub fn provider_id(&self) -> &str {
+        self.spec.as_ref().map_or("relay", |s| s.id.as_str())
+    }
+
+    fn at(spec: &ProviderSpec, model: &str) -> Target {
+        Target {
+            provider: match spec.kind {
+                Kind::OpenAi => Provider::OpenAi,
+                Kind::Anthropic => Provider::Anthropic,
+            },
+            spec: Some(spec.clone()),
+            upstream_model: model.to_string(),
+            stream_usage: spec.stream_usage,
+        }
+    }
 }
 
 fn matches(pattern: &str, model: &str) -> bool {
@@ -46,57 +70,68 @@ fn matches(pattern: &str, model: &str) -> bool {
     }
 }
 
-/// Resolves a requested model name, or 404 `model_not_found`.
-pub fn resolve(config: &Config, model: &str) -> Result<Target, RelayError> {
+/// Every target for a model, in the order to try them: a `ROUTES` entry gives its list (minus
+/// providers without a key); otherwise the first keyed provider whose models match. 404
+/// `model_not_found` when nothing can serve it.
+pub fn resolve_all(config: &Config, model: &str) -> Result<Vec<Target>, RelayError> {
     if model == ECHO_MODEL {
-        return Ok(Target {
+        return Ok(vec![Target {
             provider: Provider::Echo,
+            spec: None,
             upstream_model: ECHO_MODEL.to_string(),
             stream_usage: true,
-        });
+        }]);
     }
-    if config.openai_api_key.is_some() && config.openai_models.iter().any(|p| matches(p, model)) {
-        return Ok(Target {
-            provider: Provider::OpenAi,
-            upstream_model: model.to_string(),
-            stream_usage: config.openai_stream_usage,
-        });
+    let keyed = |id: &str| {
+        config
+            .providers
+            .iter()
+            .find(|p| p.id == id && p.api_key.is_some())
+    };
+    if let Some(route) = config.routes.iter().find(|r| r.name == model) {
+        let targets: Vec<Target> = route
+            .targets
+            .iter()
+            .filter_map(|(id, m)| keyed(id).map(|spec| Target::at(spec, m)))
+            .collect();
+        return if targets.is_empty() {
+            Err(RelayError::ModelNotFound(model.to_string()))
+        } else {
+            Ok(targets)
+        };
     }
-    if config.anthropic_api_key.is_some()
-        && config.anthropic_models.iter().any(|p| matches(p, model))
-    {
-        return Ok(Target {
-            provider: Provider::Anthropic,
-            upstream_model: model.to_string(),
-            stream_usage: true,
-        });
-    }
-    Err(RelayError::ModelNotFound(model.to_string()))
+    config
+        .providers
+        .iter()
+        .find(|p| p.api_key.is_some() && p.models.iter().any(|m| matches(m, model)))
+        .map(|spec| vec![Target::at(spec, model)])
+        .ok_or_else(|| RelayError::ModelNotFound(model.to_string()))
 }
 
-/// The concrete model ids a key may use, in config order, echo first.
-pub fn available(config: &Config) -> Vec<(String, &'static str)> {
-    let mut out = vec![(ECHO_MODEL.to_string(), "relay")];
-    let providers = [
-        (
-            config.openai_api_key.is_some(),
-            &config.openai_models,
-            "openai",
-        ),
-        (
-            config.anthropic_api_key.is_some(),
-            &config.anthropic_models,
-            "anthropic",
-        ),
-    ];
-    for (enabled, models, owner) in providers {
-        if !enabled {
-            continue;
+/// The first target for a model.
+pub fn resolve(config: &Config, model: &str) -> Result<Target, RelayError> {
+    resolve_all(config, model)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| RelayError::ModelNotFound(model.to_string()))
+}
+
+/// The concrete model ids a key may use: echo, routes, then each keyed provider's listed models.
+pub fn available(config: &Config) -> Vec<(String, String)> {
+    let mut out = vec![(ECHO_MODEL.to_string(), "relay".to_string())];
+    let mut push = |id: &str, owner: &str| {
+        if !out.iter().any(|(x, _)| x == id) {
+            out.push((id.to_string(), owner.to_string()));
         }
-        for m in models {
-            if !m.ends_with('*') && !out.iter().any(|(id, _)| id == m) {
-                out.push((m.clone(), owner));
-            }
+    };
+    for route in &config.routes {
+        if let Ok(t) = resolve(config, &route.name) {
+            push(&route.name, t.provider_id());
+        }
+    }
+    for p in config.providers.iter().filter(|p| p.api_key.is_some()) {
+        for m in p.models.iter().filter(|m| !m.ends_with('*')) {
+            push(m, &p.id);
         }
     }
     out
@@ -116,7 +151,7 @@ pub fn list_body(config: &Config, key: &KeyRecord) -> Value {
         .collect();
     for (alias, target) in &key.aliases {
         if let Ok(t) = resolve(config, target) {
-            data.push(model_object(alias, t.provider.name()));
+            data.push(model_object(alias, t.provider_id()));
         }
     }
     json!({"object": "list", "data": data})
@@ -126,7 +161,7 @@ pub fn list_body(config: &Config, key: &KeyRecord) -> Value {
 pub fn one_body(config: &Config, key: &KeyRecord, id: &str) -> Result<Value, RelayError> {
     let effective = keys::effective_model(key, id)?;
     let target = resolve(config, &effective)?;
-    Ok(model_object(id, target.provider.name()))
+    Ok(model_object(id, target.provider_id()))
 }
 
 #[cfg(test)]
@@ -148,10 +183,14 @@ mod tests {
     fn claude_routes_to_anthropic_when_keyed() {
         let none = config(false);
         assert!(resolve(&none, "claude-x").is_err());
-        let c = Config {
-            anthropic_api_key: Some("sk-ant".into()),
-            ..config(true)
-        };
+        let c = Config::from_lookup(|k| match k {
+            "OPENAI_API_KEY" => Some("sk".into()),
+            "ANTHROPIC_API_KEY" => Some("sk-ant".into()),
+            "OPENAI_MODELS" => Some("gpt-4o,mock-*".into()),
+            "ANTHROPIC_MODELS" => Some("claude-x,claude-*".into()),
+            _ => None,
+        })
+        .unwrap();
         assert_eq!(
             resolve(&c, "claude-sonnet-9").unwrap().provider,
             Provider::Anthropic

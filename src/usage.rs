@@ -116,6 +116,8 @@ pub struct UsageRecord {
     /// Set when the row is written, from the price table; None when the model has no price.
     pub cost_usd: Option<f64>,
     pub upstream_request_id: Option<String>,
+    /// Upstream attempts made (retries and fallbacks); 0 when no provider was called.
+    pub attempts: u32,
     pub started_at: String,
     pub ttfb_ms: Option<u64>,
     pub duration_ms: u64,
@@ -143,6 +145,7 @@ impl UsageRecord {
             usage_source: UsageSource::None,
             cost_usd: None,
             upstream_request_id: None,
+            attempts: 0,
             started_at,
             ttfb_ms: None,
             duration_ms: 0,

@@ -21,28 +21,17 @@ use crate::usage::{Tokens, UsageSource};
 /// What Anthropic's SDKs send; used when a client (or the translation) gives none.
 const ANTHROPIC_VERSION: &str = "2023-06-01";
 
-fn call<'a>(
-    ctx: &'a Ctx,
-    req: &'a Request,
-    path: &str,
-    body: Vec<u8>,
-    api_key: &'a str,
-) -> upstream::Call<'a> {
-    upstream::Call {
-        url: format!("{}{path}", ctx.config.anthropic_base_url),
-        api_key,
-        auth: upstream::Auth::XApiKey,
-        extra_headers: vec![(
-            "anthropic-version",
-            header(req, "anthropic-version").unwrap_or_else(|| ANTHROPIC_VERSION.to_string()),
-        )]
-        .into_iter()
-        .chain(header(req, "anthropic-beta").map(|b| ("anthropic-beta", b)))
-        .collect(),
-        client_headers: req.headers(),
-        body,
-        timeout_ms: ctx.config.upstream_timeout_ms,
+/// Headers Anthropic needs besides the key: the version (the client's, or what the SDKs send)
+/// and any beta flags the client asked for.
+pub fn anthropic_headers(req: &Request) -> Vec<(&'static str, String)> {
+    let mut out = vec![(
+        "anthropic-version",
+        header(req, "anthropic-version").unwrap_or_else(|| ANTHROPIC_VERSION.to_string()),
+    )];
+    if let Some(beta) = header(req, "anthropic-beta") {
+        out.push(("anthropic-beta", beta));
     }
+    out
 }
 
 /// Anthropic-client errors: the relay's own key problems are 502, overload and rate limits
@@ -79,17 +68,17 @@ pub async fn messages(
         return Err(RelayError::ModelNotFound(parsed.model.clone()));
     }
     if let Some(rec) = ctx.rec() {
-        rec.provider = Some(target.provider.name().to_string());
+        rec.provider = Some(target.provider_id().to_string());
         rec.model_upstream = Some(target.upstream_model.clone());
+        rec.attempts = 1;
     }
-    let api_key = ctx.config.anthropic_api_key.clone().unwrap_or_default();
     let upstream_body = parsed.upstream_body(&body, &target.upstream_model, false);
     let path = if count_tokens {
         "/v1/messages/count_tokens"
     } else {
         "/v1/messages"
     };
-    let mut resp = upstream::send(call(ctx, req, path, upstream_body, &api_key)).await?;
+    let mut resp = upstream::send(upstream::call(&target, req, path, upstream_body, ctx)).await?;
     let status = resp.status_code();
     let upstream_headers = resp.headers().clone();
     let ttfb = now_ms().saturating_sub(ctx.started_ms);
@@ -213,15 +202,8 @@ impl Relay for Translate {
     }
 }
 
-/// `POST /v1/chat/completions` for a Claude model: OpenAI in, Messages upstream, OpenAI out.
-pub async fn chat(
-    req: &Request,
-    body: &[u8],
-    parsed: &ChatRequest<'_>,
-    target: &Target,
-    ctx: &mut Ctx,
-    wctx: &Context,
-) -> Result<Response, RelayError> {
+/// The Messages request for an OpenAI-format chat body (§6.1).
+pub fn translate_request(body: &[u8], target: &Target, ctx: &Ctx) -> Result<Vec<u8>, RelayError> {
     let openai: serde_json::Value = serde_json::from_slice(body).map_err(|_| {
         RelayError::invalid("We could not parse the JSON body of your request.", None)
     })?;
@@ -230,19 +212,21 @@ pub async fn chat(
         &target.upstream_model,
         ctx.config.anthropic_max_tokens,
     )?;
-    let api_key = ctx.config.anthropic_api_key.clone().unwrap_or_default();
-    let bytes = translated.to_string().into_bytes();
-    let mut resp = upstream::send(call(ctx, req, "/v1/messages", bytes, &api_key)).await?;
-    let status = resp.status_code();
-    let upstream_headers = resp.headers().clone();
+    Ok(translated.to_string().into_bytes())
+}
+
+/// A Messages answer (status below 400) turned back into OpenAI chat, streamed or not.
+pub async fn respond(
+    mut resp: Response,
+    parsed: &ChatRequest<'_>,
+    ctx: &mut Ctx,
+    wctx: &Context,
+) -> Result<Response, RelayError> {
     let ttfb = now_ms().saturating_sub(ctx.started_ms);
+    let upstream_id = resp.headers().get("request-id").ok().flatten();
     if let Some(rec) = ctx.rec() {
         rec.ttfb_ms = Some(ttfb);
-        rec.upstream_request_id = upstream_headers.get("request-id").ok().flatten();
-    }
-    if status >= 400 {
-        let bytes = resp.bytes().await.unwrap_or_default();
-        return Err(anthropic::error_from_anthropic(status, &bytes));
+        rec.upstream_request_id = upstream_id;
     }
     let id = format!("chatcmpl-{}", ctx.request_id.trim_start_matches("req_"));
     let created = now_ms() / 1000;

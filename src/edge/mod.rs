@@ -238,31 +238,128 @@ async fn chat_completions(
         rec.tokens = Tokens::estimated(parsed.prompt_chars, 0);
     }
     let wanted = keys::effective_model(relay_key(ctx)?, &parsed.model)?;
-    let target = models::resolve(&ctx.config, &wanted)?;
-    if let Some(rec) = ctx.rec() {
-        rec.provider = Some(target.provider.name().to_string());
-        rec.model_upstream = Some(target.upstream_model.clone());
+    let targets = models::resolve_all(&ctx.config, &wanted)?;
+    if targets
+        .first()
+        .is_some_and(|t| t.provider == Provider::Echo)
+    {
+        if let Some(rec) = ctx.rec() {
+            rec.provider = Some("relay".to_string());
+            rec.model_upstream = Some(models::ECHO_MODEL.to_string());
+        }
+        return echo_reply(&parsed, ctx, wctx);
     }
+    let (resp, target) = send_with_fallback(req, &body, &parsed, &targets, ctx).await?;
     match target.provider {
-        Provider::Echo => echo_reply(&parsed, ctx, wctx),
-        Provider::Anthropic => claude::chat(req, &body, &parsed, &target, ctx, wctx).await,
-        Provider::OpenAi => {
-            let upstream_body =
-                parsed.upstream_body(&body, &target.upstream_model, target.stream_usage);
-            let api_key = ctx.config.openai_api_key.clone().unwrap_or_default();
-            let resp = upstream::send(upstream::Call {
-                url: format!("{}/chat/completions", ctx.config.openai_base_url),
-                api_key: &api_key,
-                auth: upstream::Auth::Bearer,
-                extra_headers: Vec::new(),
-                client_headers: req.headers(),
-                body: upstream_body,
-                timeout_ms: ctx.config.upstream_timeout_ms,
-            })
-            .await?;
-            relay_upstream(resp, &parsed, target.stream_usage, ctx, wctx).await
+        Provider::Anthropic => claude::respond(resp, &parsed, ctx, wctx).await,
+        _ => relay_upstream(resp, &parsed, target.stream_usage, ctx, wctx).await,
+    }
+}
+
+/// Attempts per target before moving to the next, and in all: each attempt is a subrequest,
+/// and the free plan allows 50 per request (KV and D1 calls included).
+const ATTEMPTS_PER_TARGET: u32 = 2;
+const MAX_ATTEMPTS: u32 = 4;
+/// Longest `retry-after` the relay waits out before its one retry; longer ones fall through.
+const MAX_RETRY_WAIT_MS: u64 = 2_000;
+
+/// Failures another attempt may fix: rate limits, the provider's 5xx, no connection, timeouts.
+fn retryable(e: &RelayError) -> bool {
+    matches!(
+        e,
+        RelayError::UpstreamUnavailable(_)
+            | RelayError::UpstreamTimeout
+            | RelayError::UpstreamRejected { status: 429, .. }
+    )
+}
+
+/// Sends to each target in turn, retrying retryable failures with backoff, until one answers
+/// with status below 400. All of this happens before the client sees a byte, so a failover is
+/// invisible to it; the row records the target that served and how many attempts it took.
+async fn send_with_fallback<'t>(
+    req: &Request,
+    body: &[u8],
+    parsed: &chat::ChatRequest<'_>,
+    targets: &'t [models::Target],
+    ctx: &mut Ctx,
+) -> Result<(Response, &'t models::Target), RelayError> {
+    let mut attempts = 0u32;
+    let mut last = RelayError::ModelNotFound(parsed.model.clone());
+    for target in targets {
+        let upstream_body = match target.provider {
+            Provider::Anthropic => claude::translate_request(body, target, ctx)?,
+            _ => parsed.upstream_body(body, &target.upstream_model, target.stream_usage),
+        };
+        let path = match target.provider {
+            Provider::Anthropic => "/v1/messages",
+            _ => "/chat/completions",
+        };
+        for retry in 0..ATTEMPTS_PER_TARGET {
+            if attempts >= MAX_ATTEMPTS {
+                return Err(last);
+            }
+            attempts += 1;
+            if let Some(rec) = ctx.rec() {
+                rec.provider = Some(target.provider_id().to_string());
+                rec.model_upstream = Some(target.upstream_model.clone());
+                rec.attempts = attempts;
+            }
+            let call = upstream::call(target, req, path, upstream_body.clone(), ctx);
+            let result = match upstream::send(call).await {
+                Ok(resp) if resp.status_code() < 400 => return Ok((resp, target)),
+                Ok(mut resp) => {
+                    let status = resp.status_code();
+                    let retry_after = resp.headers().get("retry-after").ok().flatten();
+                    if let Some(rec) = ctx.rec() {
+                        rec.upstream_request_id = resp
+                            .headers()
+                            .get("x-request-id")
+                            .ok()
+                            .flatten()
+                            .or_else(|| resp.headers().get("request-id").ok().flatten());
+                    }
+                    let bytes = resp.bytes().await.unwrap_or_default();
+                    match target.provider {
+                        Provider::Anthropic => {
+                            match crate::anthropic::error_from_anthropic(status, &bytes) {
+                                RelayError::UpstreamRejected { status, body, .. } => {
+                                    RelayError::UpstreamRejected {
+                                        status,
+                                        body,
+                                        retry_after,
+                                    }
+                                }
+                                other => other,
+                            }
+                        }
+                        _ => RelayError::from_upstream_status(status, bytes, retry_after),
+                    }
+                }
+                Err(e) => e,
+            };
+            if !retryable(&result) && result != RelayError::UpstreamAuth {
+                // The request itself is at fault (400, 404, 413, 422…): no other target will differ.
+                return Err(result);
+            }
+            let wait = match &result {
+                RelayError::UpstreamRejected {
+                    retry_after: Some(v),
+                    ..
+                } => v.trim().parse::<u64>().ok().map(|s| s * 1000),
+                _ => None,
+            };
+            let again = retryable(&result)
+                && retry + 1 < ATTEMPTS_PER_TARGET
+                && wait.is_none_or(|w| w <= MAX_RETRY_WAIT_MS);
+            last = result;
+            if !again {
+                break;
+            }
+            let backoff = wait.unwrap_or(100 << (retry * 2));
+            worker::Delay::from(std::time::Duration::from_millis(backoff)).await;
         }
     }
+    Err(last)
 }
 
 fn echo_reply(

@@ -81,6 +81,7 @@ const COLUMNS: &[&str] = &[
     "duration_ms",
     "settled",
     "cost_usd",
+    "attempts",
 ];
 
 fn upsert_sql() -> String {
@@ -135,6 +136,7 @@ fn bindings(r: &UsageRecord, settled: bool) -> Vec<JsValue> {
         num(r.duration_ms),
         num(u64::from(settled)),
         r.cost_usd.map_or(JsValue::NULL, JsValue::from_f64),
+        num(u64::from(r.attempts)),
     ]
 }
 

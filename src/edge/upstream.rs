@@ -7,7 +7,10 @@ use futures_util::future::{select, Either};
 use worker::js_sys::Uint8Array;
 use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, Response};
 
+use super::{claude, Ctx};
 use crate::error::RelayError;
+use crate::models::{Provider, Target};
+use crate::providers::KeyHeader;
 
 /// Never forwarded upstream: credentials, hop-by-hop and client-identity headers (R1.10).
 fn drop_request_header(name: &str) -> bool {
@@ -46,23 +49,42 @@ pub fn drop_response_header(name: &str) -> bool {
     ) || name.starts_with("access-control-")
 }
 
-/// How the provider wants its key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Auth {
-    Bearer,
-    /// Anthropic: `x-api-key`.
-    XApiKey,
-}
-
 pub struct Call<'a> {
     pub url: String,
-    pub api_key: &'a str,
-    pub auth: Auth,
+    pub api_key: String,
+    pub key_header: KeyHeader,
     /// Set after the client's headers, so they win over anything the client sent.
     pub extra_headers: Vec<(&'static str, String)>,
     pub client_headers: &'a Headers,
     pub body: Vec<u8>,
     pub timeout_ms: u64,
+}
+
+/// The call for `path` (`/chat/completions`, `/v1/messages`, …) on a target's provider, with
+/// its key, its headers and its time-to-first-byte budget.
+pub fn call<'a>(
+    target: &Target,
+    req: &'a Request,
+    path: &str,
+    body: Vec<u8>,
+    ctx: &Ctx,
+) -> Call<'a> {
+    let spec = target.spec.as_ref();
+    Call {
+        url: spec.map(|s| s.url(path)).unwrap_or_default(),
+        api_key: spec.and_then(|s| s.api_key.clone()).unwrap_or_default(),
+        key_header: spec.map_or(KeyHeader::Bearer, |s| s.key_header),
+        extra_headers: if target.provider == Provider::Anthropic {
+            claude::anthropic_headers(req)
+        } else {
+            Vec::new()
+        },
+        client_headers: req.headers(),
+        body,
+        timeout_ms: spec
+            .and_then(|s| s.ttfb_timeout_ms)
+            .unwrap_or(ctx.config.upstream_timeout_ms),
+    }
 }
 
 /// Sends the request and waits for the response headers, or fails with a `RelayError`.
@@ -75,11 +97,12 @@ pub async fn send(call: Call<'_>) -> Result<Response, RelayError> {
     }
     let internal =
         |e: worker::Error| RelayError::Internal(format!("building upstream request: {e}"));
-    match call.auth {
-        Auth::Bearer => headers
+    match call.key_header {
+        KeyHeader::Bearer => headers
             .set("authorization", &format!("Bearer {}", call.api_key))
             .map_err(internal)?,
-        Auth::XApiKey => headers.set("x-api-key", call.api_key).map_err(internal)?,
+        KeyHeader::XApiKey => headers.set("x-api-key", &call.api_key).map_err(internal)?,
+        KeyHeader::ApiKey => headers.set("api-key", &call.api_key).map_err(internal)?,
     }
     for (name, value) in &call.extra_headers {
         headers.set(name, value).map_err(internal)?;
