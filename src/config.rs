@@ -22,6 +22,8 @@ pub const DEFAULT_UPSTREAM_TIMEOUT_MS: u64 = 120_000;
 /// provisionally (toolchain.md trap 1: a hang-up does not drop the stream). Well under the
 /// 30 s that `wait_until` survives a client that has gone.
 pub const DEFAULT_STREAM_IDLE_MS: u64 = 10_000;
+/// A provider silent this long mid-stream is given up on, with an in-band error to the client.
+pub const DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS: u64 = 300_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -46,6 +48,7 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub upstream_timeout_ms: u64,
     pub stream_idle_ms: u64,
+    pub upstream_idle_timeout_ms: u64,
 }
 
 impl Default for Config {
@@ -66,6 +69,7 @@ impl Default for Config {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             upstream_timeout_ms: DEFAULT_UPSTREAM_TIMEOUT_MS,
             stream_idle_ms: DEFAULT_STREAM_IDLE_MS,
+            upstream_idle_timeout_ms: DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS,
         }
     }
 }
@@ -105,6 +109,7 @@ impl Config {
             models: openai_models.clone(),
             query: None,
             ttfb_timeout_ms: None,
+            idle_timeout_ms: None,
         });
         registry.push(ProviderSpec {
             id: "anthropic".to_string(),
@@ -116,6 +121,7 @@ impl Config {
             models: anthropic_models.clone(),
             query: None,
             ttfb_timeout_ms: None,
+            idle_timeout_ms: None,
         });
         let ids: Vec<&str> = registry.iter().map(|p| p.id.as_str()).collect();
         let routes = match get("ROUTES") {
@@ -142,6 +148,11 @@ impl Config {
             max_body_bytes: number(&get, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES as u64)? as usize,
             upstream_timeout_ms: number(&get, "UPSTREAM_TIMEOUT_MS", DEFAULT_UPSTREAM_TIMEOUT_MS)?,
             stream_idle_ms: number(&get, "STREAM_IDLE_MS", DEFAULT_STREAM_IDLE_MS)?,
+            upstream_idle_timeout_ms: number(
+                &get,
+                "UPSTREAM_IDLE_TIMEOUT_MS",
+                DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS,
+            )?,
         })
     }
 }

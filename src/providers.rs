@@ -38,6 +38,8 @@ pub struct ProviderSpec {
     pub query: Option<String>,
     /// Time to the response headers before the attempt counts as failed.
     pub ttfb_timeout_ms: Option<u64>,
+    /// Longest silence mid-stream before the relay gives up with an in-band error.
+    pub idle_timeout_ms: Option<u64>,
 }
 
 impl ProviderSpec {
@@ -83,6 +85,7 @@ const FIELDS: &[&str] = &[
     "models",
     "api_version",
     "ttfb_timeout_ms",
+    "idle_timeout_ms",
 ];
 
 /// Parses `PROVIDERS`: `{"<id>": {kind, base_url, key_secret, …}}`; `secret(name)` reads the
@@ -171,12 +174,18 @@ pub fn parse_providers(
             Some(_) => return Err(format!("PROVIDERS.{id}.models must be an array")),
         };
         let query = string(o, id, "api_version")?.map(|v| format!("api-version={v}"));
-        let ttfb_timeout_ms = match field(o, id, "ttfb_timeout_ms")? {
-            None => None,
-            Some(v) => Some(v.as_u64().filter(|n| *n > 0).ok_or_else(|| {
-                format!("PROVIDERS.{id}.ttfb_timeout_ms must be a positive integer")
-            })?),
+        let millis = |name: &str| -> Result<Option<u64>, String> {
+            match field(o, id, name)? {
+                None => Ok(None),
+                Some(v) => v
+                    .as_u64()
+                    .filter(|n| *n > 0)
+                    .map(Some)
+                    .ok_or_else(|| format!("PROVIDERS.{id}.{name} must be a positive integer")),
+            }
         };
+        let ttfb_timeout_ms = millis("ttfb_timeout_ms")?;
+        let idle_timeout_ms = millis("idle_timeout_ms")?;
         out.push(ProviderSpec {
             id: id.clone(),
             kind,
@@ -187,6 +196,7 @@ pub fn parse_providers(
             models,
             query,
             ttfb_timeout_ms,
+            idle_timeout_ms,
         });
     }
     Ok(out)
@@ -267,7 +277,7 @@ mod tests {
             (r#"{"x": {"base_url": "https://a", "key_secret": "K"}}"#, "PROVIDERS.x.kind is required"),
             (r#"{"x": {"kind": "cohere", "base_url": "https://a", "key_secret": "K"}}"#, "PROVIDERS.x.kind must be openai, openai-compatible or anthropic, got \"cohere\""),
             (r#"{"x": {"kind": "openai", "base_url": "a.example", "key_secret": "K"}}"#, "PROVIDERS.x.base_url must be an http(s) URL"),
-            (r#"{"x": {"kind": "openai", "base_url": "https://a", "key_secret": "K", "timeout": 5}}"#, "PROVIDERS.x: unknown field \"timeout\" (known: kind, base_url, key_secret, key_header, stream_usage, models, api_version, ttfb_timeout_ms)"),
+            (r#"{"x": {"kind": "openai", "base_url": "https://a", "key_secret": "K", "timeout": 5}}"#, "PROVIDERS.x: unknown field \"timeout\" (known: kind, base_url, key_secret, key_header, stream_usage, models, api_version, ttfb_timeout_ms, idle_timeout_ms)"),
             (r#"{"X": {}}"#, "PROVIDERS: provider id \"X\" must be a-z, 0-9 and '-'"),
         ];
         for (json, message) in cases {

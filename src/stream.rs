@@ -67,6 +67,10 @@ pub trait Relay {
     fn abort(&mut self) -> Vec<u8>;
     fn ended(&self) -> bool;
     fn settle(&self, prompt_chars: u64, cancelled: bool) -> Settled;
+    /// The provider went silent mid-stream: the tail for the client.
+    fn timeout(&mut self) -> Vec<u8> {
+        self.abort()
+    }
 }
 
 #[derive(Debug)]
@@ -249,6 +253,19 @@ impl Relay for StreamRelay {
     }
     fn ended(&self) -> bool {
         StreamRelay::ended(self)
+    }
+    fn timeout(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        if !self.ended {
+            self.ended = true;
+            self.meter.truncated = true;
+            if self.open_event {
+                out.extend_from_slice(b"\n\n");
+            }
+            self.pending.clear();
+            out.extend_from_slice(&RelayError::UpstreamTimeout.openai_stream_tail());
+        }
+        out
     }
     fn settle(&self, prompt_chars: u64, cancelled: bool) -> Settled {
         let (outcome, tokens, source) = self.meter.settle(prompt_chars, cancelled);

@@ -1,7 +1,9 @@
 //! The Anthropic Messages family (protocol.md §5–§6): the O→A request mapping, the A→O response,
 //! usage and error mappings, and the stream meter and stream translator for Anthropic upstreams.
+//! `reverse` is the other way round: Anthropic clients on OpenAI-compatible upstreams (§6.6).
 
 mod request;
+pub mod reverse;
 mod stream;
 
 use serde_json::{json, Map, Value};
@@ -10,6 +12,7 @@ use crate::error::RelayError;
 use crate::usage::Tokens;
 
 pub use request::to_messages_request;
+pub use reverse::{to_chat_request, to_message, ReverseTranslator};
 pub use stream::{AnthropicMeter, StreamTranslator};
 
 /// Anthropic's raw token counts, kept apart because they are priced differently (§6.4).

@@ -63,8 +63,11 @@ pub async fn messages(
     }
     let wanted = keys::effective_model(relay_key(ctx)?, &parsed.model)?;
     let target = models::resolve(&ctx.config, &wanted)?;
+    if target.provider == Provider::OpenAi && !count_tokens {
+        return messages_via_openai(req, &body, &parsed, &target, ctx, wctx).await;
+    }
     if target.provider != Provider::Anthropic {
-        // Anthropic-format clients reach Claude models only (OpenAI upstreams: not yet).
+        // relay-echo speaks OpenAI only, and OpenAI-format providers cannot count tokens.
         return Err(RelayError::ModelNotFound(parsed.model.clone()));
     }
     if let Some(rec) = ctx.rec() {
@@ -274,6 +277,85 @@ pub async fn respond(
         200,
         "application/json",
         out.to_string().into_bytes(),
+        Headers::new(),
+    )
+}
+
+/// `/v1/messages` for a model served by an OpenAI-format provider: the Messages request goes
+/// out as Chat Completions and the answer comes back as Anthropic events (§6.6).
+async fn messages_via_openai(
+    req: &Request,
+    body: &[u8],
+    parsed: &ChatRequest<'_>,
+    target: &Target,
+    ctx: &mut Ctx,
+    wctx: &Context,
+) -> Result<Response, RelayError> {
+    let json: serde_json::Value = serde_json::from_slice(body).map_err(|_| {
+        RelayError::invalid("We could not parse the JSON body of your request.", None)
+    })?;
+    let chat = anthropic::to_chat_request(&json, &target.upstream_model, target.stream_usage)?;
+    if let Some(rec) = ctx.rec() {
+        rec.provider = Some(target.provider_id().to_string());
+        rec.model_upstream = Some(target.upstream_model.clone());
+        rec.attempts = 1;
+    }
+    let call = upstream::call(
+        target,
+        req,
+        "/chat/completions",
+        chat.to_string().into_bytes(),
+        ctx,
+    );
+    let mut resp = upstream::send(call).await?;
+    let status = resp.status_code();
+    let upstream_headers = resp.headers().clone();
+    let ttfb = now_ms().saturating_sub(ctx.started_ms);
+    if let Some(rec) = ctx.rec() {
+        rec.ttfb_ms = Some(ttfb);
+        rec.upstream_request_id = upstream_headers.get("x-request-id").ok().flatten();
+    }
+    if status >= 400 {
+        let bytes = resp.bytes().await.unwrap_or_default();
+        let retry_after = upstream_headers.get("retry-after").ok().flatten();
+        return Err(RelayError::from_upstream_status(status, bytes, retry_after));
+    }
+    let fallback_id = format!("msg_{}", ctx.request_id.trim_start_matches("req_"));
+    if parsed.stream {
+        let upstream_body = resp
+            .stream()
+            .map_err(|e| RelayError::UpstreamUnavailable(format!("upstream body: {e}")))?;
+        let relay = anthropic::ReverseTranslator::new(fallback_id, parsed.model.clone());
+        return stream_response(
+            upstream_body,
+            Box::new(relay),
+            parsed.prompt_chars,
+            Headers::new(),
+            ctx,
+            wctx,
+        );
+    }
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(|e| RelayError::UpstreamUnavailable(format!("reading upstream body: {e}")))?;
+    let completion: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|_| RelayError::UpstreamUnavailable("upstream sent invalid JSON".to_string()))?;
+    if let Some(rec) = ctx.rec() {
+        if let Some(tokens) = completion.get("usage").and_then(Tokens::from_openai) {
+            rec.tokens = tokens;
+            rec.usage_source = UsageSource::Upstream;
+        }
+        rec.finish_reason = completion
+            .pointer("/choices/0/finish_reason")
+            .and_then(|v| v.as_str())
+            .map(str::to_string);
+    }
+    let message = anthropic::to_message(&completion, &parsed.model);
+    bytes_response(
+        200,
+        "application/json",
+        message.to_string().into_bytes(),
         Headers::new(),
     )
 }

@@ -9,7 +9,7 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use futures_util::Stream;
@@ -45,6 +45,10 @@ struct Shared {
     /// The body is waiting on the upstream, not on the client.
     awaiting_upstream: bool,
     first_byte_ms: Option<u64>,
+    /// The body's waker while it waits on the upstream, so a timed-out wait can be ended.
+    body_waker: Option<Waker>,
+    /// The upstream went quiet for too long mid-stream; the body ends with an in-band error.
+    timed_out: bool,
 }
 
 impl Shared {
@@ -90,14 +94,29 @@ impl Stream for MeteredBody {
             if self.done {
                 return Poll::Ready(None);
             }
-            let polled = match self.shared.borrow_mut().upstream.as_mut() {
-                Some(upstream) => upstream.as_mut().poll_next(cx),
-                // The watcher cancelled the upstream: nobody is reading any more.
-                None => return Poll::Ready(None),
+            let polled = self
+                .shared
+                .borrow_mut()
+                .upstream
+                .as_mut()
+                .map(|upstream| upstream.as_mut().poll_next(cx));
+            let Some(polled) = polled else {
+                // The watcher dropped the upstream: after an idle timeout the client still
+                // gets the in-band error; after a hang-up nobody is reading.
+                self.done = true;
+                let mut shared = self.shared.borrow_mut();
+                if shared.timed_out {
+                    let tail = shared.relay.timeout();
+                    shared.finish(End::Finished);
+                    return Poll::Ready(Some(Ok(tail)));
+                }
+                return Poll::Ready(None);
             };
             let item = match polled {
                 Poll::Pending => {
-                    self.shared.borrow_mut().awaiting_upstream = true;
+                    let mut shared = self.shared.borrow_mut();
+                    shared.awaiting_upstream = true;
+                    shared.body_waker = Some(cx.waker().clone());
                     return Poll::Pending;
                 }
                 Poll::Ready(item) => item,
@@ -124,6 +143,8 @@ pub struct Metering {
     pub prompt_chars: u64,
     pub started_ms: u64,
     pub idle_ms: u64,
+    /// Longest silence from the provider mid-stream before the relay gives up on it.
+    pub idle_timeout_ms: u64,
 }
 
 /// Wraps `upstream` for the client and returns the watcher future to hand to `wait_until`.
@@ -152,6 +173,8 @@ fn new_shared(upstream: Upstream, relay: Box<dyn Relay>, started_ms: u64) -> Rc<
         last_progress_ms: started_ms,
         awaiting_upstream: true,
         first_byte_ms: None,
+        body_waker: None,
+        timed_out: false,
     }))
 }
 
@@ -200,6 +223,19 @@ async fn watch(shared: Rc<RefCell<Shared>>, m: Metering, env: Env) {
             drop(s.upstream.take());
             s.finish(End::Dropped);
             break;
+        }
+        if now.saturating_sub(idle_since) >= m.idle_timeout_ms {
+            // The provider went silent: cancel it and let the body end with the error event.
+            let waker = {
+                let mut s = shared.borrow_mut();
+                drop(s.upstream.take());
+                s.timed_out = true;
+                s.body_waker.take()
+            };
+            if let Some(w) = waker {
+                w.wake();
+            }
+            continue;
         }
         if provisional_at != Some(idle_since) {
             // The provider has stalled: record what is known now; the final tally replaces it.

@@ -52,6 +52,8 @@ pub struct Ctx {
     pub record: Option<UsageRecord>,
     /// The relay key's record, once authenticated.
     pub key: Option<auth::KeyRecord>,
+    /// The serving provider's mid-stream silence limit, when it sets its own.
+    pub idle_timeout_ms: Option<u64>,
 }
 
 impl Ctx {
@@ -79,6 +81,7 @@ async fn fetch(mut req: Request, env: Env, wctx: Context) -> worker::Result<Resp
         request_id: request_id.clone(),
         record: Some(record),
         key: None,
+        idle_timeout_ms: None,
     };
     let result = match config {
         Ok(c) => {
@@ -306,7 +309,10 @@ async fn send_with_fallback<'t>(
             }
             let call = upstream::call(target, req, path, upstream_body.clone(), ctx);
             let result = match upstream::send(call).await {
-                Ok(resp) if resp.status_code() < 400 => return Ok((resp, target)),
+                Ok(resp) if resp.status_code() < 400 => {
+                    ctx.idle_timeout_ms = target.spec.as_ref().and_then(|s| s.idle_timeout_ms);
+                    return Ok((resp, target));
+                }
                 Ok(mut resp) => {
                     let status = resp.status_code();
                     let retry_after = resp.headers().get("retry-after").ok().flatten();
@@ -491,6 +497,9 @@ fn metering(ctx: &mut Ctx, prompt_chars: u64) -> Result<metered::Metering, Relay
         prompt_chars,
         started_ms: ctx.started_ms,
         idle_ms: ctx.config.stream_idle_ms,
+        idle_timeout_ms: ctx
+            .idle_timeout_ms
+            .unwrap_or(ctx.config.upstream_idle_timeout_ms),
     })
 }
 
@@ -603,8 +612,10 @@ fn render_error(e: &RelayError, anthropic: bool) -> Response {
 fn finish_headers(mut resp: Response, request_id: &str, origin: Option<&str>) -> Response {
     let headers = resp.headers_mut();
     let _ = headers.set("x-request-id", request_id);
+    // Anthropic's convention (R1.11); its SDK reports this one.
+    let _ = headers.set("request-id", request_id);
     let _ = headers.set("access-control-allow-origin", origin.unwrap_or("*"));
-    let _ = headers.set("access-control-expose-headers", "x-request-id");
+    let _ = headers.set("access-control-expose-headers", "x-request-id, request-id");
     let _ = headers.set("vary", "Origin");
     resp
 }

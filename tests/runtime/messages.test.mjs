@@ -169,3 +169,32 @@ test('Claude overloaded mid-stream becomes an in-band OpenAI error and [DONE]', 
   const row = await relay.row(r.requestId);
   assert.equal(row.outcome, 'upstream_error');
 });
+
+test('Anthropic clients reach OpenAI-format providers too: /v1/messages translated both ways (T28, T29)', async () => {
+  relay.provider.reset();
+  const client = new Anthropic({ apiKey: key, baseURL: relay.url, maxRetries: 0 });
+  const stream = client.messages.stream({ model: 'mock-tools', max_tokens: 100, system: 'Be terse.', messages: ask });
+  const final = await stream.finalMessage();
+  assert.deepEqual(
+    final.content.map((b) => [b.type, b.id, b.name, b.input]),
+    [['tool_use', 'call_A', 'get_weather', { city: 'SF' }], ['tool_use', 'call_B', 'get_weather', { city: 'NYC' }]],
+  );
+  assert.equal(final.stop_reason, 'tool_use');
+  assert.equal(final.usage.output_tokens, 12);
+  const up = relay.provider.requests[0].body;
+  assert.deepEqual(up.messages[0], { role: 'system', content: 'Be terse.' });
+  assert.equal(up.max_completion_tokens, 100);
+  assert.deepEqual(up.stream_options, { include_usage: true });
+
+  const plain = await client.messages.create({ model: 'mock-ok', max_tokens: 50, messages: ask });
+  assert.deepEqual(plain.content, [{ type: 'text', text: 'Hello from the mock provider.' }]);
+  assert.equal(plain.stop_reason, 'end_turn');
+  assert.equal(plain.usage.output_tokens, 5);
+  const query = "SELECT provider, model_requested, usage_source, completion_tokens FROM usage WHERE route = '/v1/messages' AND settled = 1 AND model_requested IN ('mock-tools', 'mock-ok') ORDER BY started_at";
+  let rows = [];
+  for (let i = 0; i < 100 && rows.length < 2; i += 1) {
+    rows = (await relay.db.prepare(query).all()).results;
+    if (rows.length < 2) await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.deepEqual(rows.map((r) => [r.provider, r.model_requested, r.usage_source, r.completion_tokens]), [['openai', 'mock-tools', 'upstream', 12], ['openai', 'mock-ok', 'upstream', 5]]);
+});

@@ -13,7 +13,7 @@ let key;
 before(async () => {
   compat = await startMockProvider({ apiKey: 'sk-compat' });
   const providers = {
-    compat: { kind: 'openai-compatible', base_url: compat.url, key_secret: 'COMPAT_KEY', stream_usage: false, models: ['llama-*'], ttfb_timeout_ms: 500 },
+    compat: { kind: 'openai-compatible', base_url: compat.url, key_secret: 'COMPAT_KEY', stream_usage: false, models: ['llama-*'], ttfb_timeout_ms: 500, idle_timeout_ms: 700 },
     azure: { kind: 'openai', base_url: `${compat.url}/deployments/gpt4o`, key_secret: 'AZURE_KEY', key_header: 'api-key', api_version: '2024-10-21' },
     unkeyed: { kind: 'openai-compatible', base_url: compat.url, key_secret: 'NOT_SET' },
   };
@@ -24,6 +24,7 @@ before(async () => {
     'relay-slow': ['compat:mock-hang', 'openai:mock-ok'],
     'relay-keyfail': ['openai:mock-error-401', 'compat:mock-ok'],
     'relay-azure': ['azure:gpt-4o'],
+    'relay-stall': ['compat:mock-stall', 'openai:mock-ok'],
   };
   relay = await startRelay({
     vars: { PROVIDERS: JSON.stringify(providers), ROUTES: JSON.stringify(routes), COMPAT_KEY: 'sk-compat', AZURE_KEY: 'az-key' },
@@ -109,4 +110,48 @@ test('/v1/models lists route names that can be served', async () => {
   const r = await call(relay, '/v1/models', { method: 'GET', key });
   const ids = r.json.data.map((m) => m.id);
   for (const name of ['relay-echo', 'relay-fast', 'relay-limited', 'relay-azure']) assert.ok(ids.includes(name), name);
+});
+
+test('a provider silent mid-stream past UPSTREAM_IDLE_TIMEOUT_MS: in-band timeout error, [DONE], upstream cancelled', async () => {
+  const quick = await startRelay({ vars: { UPSTREAM_IDLE_TIMEOUT_MS: '1000', STREAM_IDLE_MS: '400' } });
+  try {
+    const { key: k } = await quick.seedKey();
+    const t0 = Date.now();
+    const r = await call(quick, '/v1/chat/completions', { key: k, body: { model: 'mock-stall', messages, stream: true } });
+    const took = Date.now() - t0;
+    assert.equal(r.res.status, 200);
+    const events = parseSse(r.text);
+    assert.equal(events.at(-1), '[DONE]');
+    assert.deepEqual(JSON.parse(events.at(-2)), {
+      error: { code: 'timeout', message: 'Upstream timed out.', param: null, type: 'server_error' },
+    });
+    assert.equal(events.slice(0, -2).map((d) => JSON.parse(d).choices[0].delta.content ?? '').join(''), 'Hello from ');
+    assert.ok(took >= 900 && took < 2900, `gave up after the idle timeout, before the provider did (${took} ms)`);
+    const row = await quick.row(r.requestId);
+    assert.equal(row.outcome, 'truncated');
+    assert.equal(row.usage_source, 'estimated');
+    const deadline = Date.now() + 3000;
+    const upstream = quick.provider.requests.at(-1);
+    while (!upstream.aborted && Date.now() < deadline) await new Promise((res) => setTimeout(res, 25));
+    assert.equal(upstream.aborted, true, 'the stalled provider request was cancelled');
+  } finally {
+    await quick.close();
+  }
+});
+
+test('no retry after the first byte: a target that stalls mid-stream ends in-band, no fallback', async () => {
+  compat.reset();
+  relay.provider.reset();
+  const t0 = Date.now();
+  const r = await call(relay, '/v1/chat/completions', { key, body: { model: 'relay-stall', messages, stream: true } });
+  const took = Date.now() - t0;
+  assert.equal(r.res.status, 200);
+  const events = parseSse(r.text);
+  assert.equal(events.at(-1), '[DONE]');
+  assert.equal(JSON.parse(events.at(-2)).error.code, 'timeout');
+  assert.ok(took >= 600 && took < 2500, `the provider's own idle_timeout_ms (700) applied (${took} ms)`);
+  assert.equal(compat.requests.length, 1);
+  assert.equal(relay.provider.requests.length, 0, 'bytes had gone to the client: never fall back');
+  const row = await relay.row(r.requestId);
+  assert.deepEqual([row.provider, row.attempts, row.outcome], ['compat', 1, 'truncated']);
 });
