@@ -110,6 +110,85 @@ fn parse_value(raw: &RawValue) -> Value {
     serde_json::from_str(raw.get()).unwrap_or(Value::Null)
 }
 
+/// OpenAI endpoints whose bodies the relay reads the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Chat,
+    /// Legacy `/v1/completions`: `prompt` instead of `messages`.
+    Completions,
+    /// `/v1/embeddings`: `input`, never streamed.
+    Embeddings,
+}
+
+/// Characters of text in a `prompt`/`input` value: a string, or an array of strings (token
+/// arrays count nothing; the provider reports their usage).
+fn text_chars(v: &Value) -> u64 {
+    match v {
+        Value::String(s) => s.chars().count() as u64,
+        Value::Array(items) => items.iter().map(text_chars).sum(),
+        _ => 0,
+    }
+}
+
+/// Parses a legacy completions or embeddings body: `model` plus the endpoint's required input.
+pub fn parse_for(body: &[u8], endpoint: Endpoint) -> Result<ChatRequest<'_>, RelayError> {
+    let field = match endpoint {
+        Endpoint::Chat => return parse(body),
+        Endpoint::Completions => "prompt",
+        Endpoint::Embeddings => "input",
+    };
+    let not_json = || {
+        RelayError::invalid(
+            "We could not parse the JSON body of your request. The body must be a JSON object.",
+            None,
+        )
+    };
+    let Fields(fields) = serde_json::from_slice(body).map_err(|_| not_json())?;
+    let get = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| *v);
+    let model = match get("model").map(parse_value) {
+        None => {
+            return Err(RelayError::invalid(
+                "You must provide a model parameter.",
+                Some("model"),
+            ))
+        }
+        Some(Value::String(s)) if !s.is_empty() => s,
+        Some(other) => return Err(wrong_type("model", "a string", &other)),
+    };
+    let input = get(field).map(parse_value).ok_or_else(|| {
+        RelayError::invalid(
+            format!("Missing required parameter: '{field}'."),
+            Some(field),
+        )
+    })?;
+    if !matches!(input, Value::String(_) | Value::Array(_)) {
+        return Err(wrong_type(field, "a string or an array", &input));
+    }
+    let stream = match (endpoint, get("stream").map(parse_value)) {
+        (_, None | Some(Value::Null)) => false,
+        (Endpoint::Embeddings, Some(_)) => {
+            return Err(RelayError::invalid(
+                "Embeddings cannot be streamed.",
+                Some("stream"),
+            ))
+        }
+        (_, Some(Value::Bool(b))) => b,
+        (_, Some(other)) => return Err(wrong_type("stream", "a boolean", &other)),
+    };
+    let client_wants_usage = get("stream_options")
+        .map(parse_value)
+        .and_then(|o| o.get("include_usage").and_then(Value::as_bool))
+        .unwrap_or(false);
+    Ok(ChatRequest {
+        fields,
+        model,
+        stream,
+        client_wants_usage,
+        prompt_chars: text_chars(&input),
+        last_user_text: String::new(),
+    })
+}
+
 pub fn parse(body: &[u8]) -> Result<ChatRequest<'_>, RelayError> {
     let not_json = || {
         RelayError::invalid(
@@ -333,6 +412,36 @@ mod tests {
                 Some("stream")
             )
         );
+    }
+
+    #[test]
+    fn legacy_and_embeddings_bodies() {
+        let c = parse_for(
+            br#"{"model":"m","prompt":"abcd","stream":true}"#,
+            Endpoint::Completions,
+        )
+        .unwrap();
+        assert!(c.stream);
+        assert_eq!(c.prompt_chars, 4);
+        let e = parse_for(
+            br#"{"model":"m","input":["ab","cd"],"encoding_format":"base64"}"#,
+            Endpoint::Embeddings,
+        )
+        .unwrap();
+        assert_eq!(e.prompt_chars, 4);
+        assert_eq!(
+            parse_for(br#"{"model":"m"}"#, Endpoint::Embeddings).unwrap_err(),
+            RelayError::invalid("Missing required parameter: 'input'.", Some("input"))
+        );
+        assert_eq!(
+            parse_for(
+                br#"{"model":"m","input":"x","stream":true}"#,
+                Endpoint::Embeddings
+            )
+            .unwrap_err(),
+            RelayError::invalid("Embeddings cannot be streamed.", Some("stream"))
+        );
+        assert!(parse_for(br#"{"model":"m","prompt":5}"#, Endpoint::Completions).is_err());
     }
 
     #[test]

@@ -27,6 +27,11 @@ pub enum RelayError {
     ModelNotFound(String),
     /// The key's policy does not include this model.
     ModelNotAllowed(String),
+    /// The model's provider does not serve this endpoint (R3.1).
+    UnsupportedEndpoint {
+        model: String,
+        path: String,
+    },
     /// No key (or other admin object) with this id.
     NotFound {
         what: &'static str,
@@ -73,7 +78,7 @@ impl RelayError {
     pub fn status(&self) -> u16 {
         match self {
             RelayError::InvalidApiKey(_) | RelayError::AdminUnauthorized => 401,
-            RelayError::InvalidRequest { .. } => 400,
+            RelayError::InvalidRequest { .. } | RelayError::UnsupportedEndpoint { .. } => 400,
             RelayError::ModelNotAllowed(_) => 403,
             RelayError::ModelNotFound(_)
             | RelayError::NotFound { .. }
@@ -97,6 +102,7 @@ impl RelayError {
             RelayError::InvalidRequest { .. } => "invalid_request",
             RelayError::ModelNotFound(_) => "model_not_found",
             RelayError::ModelNotAllowed(_) => "model_not_allowed",
+            RelayError::UnsupportedEndpoint { .. } => "unsupported_endpoint",
             RelayError::NotFound { .. } => "not_found",
             RelayError::RouteNotFound { .. } => "route_not_found",
             RelayError::MethodNotAllowed { .. } => "method_not_allowed",
@@ -155,6 +161,9 @@ impl RelayError {
                 format!("Key is not permitted to use model '{model}'.")
             }
             RelayError::NotFound { what, id } => format!("No {what} with id '{id}'."),
+            RelayError::UnsupportedEndpoint { model, path } => {
+                format!("Model '{model}' does not support {path}")
+            }
             RelayError::RouteNotFound { method, path } => format!("Invalid URL ({method} {path})"),
             RelayError::MethodNotAllowed { method, path, allow } => {
                 format!("Method {method} is not allowed on {path}; use {allow}.")
@@ -198,7 +207,9 @@ impl RelayError {
     fn param(&self) -> Value {
         match self {
             RelayError::InvalidRequest { param, .. } => json!(param),
-            RelayError::ModelNotFound(_) | RelayError::ModelNotAllowed(_) => json!("model"),
+            RelayError::ModelNotFound(_)
+            | RelayError::ModelNotAllowed(_)
+            | RelayError::UnsupportedEndpoint { .. } => json!("model"),
             RelayError::NotFound { .. } => json!("id"),
             _ => Value::Null,
         }

@@ -10,6 +10,9 @@ pub enum Route {
     Models,
     Model(String),
     ChatCompletions,
+    /// Legacy completions and embeddings: OpenAI-format providers only.
+    Completions,
+    Embeddings,
     /// Anthropic Messages, native: forwarded byte-faithfully to Anthropic.
     Messages,
     CountTokens,
@@ -32,6 +35,8 @@ impl Route {
             Route::Models
                 | Route::Model(_)
                 | Route::ChatCompletions
+                | Route::Completions
+                | Route::Embeddings
                 | Route::Messages
                 | Route::CountTokens
         )
@@ -65,6 +70,8 @@ const TABLE: &[(&str, &str, Route)] = &[
     ("/", "GET", Route::Health),
     ("/models", "GET", Route::Models),
     ("/chat/completions", "POST", Route::ChatCompletions),
+    ("/completions", "POST", Route::Completions),
+    ("/embeddings", "POST", Route::Embeddings),
     ("/messages", "POST", Route::Messages),
     ("/messages/count_tokens", "POST", Route::CountTokens),
     ("/admin/keys", "GET", Route::ListKeys),

@@ -203,9 +203,11 @@ impl StreamRelay {
             self.meter.saw_done = true;
             return false;
         }
+        // `text` carries the output of legacy completions.
         self.meter.completion_chars += string_field_chars(data, "content")
             + string_field_chars(data, "refusal")
-            + string_field_chars(data, "arguments");
+            + string_field_chars(data, "arguments")
+            + string_field_chars(data, "text");
         if let Some(reason) = first_string_field(data, "finish_reason") {
             self.meter.finish_reason = Some(reason);
         }

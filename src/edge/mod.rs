@@ -175,6 +175,8 @@ async fn dispatch(
             json_response(200, &models::one_body(&ctx.config, relay_key(ctx)?, &id)?)
         }
         Route::ChatCompletions => chat_completions(req, ctx, wctx).await,
+        Route::Completions => legacy(req, ctx, wctx, chat::Endpoint::Completions).await,
+        Route::Embeddings => legacy(req, ctx, wctx, chat::Endpoint::Embeddings).await,
         Route::Messages => claude::messages(req, ctx, wctx, false).await,
         Route::CountTokens => claude::messages(req, ctx, wctx, true).await,
         admin_route => admin::handle(admin_route, req, ctx).await,
@@ -252,11 +254,46 @@ async fn chat_completions(
         }
         return echo_reply(&parsed, ctx, wctx);
     }
-    let (resp, target) = send_with_fallback(req, &body, &parsed, &targets, ctx).await?;
+    let (resp, target) =
+        send_with_fallback(req, &body, &parsed, &targets, ctx, "/chat/completions").await?;
     match target.provider {
         Provider::Anthropic => claude::respond(resp, &parsed, ctx, wctx).await,
         _ => relay_upstream(resp, &parsed, target.stream_usage, ctx, wctx).await,
     }
+}
+
+/// `/v1/completions` and `/v1/embeddings`: passed through to OpenAI-format providers only
+/// (R3.1), with the same fallback and metering as chat; embeddings keep their encoding (R3.2).
+async fn legacy(
+    req: &mut Request,
+    ctx: &mut Ctx,
+    wctx: &Context,
+    endpoint: chat::Endpoint,
+) -> Result<Response, RelayError> {
+    let path = match endpoint {
+        chat::Endpoint::Embeddings => "/embeddings",
+        _ => "/completions",
+    };
+    let body = read_body(req, ctx.config.max_body_bytes).await?;
+    let parsed = chat::parse_for(&body, endpoint)?;
+    if let Some(rec) = ctx.rec() {
+        rec.model_requested = Some(parsed.model.clone());
+        rec.stream = parsed.stream;
+        rec.tokens = Tokens::estimated(parsed.prompt_chars, 0);
+    }
+    let wanted = keys::effective_model(relay_key(ctx)?, &parsed.model)?;
+    let targets: Vec<models::Target> = models::resolve_all(&ctx.config, &wanted)?
+        .into_iter()
+        .filter(|t| t.provider == Provider::OpenAi)
+        .collect();
+    if targets.is_empty() {
+        return Err(RelayError::UnsupportedEndpoint {
+            model: parsed.model.clone(),
+            path: format!("/v1{path}"),
+        });
+    }
+    let (resp, target) = send_with_fallback(req, &body, &parsed, &targets, ctx, path).await?;
+    relay_upstream(resp, &parsed, target.stream_usage, ctx, wctx).await
 }
 
 /// Attempts per target before moving to the next, and in all: each attempt is a subrequest,
@@ -285,6 +322,7 @@ async fn send_with_fallback<'t>(
     parsed: &chat::ChatRequest<'_>,
     targets: &'t [models::Target],
     ctx: &mut Ctx,
+    openai_path: &str,
 ) -> Result<(Response, &'t models::Target), RelayError> {
     let mut attempts = 0u32;
     let mut last = RelayError::ModelNotFound(parsed.model.clone());
@@ -295,7 +333,7 @@ async fn send_with_fallback<'t>(
         };
         let path = match target.provider {
             Provider::Anthropic => "/v1/messages",
-            _ => "/chat/completions",
+            _ => openai_path,
         };
         for retry in 0..ATTEMPTS_PER_TARGET {
             if attempts >= MAX_ATTEMPTS {

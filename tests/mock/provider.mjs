@@ -146,6 +146,8 @@ export async function startMockProvider(opts = {}) {
         data: MOCK_MODELS.map((id) => ({ id, object: 'model', created: 1700000000, owned_by: 'mock' })),
       }));
     }
+    if (req.method === 'POST' && pathname === '/v1/completions') return legacyCompletion(res, rec.body, n, sleep, () => closed, chunkDelayMs);
+    if (req.method === 'POST' && pathname === '/v1/embeddings') return embeddings(res, rec.body);
     if (req.method !== 'POST' || pathname !== '/v1/chat/completions') {
       return sendJson(res, 404, errorBody(`Unknown request URL: ${req.method} ${pathname}.`, 'invalid_request_error'));
     }
@@ -367,4 +369,31 @@ function toolCompletionBody(ctx) {
     usage: usageObject(20, 12),
     system_fingerprint: 'fp_mock',
   };
+}
+
+// Legacy completions: same shape streamed or not (§3.1); usage chunk only when asked.
+async function legacyCompletion(res, body, n, sleep, isClosed, delayMs) {
+  const prompt = typeof body?.prompt === 'string' ? body.prompt : '';
+  const usage = { prompt_tokens: 10 + Math.ceil(prompt.length / 4), completion_tokens: REPLY_WORDS.length, total_tokens: 10 + Math.ceil(prompt.length / 4) + REPLY_WORDS.length };
+  const base = { id: `cmpl-mock${n}`, object: 'text_completion', created: Math.floor(Date.now() / 1000), model: body?.model };
+  if (body?.stream !== true) {
+    return sendJson(res, 200, JSON.stringify({ ...base, choices: [{ text: REPLY_TEXT, index: 0, logprobs: null, finish_reason: 'stop' }], usage }));
+  }
+  const frames = REPLY_WORDS.map((w, i) => frame(JSON.stringify({ ...base, choices: [{ text: w, index: 0, logprobs: null, finish_reason: i === REPLY_WORDS.length - 1 ? 'stop' : null }] })));
+  if (body.stream_options?.include_usage === true) frames.push(frame(JSON.stringify({ ...base, choices: [], usage })));
+  frames.push(frame('[DONE]'));
+  return playSse(res, sleep, isClosed, delayMs, frames);
+}
+
+// Embeddings: float arrays, or little-endian float32 base64 when asked (what the SDK asks for).
+function embeddings(res, body) {
+  const inputs = Array.isArray(body?.input) ? body.input : [body?.input ?? ''];
+  const vectors = inputs.map((_, i) => [0.25 + i, -0.5, 0.125]);
+  const data = vectors.map((v, i) => ({
+    object: 'embedding',
+    index: i,
+    embedding: body?.encoding_format === 'base64' ? Buffer.from(new Float32Array(v).buffer).toString('base64') : v,
+  }));
+  const tokens = inputs.reduce((t, x) => t + Math.ceil(String(x).length / 4), 0);
+  return sendJson(res, 200, JSON.stringify({ object: 'list', data, model: body?.model, usage: { prompt_tokens: tokens, total_tokens: tokens } }));
 }

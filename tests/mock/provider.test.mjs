@@ -127,7 +127,7 @@ test('error models return status and OpenAI-shaped body, stream or not', async (
 });
 
 test('unknown route 404 and /v1/models list', async () => {
-  const res = await fetch(`${mock.url}/embeddings`, { method: 'POST', headers: AUTH, body: '{}' });
+  const res = await fetch(`${mock.url}/images/generations`, { method: "POST", headers: AUTH, body: "{}" });
   assert.equal(res.status, 404);
   const err = (await res.json()).error;
   assert.deepEqual(Object.keys(err), ['message', 'type', 'param', 'code']);
