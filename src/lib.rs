@@ -6,6 +6,7 @@ pub mod auth;
 pub mod cache;
 pub mod chat;
 pub mod config;
+pub mod cursor;
 pub mod echo;
 pub mod error;
 pub mod keys;

@@ -137,6 +137,25 @@ pub fn available(config: &Config) -> Vec<(String, String)> {
     out
 }
 
+/// Names Cursor takes over instead of sending to a custom base URL (protocol.md R7.7): a
+/// Cursor-facing alias or route containing one never reaches the relay.
+pub fn cursor_intercepts(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    ["gpt", "claude", "gemini"].iter().any(|w| n.contains(w))
+        || ["o1", "o3", "o4"].iter().any(|p| n.starts_with(p))
+}
+
+/// Warnings for names that Cursor would intercept, for config lint and admin answers.
+pub fn cursor_warnings<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    names
+        .into_iter()
+        .filter(|n| cursor_intercepts(n))
+        .map(|n| {
+            format!("'{n}' contains a name Cursor intercepts (gpt, claude, gemini, o1/o3/o4); Cursor users should get a neutral alias such as 'relay-sonnet'")
+        })
+        .collect()
+}
+
 fn model_object(id: &str, owned_by: &str) -> Value {
     json!({"id": id, "object": "model", "created": CREATED, "owned_by": owned_by})
 }
@@ -202,6 +221,17 @@ mod tests {
 
     fn open_key() -> KeyRecord {
         serde_json::from_value(json!({"id":"key_1","team":"t","user":"u","env":"prod","created_at":"x","status":"active"})).unwrap()
+    }
+
+    #[test]
+    fn cursor_lint() {
+        assert!(
+            cursor_intercepts("gpt-4o")
+                && cursor_intercepts("my-Claude")
+                && cursor_intercepts("o3-mini")
+        );
+        assert!(!cursor_intercepts("relay-sonnet") && !cursor_intercepts("foo3"));
+        assert_eq!(cursor_warnings(["relay-fast", "gpt-fast"]).len(), 1);
     }
 
     #[test]

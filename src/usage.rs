@@ -118,6 +118,8 @@ pub struct UsageRecord {
     pub upstream_request_id: Option<String>,
     /// Upstream attempts made (retries and fallbacks); 0 when no provider was called.
     pub attempts: u32,
+    /// The chat body's shape (`chat` / `responses_in_chat`), for chat requests.
+    pub client_shape: Option<String>,
     pub started_at: String,
     pub ttfb_ms: Option<u64>,
     pub duration_ms: u64,
@@ -146,6 +148,7 @@ impl UsageRecord {
             cost_usd: None,
             upstream_request_id: None,
             attempts: 0,
+            client_shape: None,
             started_at,
             ttfb_ms: None,
             duration_ms: 0,

@@ -9,6 +9,7 @@ use super::{header, json_response, keystore, now_ms, read_body, Ctx};
 use crate::auth::{self, KeyRecord, KeyStatus};
 use crate::error::RelayError;
 use crate::keys::{self, KeyChange};
+use crate::models;
 use crate::report::{self, UsageQuery};
 use crate::routes::{self, Route};
 use crate::time::rfc3339;
@@ -55,9 +56,19 @@ fn query_pairs(req: &Request) -> Vec<(String, String)> {
 }
 
 fn with_key(key: &str, rec: &KeyRecord) -> Value {
-    let mut v = keys::public(rec);
+    let mut v = with_warnings(rec);
     if let Some(m) = v.as_object_mut() {
         m.insert("key".to_string(), json!(key));
+    }
+    v
+}
+
+/// The public record, plus `warnings` when an alias is a name Cursor would intercept.
+fn with_warnings(rec: &KeyRecord) -> Value {
+    let mut v = keys::public(rec);
+    let warnings = models::cursor_warnings(rec.aliases.keys().map(String::as_str));
+    if let (false, Some(m)) = (warnings.is_empty(), v.as_object_mut()) {
+        m.insert("warnings".to_string(), json!(warnings));
     }
     v
 }
@@ -124,7 +135,7 @@ async fn change_key(
         keystore::save(&ctx.env, &hash, &rec).await?;
         keystore::audit(&ctx.env, &now, action, &rec.id, diff).await?;
     }
-    json_response(200, &keys::public(&rec))
+    json_response(200, &with_warnings(&rec))
 }
 
 /// New secret, same identity and history: usage rows stay under the same key id.

@@ -18,6 +18,7 @@ use worker::{console_error, event, Context, Env, Headers, Request, Response};
 use crate::auth;
 use crate::chat;
 use crate::config::Config;
+use crate::cursor;
 use crate::echo::{self, Echo};
 use crate::error::RelayError;
 use crate::keys;
@@ -138,6 +139,9 @@ fn cached_config(env: &Env) -> Result<Config, RelayError> {
             .ok()
     })?;
     let prices = PriceTable::load(config.prices.as_deref()).map_err(RelayError::Internal)?;
+    for warning in models::cursor_warnings(config.routes.iter().map(|r| r.name.as_str())) {
+        worker::console_warn!("config lint: ROUTES {warning}");
+    }
     PRICES.with(|p| *p.borrow_mut() = Some(Rc::new(prices)));
     CONFIG.with(|c| *c.borrow_mut() = Some(config.clone()));
     Ok(config)
@@ -235,8 +239,10 @@ async fn chat_completions(
     wctx: &Context,
 ) -> Result<Response, RelayError> {
     let body = read_body(req, ctx.config.max_body_bytes).await?;
+    let (shape, body) = cursor_normalize(body)?;
     let parsed = chat::parse(&body)?;
     if let Some(rec) = ctx.rec() {
+        rec.client_shape = Some(shape.as_str().to_string());
         rec.model_requested = Some(parsed.model.clone());
         rec.stream = parsed.stream;
         // Until the provider reports, the prompt is the best estimate we have.
@@ -259,6 +265,31 @@ async fn chat_completions(
     match target.provider {
         Provider::Anthropic => claude::respond(resp, &parsed, ctx, wctx).await,
         _ => relay_upstream(resp, &parsed, target.stream_usage, ctx, wctx).await,
+    }
+}
+
+/// Cursor's two body shapes (R7.6): a Responses-API body sent to `/chat/completions` becomes a
+/// Chat body, and Chat bodies get the fixes upstreams need (`content: []`, flat tools). The
+/// body is only parsed when it can need either, so plain chat bytes go through untouched.
+fn cursor_normalize(body: Vec<u8>) -> Result<(cursor::Shape, Vec<u8>), RelayError> {
+    let contains = |needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
+    let may_need = contains(b"\"input\"") || contains(b"\"tools\"") || contains(b"[]");
+    if !may_need {
+        return Ok((cursor::Shape::Chat, body));
+    }
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        // chat::parse reports the malformed body in OpenAI's words.
+        return Ok((cursor::Shape::Chat, body));
+    };
+    if value
+        .get("previous_response_id")
+        .is_some_and(|v| !v.is_null())
+    {
+        worker::console_log!("previous_response_id dropped: the relay is stateless (R7.6)");
+    }
+    match cursor::normalize(&value)? {
+        (shape, Some(normalized)) => Ok((shape, normalized.to_string().into_bytes())),
+        (shape, None) => Ok((shape, body)),
     }
 }
 

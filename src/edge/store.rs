@@ -82,6 +82,7 @@ const COLUMNS: &[&str] = &[
     "settled",
     "cost_usd",
     "attempts",
+    "client_shape",
 ];
 
 fn upsert_sql() -> String {
@@ -137,6 +138,7 @@ fn bindings(r: &UsageRecord, settled: bool) -> Vec<JsValue> {
         num(u64::from(settled)),
         r.cost_usd.map_or(JsValue::NULL, JsValue::from_f64),
         num(u64::from(r.attempts)),
+        text(&r.client_shape),
     ]
 }
 

@@ -269,3 +269,12 @@ test('without ADMIN_TOKEN every admin route is 404', async () => {
     await bare.close();
   }
 });
+
+test('aliases Cursor would intercept come back with a warning', async () => {
+  const k = await mint({ team: 'lint', user: 'gus', aliases: { 'gpt-fast': 'mock-ok', 'relay-fast': 'mock-ok' } });
+  assert.deepEqual(k.warnings, [
+    "'gpt-fast' contains a name Cursor intercepts (gpt, claude, gemini, o1/o3/o4); Cursor users should get a neutral alias such as 'relay-sonnet'",
+  ]);
+  const clean = await mint({ team: 'lint', user: 'hal', aliases: { 'relay-fast': 'mock-ok' } });
+  assert.equal(clean.warnings, undefined);
+});
