@@ -137,24 +137,8 @@ pub fn parse_for(body: &[u8], endpoint: Endpoint) -> Result<ChatRequest<'_>, Rel
         Endpoint::Completions => "prompt",
         Endpoint::Embeddings => "input",
     };
-    let not_json = || {
-        RelayError::invalid(
-            "We could not parse the JSON body of your request. The body must be a JSON object.",
-            None,
-        )
-    };
-    let Fields(fields) = serde_json::from_slice(body).map_err(|_| not_json())?;
+    let (fields, model) = fields_and_model(body)?;
     let get = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| *v);
-    let model = match get("model").map(parse_value) {
-        None => {
-            return Err(RelayError::invalid(
-                "You must provide a model parameter.",
-                Some("model"),
-            ))
-        }
-        Some(Value::String(s)) if !s.is_empty() => s,
-        Some(other) => return Err(wrong_type("model", "a string", &other)),
-    };
     let input = get(field).map(parse_value).ok_or_else(|| {
         RelayError::invalid(
             format!("Missing required parameter: '{field}'."),
@@ -189,17 +173,22 @@ pub fn parse_for(body: &[u8], endpoint: Endpoint) -> Result<ChatRequest<'_>, Rel
     })
 }
 
-pub fn parse(body: &[u8]) -> Result<ChatRequest<'_>, RelayError> {
-    let not_json = || {
+/// A body's top-level fields in order, each value still as raw JSON.
+type RawFields<'a> = Vec<(String, &'a RawValue)>;
+
+/// The body's top-level fields and its `model`, with the errors OpenAI gives for each.
+fn fields_and_model(body: &[u8]) -> Result<(RawFields<'_>, String), RelayError> {
+    let Fields(fields) = serde_json::from_slice(body).map_err(|_| {
         RelayError::invalid(
             "We could not parse the JSON body of your request. The body must be a JSON object.",
             None,
         )
-    };
-    let Fields(fields) = serde_json::from_slice(body).map_err(|_| not_json())?;
-    let get = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| *v);
-
-    let model = match get("model").map(parse_value) {
+    })?;
+    let model = match fields
+        .iter()
+        .find(|(k, _)| k == "model")
+        .map(|(_, v)| parse_value(v))
+    {
         None => {
             return Err(RelayError::invalid(
                 "You must provide a model parameter.",
@@ -215,6 +204,12 @@ pub fn parse(body: &[u8]) -> Result<ChatRequest<'_>, RelayError> {
         }
         Some(other) => return Err(wrong_type("model", "a string", &other)),
     };
+    Ok((fields, model))
+}
+
+pub fn parse(body: &[u8]) -> Result<ChatRequest<'_>, RelayError> {
+    let (fields, model) = fields_and_model(body)?;
+    let get = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| *v);
 
     let stream = match get("stream").map(parse_value) {
         None | Some(Value::Null) => false,

@@ -5,8 +5,8 @@
 use worker::{Context, Headers, Request, Response};
 
 use super::{
-    bytes_response, copy_headers, header, now_ms, read_body, relay_key, stream_response, upstream,
-    Ctx,
+    bytes_response, copy_headers, header, now_ms, read_body, read_json, relay_key, stream_response,
+    upstream, Ctx,
 };
 use crate::anthropic::{self, StreamTranslator};
 use crate::chat::{self, ChatRequest};
@@ -113,14 +113,8 @@ pub async fn messages(
             wctx,
         );
     }
-    let bytes = resp
-        .bytes()
-        .await
-        .map_err(|e| RelayError::UpstreamUnavailable(format!("reading upstream body: {e}")))?;
+    let (bytes, json) = read_json(&mut resp).await?;
     if !count_tokens {
-        let json: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| {
-            RelayError::UpstreamUnavailable("upstream sent invalid JSON".to_string())
-        })?;
         if let Some(rec) = ctx.rec() {
             match json.get("usage").and_then(anthropic::tokens_from_usage) {
                 Some(tokens) => {
@@ -256,12 +250,7 @@ pub async fn respond(
             wctx,
         );
     }
-    let bytes = resp
-        .bytes()
-        .await
-        .map_err(|e| RelayError::UpstreamUnavailable(format!("reading upstream body: {e}")))?;
-    let json: serde_json::Value = serde_json::from_slice(&bytes)
-        .map_err(|_| RelayError::UpstreamUnavailable("upstream sent invalid JSON".to_string()))?;
+    let (_, json) = read_json(&mut resp).await?;
     let out = anthropic::to_chat_completion(&json, &id, created, &parsed.model);
     if let Some(rec) = ctx.rec() {
         if let Some(tokens) = json.get("usage").and_then(anthropic::tokens_from_usage) {
@@ -335,12 +324,7 @@ async fn messages_via_openai(
             wctx,
         );
     }
-    let bytes = resp
-        .bytes()
-        .await
-        .map_err(|e| RelayError::UpstreamUnavailable(format!("reading upstream body: {e}")))?;
-    let completion: serde_json::Value = serde_json::from_slice(&bytes)
-        .map_err(|_| RelayError::UpstreamUnavailable("upstream sent invalid JSON".to_string()))?;
+    let (_, completion) = read_json(&mut resp).await?;
     if let Some(rec) = ctx.rec() {
         if let Some(tokens) = completion.get("usage").and_then(Tokens::from_openai) {
             rec.tokens = tokens;

@@ -508,12 +508,7 @@ async fn relay_upstream(
         let relay = Box::new(StreamRelay::new(strip));
         return stream_response(upstream_body, relay, parsed.prompt_chars, copied, ctx, wctx);
     }
-    let body = resp
-        .bytes()
-        .await
-        .map_err(|e| RelayError::UpstreamUnavailable(format!("reading upstream body: {e}")))?;
-    let json: serde_json::Value = serde_json::from_slice(&body)
-        .map_err(|_| RelayError::UpstreamUnavailable("upstream sent invalid JSON".to_string()))?;
+    let (body, json) = read_json(&mut resp).await?;
     if json.get("error").is_some_and(|e| e.is_object()) {
         // Some OpenAI-compatible providers answer errors with 200 + JSON (R8.15).
         return Err(RelayError::UpstreamUnavailable(
@@ -581,6 +576,17 @@ fn sse_headers(headers: Headers) -> Result<Headers, RelayError> {
         .set("cache-control", "no-cache, no-transform")
         .map_err(internal)?;
     Ok(headers)
+}
+
+/// Reads a provider's non-stream answer: its bytes, and the JSON they must be.
+pub async fn read_json(resp: &mut Response) -> Result<(Vec<u8>, serde_json::Value), RelayError> {
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(|e| RelayError::UpstreamUnavailable(format!("reading upstream body: {e}")))?;
+    let json = serde_json::from_slice(&bytes)
+        .map_err(|_| RelayError::UpstreamUnavailable("upstream sent invalid JSON".to_string()))?;
+    Ok((bytes, json))
 }
 
 /// Hands the row to the stream's watcher and returns the SSE response.
