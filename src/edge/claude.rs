@@ -84,11 +84,7 @@ pub async fn messages(
     let mut resp = upstream::send(upstream::call(&target, req, path, upstream_body, ctx)).await?;
     let status = resp.status_code();
     let upstream_headers = resp.headers().clone();
-    let ttfb = now_ms().saturating_sub(ctx.started_ms);
-    if let Some(rec) = ctx.rec() {
-        rec.ttfb_ms = Some(ttfb);
-        rec.upstream_request_id = upstream_headers.get("request-id").ok().flatten();
-    }
+    ctx.upstream_answered(upstream_headers.get("request-id").ok().flatten());
     if status >= 400 {
         let bytes = resp.bytes().await.unwrap_or_default();
         let retry_after = upstream_headers.get("retry-after").ok().flatten();
@@ -219,12 +215,7 @@ pub async fn respond(
     ctx: &mut Ctx,
     wctx: &Context,
 ) -> Result<Response, RelayError> {
-    let ttfb = now_ms().saturating_sub(ctx.started_ms);
-    let upstream_id = resp.headers().get("request-id").ok().flatten();
-    if let Some(rec) = ctx.rec() {
-        rec.ttfb_ms = Some(ttfb);
-        rec.upstream_request_id = upstream_id;
-    }
+    ctx.upstream_answered(resp.headers().get("request-id").ok().flatten());
     let id = format!("chatcmpl-{}", ctx.request_id.trim_start_matches("req_"));
     let created = now_ms() / 1000;
     if parsed.stream {
@@ -299,11 +290,7 @@ async fn messages_via_openai(
     let mut resp = upstream::send(call).await?;
     let status = resp.status_code();
     let upstream_headers = resp.headers().clone();
-    let ttfb = now_ms().saturating_sub(ctx.started_ms);
-    if let Some(rec) = ctx.rec() {
-        rec.ttfb_ms = Some(ttfb);
-        rec.upstream_request_id = upstream_headers.get("x-request-id").ok().flatten();
-    }
+    ctx.upstream_answered(upstream_headers.get("x-request-id").ok().flatten());
     if status >= 400 {
         let bytes = resp.bytes().await.unwrap_or_default();
         let retry_after = upstream_headers.get("retry-after").ok().flatten();

@@ -58,6 +58,17 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// Notes that the provider's headers arrived: time to first byte and its request id.
+    pub fn upstream_answered(&mut self, upstream_id: Option<String>) {
+        let ttfb = now_ms().saturating_sub(self.started_ms);
+        if let Some(rec) = self.record.as_mut() {
+            rec.ttfb_ms = Some(ttfb);
+            if upstream_id.is_some() {
+                rec.upstream_request_id = upstream_id;
+            }
+        }
+    }
+
     pub fn rec(&mut self) -> Option<&mut UsageRecord> {
         self.record.as_mut()
     }
@@ -450,10 +461,7 @@ fn echo_reply(
         reply: &reply,
         tokens: echo::tokens(parsed.prompt_chars, &reply),
     };
-    let ttfb = now_ms().saturating_sub(ctx.started_ms);
-    if let Some(rec) = ctx.rec() {
-        rec.ttfb_ms = Some(ttfb);
-    }
+    ctx.upstream_answered(None);
     if parsed.stream {
         let chunks = e.stream_chunks().into_iter().map(Ok);
         let relay = Box::new(StreamRelay::new(!parsed.client_wants_usage));
@@ -484,11 +492,7 @@ async fn relay_upstream(
     let status = resp.status_code();
     let upstream_headers = resp.headers().clone();
     let upstream_id = upstream_headers.get("x-request-id").ok().flatten();
-    let ttfb = now_ms().saturating_sub(ctx.started_ms);
-    if let Some(rec) = ctx.rec() {
-        rec.ttfb_ms = Some(ttfb);
-        rec.upstream_request_id = upstream_id;
-    }
+    ctx.upstream_answered(upstream_id);
     if status >= 400 {
         let body = resp.bytes().await.unwrap_or_default();
         let retry_after = upstream_headers.get("retry-after").ok().flatten();
