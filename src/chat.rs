@@ -280,12 +280,29 @@ pub fn parse(body: &[u8]) -> Result<ChatRequest<'_>, RelayError> {
 }
 
 impl ChatRequest<'_> {
+    /// One top-level field, parsed (None when absent or not JSON).
+    pub fn field(&self, name: &str) -> Option<Value> {
+        self.fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, raw)| serde_json::from_str(raw.get()).ok())
+    }
+
     /// The body to send upstream. The client's bytes go out untouched unless the model name
-    /// changes or usage must be requested (R2.3); then the object is rebuilt field by field,
-    /// keeping every other value's original bytes and the original key order.
-    pub fn upstream_body(&self, original: &[u8], upstream_model: &str, ask_usage: bool) -> Vec<u8> {
+    /// changes, usage must be requested (R2.3) or a field the provider refuses must go
+    /// (`drop`); then the object is rebuilt field by field, keeping every other value's
+    /// original bytes and the original key order.
+    pub fn upstream_body(
+        &self,
+        original: &[u8],
+        upstream_model: &str,
+        ask_usage: bool,
+        drop: &[String],
+    ) -> Vec<u8> {
         let inject = ask_usage && self.stream && !self.client_wants_usage;
-        if upstream_model == self.model && !inject {
+        let dropping = |key: &str| drop.iter().any(|d| d == key);
+        if upstream_model == self.model && !inject && !self.fields.iter().any(|(k, _)| dropping(k))
+        {
             return original.to_vec();
         }
         let mut out = Vec::with_capacity(original.len() + 48);
@@ -303,6 +320,7 @@ impl ChatRequest<'_> {
         let mut saw_options = false;
         for (key, raw) in &self.fields {
             match key.as_str() {
+                k if dropping(k) => {}
                 "model" => push(
                     &mut out,
                     key,
@@ -444,26 +462,42 @@ mod tests {
         let body =
             br#"{ "model" : "m", "messages":[{"role":"user","content":"x"}], "x_cursor":{"a":1} }"#;
         let r = parse(body).unwrap();
-        assert_eq!(r.upstream_body(body, "m", true), body.to_vec());
+        assert_eq!(r.upstream_body(body, "m", true, &[]), body.to_vec());
     }
 
     #[test]
     fn injects_usage_keeping_order_and_bytes() {
         let body = br#"{"model":"m","messages":[{"role":"user","content":"x"}],"stream":true,"z":{"b": 1}}"#;
         let r = parse(body).unwrap();
-        let out = String::from_utf8(r.upstream_body(body, "up", true)).unwrap();
+        let out = String::from_utf8(r.upstream_body(body, "up", true, &[])).unwrap();
         assert_eq!(
             out,
             r#"{"model":"up","messages":[{"role":"user","content":"x"}],"stream":true,"z":{"b": 1},"stream_options":{"include_usage":true}}"#
         );
         let body2 = br#"{"model":"m","messages":[{"role":"user"}],"stream":true,"stream_options":{"include_obfuscation":false}}"#;
         let r2 = parse(body2).unwrap();
-        let out2: Value = serde_json::from_slice(&r2.upstream_body(body2, "m", true)).unwrap();
+        let out2: Value = serde_json::from_slice(&r2.upstream_body(body2, "m", true, &[])).unwrap();
         assert_eq!(
             out2["stream_options"],
             serde_json::json!({"include_obfuscation":false,"include_usage":true})
         );
         // Not streaming, or provider that refuses stream_options: nothing injected.
-        assert_eq!(r2.upstream_body(body2, "m", false), body2.to_vec());
+        assert_eq!(r2.upstream_body(body2, "m", false, &[]), body2.to_vec());
+    }
+
+    #[test]
+    fn drops_refused_fields_keeping_the_rest_byte_for_byte() {
+        let body = br#"{"model":"m","reasoning_effort":"high","messages":[{"role":"user","content":"x"}],"z":{"b": 1}}"#;
+        let r = parse(body).unwrap();
+        let drop = vec!["reasoning_effort".to_string()];
+        let out = String::from_utf8(r.upstream_body(body, "m", false, &drop)).unwrap();
+        assert_eq!(
+            out,
+            r#"{"model":"m","messages":[{"role":"user","content":"x"}],"z":{"b": 1}}"#
+        );
+        // Nothing to drop: the client's bytes, untouched.
+        let plain = br#"{"model":"m", "messages":[{"role":"user","content":"x"}]}"#;
+        let r = parse(plain).unwrap();
+        assert_eq!(r.upstream_body(plain, "m", false, &drop), plain.to_vec());
     }
 }

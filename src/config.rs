@@ -110,6 +110,16 @@ impl Config {
             query: None,
             ttfb_timeout_ms: None,
             idle_timeout_ms: None,
+            drop_params: get("OPENAI_DROP_PARAMS")
+                .map(|v| providers::comma_list(&v))
+                .unwrap_or_default(),
+            reasoning_models: Some(match get("OPENAI_REASONING_MODELS") {
+                Some(v) => providers::comma_list(&v),
+                None => providers::OPENAI_REASONING_MODELS
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
+            }),
         });
         registry.push(ProviderSpec {
             id: "anthropic".to_string(),
@@ -122,6 +132,9 @@ impl Config {
             query: None,
             ttfb_timeout_ms: None,
             idle_timeout_ms: None,
+            // The O→A translation already keeps only what Messages takes.
+            drop_params: Vec::new(),
+            reasoning_models: None,
         });
         let ids: Vec<&str> = registry.iter().map(|p| p.id.as_str()).collect();
         let routes = match get("ROUTES") {

@@ -42,6 +42,8 @@ pub struct Target {
     pub upstream_model: String,
     /// Whether the provider accepts `stream_options.include_usage` (R2.3).
     pub stream_usage: bool,
+    /// Top-level fields this provider refuses for this model (ProviderSpec::dropped_params).
+    pub drop_params: Vec<String>,
 }
 
 impl Target {
@@ -59,6 +61,7 @@ impl Target {
             spec: Some(spec.clone()),
             upstream_model: model.to_string(),
             stream_usage: spec.stream_usage,
+            drop_params: spec.dropped_params(model),
         }
     }
 }
@@ -80,6 +83,7 @@ pub fn resolve_all(config: &Config, model: &str) -> Result<Vec<Target>, RelayErr
             spec: None,
             upstream_model: ECHO_MODEL.to_string(),
             stream_usage: true,
+            drop_params: Vec::new(),
         }]);
     }
     let keyed = |id: &str| {

@@ -40,9 +40,63 @@ pub struct ProviderSpec {
     pub ttfb_timeout_ms: Option<u64>,
     /// Longest silence mid-stream before the relay gives up with an in-band error.
     pub idle_timeout_ms: Option<u64>,
+    /// Top-level request fields never sent here: strict servers (Mistral, some vLLM builds)
+    /// refuse a body with a field they do not know instead of ignoring it.
+    pub drop_params: Vec<String>,
+    /// When set, `reasoning_effort` goes out only for these models (`prefix*` patterns, `!…`
+    /// excludes): Cursor sends it for models that answer it with a 400 (landscape.md §3).
+    pub reasoning_models: Option<Vec<String>>,
+}
+
+/// The OpenAI models that take `reasoning_effort`; the others refuse it with "Unrecognized
+/// request argument" or "Unsupported parameter".
+pub const OPENAI_REASONING_MODELS: &[&str] = &[
+    "o1*",
+    "!o1-mini*",
+    "!o1-preview*",
+    "o3*",
+    "o4*",
+    "gpt-5*",
+    "!gpt-5-chat*",
+];
+
+/// Whether `model` is in a pattern list where `prefix*` matches by prefix and a leading `!`
+/// excludes (exclusions win, so order does not matter).
+pub fn listed(patterns: &[String], model: &str) -> bool {
+    let hit = |p: &str| match p.strip_suffix('*') {
+        Some(prefix) => model.starts_with(prefix),
+        None => model == p,
+    };
+    let excluded = patterns.iter().filter_map(|p| p.strip_prefix('!')).any(hit);
+    !excluded && patterns.iter().any(|p| !p.starts_with('!') && hit(p))
+}
+
+/// A comma-separated list, blanks dropped.
+pub fn comma_list(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 impl ProviderSpec {
+    /// The top-level fields to remove from a chat body sent to `model` here.
+    pub fn dropped_params(&self, model: &str) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .drop_params
+            .iter()
+            .filter(|p| !PINNED.contains(&p.as_str()))
+            .cloned()
+            .collect();
+        if let Some(list) = &self.reasoning_models {
+            if !listed(list, model) && !out.iter().any(|p| p == "reasoning_effort") {
+                out.push("reasoning_effort".to_string());
+            }
+        }
+        out
+    }
+
     /// The URL for an OpenAI-style path such as `/chat/completions`.
     pub fn url(&self, path: &str) -> String {
         match &self.query {
@@ -86,7 +140,12 @@ const FIELDS: &[&str] = &[
     "api_version",
     "ttfb_timeout_ms",
     "idle_timeout_ms",
+    "drop_params",
+    "reasoning_models",
 ];
+
+/// Fields a request cannot go without, so no drop list may name them.
+const PINNED: &[&str] = &["model", "messages", "prompt", "input", "stream"];
 
 /// Parses `PROVIDERS`: `{"<id>": {kind, base_url, key_secret, …}}`; `secret(name)` reads the
 /// named secret so keys never live in config text.
@@ -160,19 +219,30 @@ pub fn parse_providers(
             Some(Value::Bool(b)) => *b,
             Some(_) => return Err(format!("PROVIDERS.{id}.stream_usage must be true or false")),
         };
-        let models = match field(o, id, "models")? {
-            None => Vec::new(),
-            Some(Value::Array(items)) => items
-                .iter()
-                .map(|m| {
-                    m.as_str()
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_string)
-                        .ok_or_else(|| format!("PROVIDERS.{id}.models must be strings"))
-                })
-                .collect::<Result<_, _>>()?,
-            Some(_) => return Err(format!("PROVIDERS.{id}.models must be an array")),
+        let strings = |name: &str| -> Result<Option<Vec<String>>, String> {
+            match field(o, id, name)? {
+                None => Ok(None),
+                Some(Value::Array(items)) => items
+                    .iter()
+                    .map(|m| {
+                        m.as_str()
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_string)
+                            .ok_or_else(|| format!("PROVIDERS.{id}.{name} must be strings"))
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(Some),
+                Some(_) => Err(format!("PROVIDERS.{id}.{name} must be an array")),
+            }
         };
+        let models = strings("models")?.unwrap_or_default();
+        let drop_params = strings("drop_params")?.unwrap_or_default();
+        if let Some(p) = drop_params.iter().find(|p| PINNED.contains(&p.as_str())) {
+            return Err(format!(
+                "PROVIDERS.{id}.drop_params cannot drop {p:?}: the request needs it"
+            ));
+        }
+        let reasoning_models = strings("reasoning_models")?;
         let query = string(o, id, "api_version")?.map(|v| format!("api-version={v}"));
         let millis = |name: &str| -> Result<Option<u64>, String> {
             match field(o, id, name)? {
@@ -197,6 +267,8 @@ pub fn parse_providers(
             query,
             ttfb_timeout_ms,
             idle_timeout_ms,
+            drop_params,
+            reasoning_models,
         });
     }
     Ok(out)
@@ -277,7 +349,7 @@ mod tests {
             (r#"{"x": {"base_url": "https://a", "key_secret": "K"}}"#, "PROVIDERS.x.kind is required"),
             (r#"{"x": {"kind": "cohere", "base_url": "https://a", "key_secret": "K"}}"#, "PROVIDERS.x.kind must be openai, openai-compatible or anthropic, got \"cohere\""),
             (r#"{"x": {"kind": "openai", "base_url": "a.example", "key_secret": "K"}}"#, "PROVIDERS.x.base_url must be an http(s) URL"),
-            (r#"{"x": {"kind": "openai", "base_url": "https://a", "key_secret": "K", "timeout": 5}}"#, "PROVIDERS.x: unknown field \"timeout\" (known: kind, base_url, key_secret, key_header, stream_usage, models, api_version, ttfb_timeout_ms, idle_timeout_ms)"),
+            (r#"{"x": {"kind": "openai", "base_url": "https://a", "key_secret": "K", "timeout": 5}}"#, "PROVIDERS.x: unknown field \"timeout\" (known: kind, base_url, key_secret, key_header, stream_usage, models, api_version, ttfb_timeout_ms, idle_timeout_ms, drop_params, reasoning_models)"),
             (r#"{"X": {}}"#, "PROVIDERS: provider id \"X\" must be a-z, 0-9 and '-'"),
         ];
         for (json, message) in cases {
@@ -309,5 +381,59 @@ mod tests {
         );
         assert!(parse_routes(r#"{"x": []}"#, &["openai"]).is_err());
         assert!(parse_routes(r#"{"x": ["openai"]}"#, &["openai"]).is_err());
+    }
+
+    #[test]
+    fn reasoning_effort_goes_only_to_models_that_take_it() {
+        let list: Vec<String> = OPENAI_REASONING_MODELS
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        for m in [
+            "o1",
+            "o1-2024-12-17",
+            "o3-mini",
+            "o4-mini",
+            "gpt-5",
+            "gpt-5-mini",
+        ] {
+            assert!(listed(&list, m), "{m}");
+        }
+        for m in [
+            "gpt-4o",
+            "gpt-4.1-mini",
+            "o1-mini",
+            "o1-preview",
+            "gpt-5-chat-latest",
+            "mock-ok",
+        ] {
+            assert!(!listed(&list, m), "{m}");
+        }
+        let json = r#"{
+            "strict": {"kind": "openai-compatible", "base_url": "http://h/v1", "key_secret": "K",
+                       "drop_params": ["reasoning_effort", "store", "model"], "reasoning_models": ["r1*"]},
+            "lax": {"kind": "openai-compatible", "base_url": "http://h/v1", "key_secret": "K",
+                    "reasoning_models": ["qwen3*"]},
+            "open": {"kind": "openai-compatible", "base_url": "http://h/v1", "key_secret": "K"}
+        }"#;
+        let err = parse_providers(json, &secrets).unwrap_err();
+        assert!(err.contains("cannot drop \"model\""), "{err}");
+        let json = json.replace(", \"model\"]", "]");
+        let p = parse_providers(&json, &secrets).unwrap();
+        let get = |id: &str| p.iter().find(|s| s.id == id).unwrap();
+        // Dropped for every model, listed or not, and never twice.
+        assert_eq!(
+            get("strict").dropped_params("r1-large"),
+            ["reasoning_effort", "store"]
+        );
+        assert_eq!(
+            get("strict").dropped_params("other"),
+            ["reasoning_effort", "store"]
+        );
+        assert!(get("lax").dropped_params("qwen3-32b").is_empty());
+        assert_eq!(get("lax").dropped_params("llama-3"), ["reasoning_effort"]);
+        // No list: everything passes through, as OpenAI-compatible servers mostly ignore it.
+        assert!(get("open").dropped_params("anything").is_empty());
+        assert_eq!(comma_list(" a, ,b "), ["a", "b"]);
     }
 }

@@ -2,6 +2,7 @@
 //! usage and error mappings, and the stream meter and stream translator for Anthropic upstreams.
 //! `reverse` is the other way round: Anthropic clients on OpenAI-compatible upstreams (§6.6).
 
+pub mod custom;
 mod request;
 pub mod reverse;
 mod stream;
@@ -90,7 +91,13 @@ pub fn finish_reason(stop_reason: Option<&str>) -> &'static str {
 /// A non-stream Anthropic message as an OpenAI chat completion (§6.2). The Anthropic `msg_…` id
 /// is reused when present (§6.2 [DECISION]); `id` is the fallback. `model` is the relay alias
 /// the client asked for. Thinking and server-tool blocks are dropped.
-pub fn to_chat_completion(anthropic_body: &Value, id: &str, created: u64, model: &str) -> Value {
+pub fn to_chat_completion(
+    anthropic_body: &Value,
+    id: &str,
+    created: u64,
+    model: &str,
+    custom_tools: &[String],
+) -> Value {
     let mut text: Option<String> = None;
     let mut calls = Vec::new();
     let blocks = anthropic_body.get("content").and_then(Value::as_array);
@@ -99,6 +106,20 @@ pub fn to_chat_completion(anthropic_body: &Value, id: &str, created: u64, model:
             Some("text") => {
                 let t = block.get("text").and_then(Value::as_str).unwrap_or("");
                 text.get_or_insert_with(String::new).push_str(t);
+            }
+            Some("tool_use")
+                if custom_tools
+                    .iter()
+                    .any(|n| Some(n.as_str()) == block.get("name").and_then(Value::as_str)) =>
+            {
+                calls.push(json!({
+                    "id": block.get("id").cloned().unwrap_or(Value::Null),
+                    "type": "custom",
+                    "custom": {
+                        "name": block.get("name").cloned().unwrap_or(Value::Null),
+                        "input": custom::input_of(block.get("input")),
+                    },
+                }))
             }
             Some("tool_use") => calls.push(json!({
                 "id": block.get("id").cloned().unwrap_or(Value::Null),
@@ -265,10 +286,25 @@ mod tests {
             assert_eq!(finish_reason(stop), want, "{stop:?}");
             let body = json!({"content":[],"stop_reason":stop});
             assert_eq!(
-                to_chat_completion(&body, "x", 1, "m")["choices"][0]["finish_reason"],
+                to_chat_completion(&body, "x", 1, "m", &[])["choices"][0]["finish_reason"],
                 want
             );
         }
+    }
+
+    #[test]
+    fn non_stream_custom_tool_use_is_a_custom_call() {
+        let body = json!({"id":"msg_1","content":[
+            {"type":"text","text":"Patching."},
+            {"type":"tool_use","id":"toolu_1","name":"ApplyPatch","input":{"input":"*** Begin Patch"}},
+            {"type":"tool_use","id":"toolu_2","name":"f","input":{"a":1}}],
+            "stop_reason":"tool_use","usage":{"input_tokens":3,"output_tokens":4}});
+        let out = to_chat_completion(&body, "x", 1, "m", &["ApplyPatch".to_string()]);
+        assert_eq!(
+            out["choices"][0]["message"]["tool_calls"],
+            json!([{"id":"toolu_1","type":"custom","custom":{"name":"ApplyPatch","input":"*** Begin Patch"}},
+                   {"id":"toolu_2","type":"function","function":{"name":"f","arguments":"{\"a\":1}"}}])
+        );
     }
 
     #[test]
@@ -292,12 +328,12 @@ mod tests {
             "usage":{"prompt_tokens":472,"completion_tokens":89,"total_tokens":561,
                 "prompt_tokens_details":{"cached_tokens":0,"cache_write_tokens":0}}});
         assert_eq!(
-            to_chat_completion(&anthropic, "rly_1", 1741570283, "relay-sonnet"),
+            to_chat_completion(&anthropic, "rly_1", 1741570283, "relay-sonnet", &[]),
             want
         );
         // No text blocks: content null, no tool_calls key; no Anthropic id: ours.
         let bare = json!({"content":[],"stop_reason":"end_turn"});
-        let out = to_chat_completion(&bare, "rly_1", 5, "m");
+        let out = to_chat_completion(&bare, "rly_1", 5, "m", &[]);
         assert_eq!(out["id"], "rly_1");
         assert_eq!(
             out["choices"][0]["message"],

@@ -3,6 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
+use super::custom;
 use crate::auth::hash_key;
 use crate::error::RelayError;
 
@@ -168,12 +169,22 @@ fn map_tools(tools: &Value) -> Result<Vec<Value>, RelayError> {
     let mut out = Vec::with_capacity(tools.len());
     for (i, tool) in tools.iter().enumerate() {
         let kind = tool.get("type").and_then(Value::as_str);
+        if kind == Some("custom") {
+            let c = tool
+                .get("custom")
+                .and_then(Value::as_object)
+                .ok_or_else(|| missing(&format!("tools[{i}].custom")))?;
+            let name = c
+                .get("name")
+                .and_then(Value::as_str)
+                .ok_or_else(|| missing(&format!("tools[{i}].custom.name")))?;
+            out.push(custom::anthropic_tool(c, name));
+            continue;
+        }
         if kind != Some("function") {
-            // Custom tools would need the reply mapped back to a `custom` call, which the
-            // response side does not do yet; §6.1 allows a 400 instead.
             return Err(RelayError::invalid(
                 format!(
-                    "Tool type '{}' is not supported for this model; only function tools are.",
+                    "Invalid value: '{}'. Supported values are: 'function' and 'custom'.",
                     kind.unwrap_or("")
                 ),
                 Some(&format!("tools[{i}].type")),
@@ -223,8 +234,16 @@ fn map_tool_choice(choice: Option<&Value>) -> Result<Option<Value>, RelayError> 
                     .ok_or_else(|| missing("tool_choice.function.name"))?;
                 json!({"type": "tool", "name": name})
             }
+            Value::Object(o) if o.get("type") == Some(&json!("custom")) => {
+                let name = o
+                    .get("custom")
+                    .and_then(|f| f.get("name"))
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| missing("tool_choice.custom.name"))?;
+                json!({"type": "tool", "name": name})
+            }
             _ => return Err(RelayError::invalid(
-                "Invalid 'tool_choice': expected 'none', 'auto', 'required' or a function choice.",
+                "Invalid 'tool_choice': expected 'none', 'auto', 'required', or a function or custom choice.",
                 Some("tool_choice"),
             )),
         };
@@ -485,18 +504,31 @@ fn image_block(url: &str, at: &str) -> Result<Value, RelayError> {
 
 /// An OpenAI tool call as a `tool_use` block; `arguments` must be a JSON object ("" means `{}`).
 fn tool_use(call: &Value, at: &str) -> Result<Value, RelayError> {
-    if let Some(kind) = call.get("type").and_then(Value::as_str) {
-        if kind != "function" {
-            return Err(RelayError::invalid(
-                format!("Tool call type '{kind}' is not supported for this model."),
-                Some(&format!("{at}.type")),
-            ));
-        }
+    let kind = call.get("type").and_then(Value::as_str);
+    if !matches!(kind, None | Some("function") | Some("custom")) {
+        return Err(RelayError::invalid(
+            format!(
+                "Invalid value: '{}'. Supported values are: 'function' and 'custom'.",
+                kind.unwrap_or("")
+            ),
+            Some(&format!("{at}.type")),
+        ));
     }
     let id = call
         .get("id")
         .and_then(Value::as_str)
         .ok_or_else(|| missing(&format!("{at}.id")))?;
+    if kind == Some("custom") {
+        let c = call.get("custom");
+        let name = c
+            .and_then(|c| c.get("name"))
+            .and_then(Value::as_str)
+            .ok_or_else(|| missing(&format!("{at}.custom.name")))?;
+        let input = c.and_then(|c| c.get("input")).and_then(Value::as_str);
+        let input = input.ok_or_else(|| missing(&format!("{at}.custom.input")))?;
+        return Ok(json!({"type": "tool_use", "id": tool_id(id), "name": name,
+                         "input": {custom::FIELD: input}}));
+    }
     let f = call.get("function");
     let name = f
         .and_then(|f| f.get("name"))
@@ -763,8 +795,10 @@ mod tests {
         let out = map(json!({"model":"m","messages":[user("x")],"tool_choice":"required"}));
         assert_eq!(out.get("tool_choice"), None);
         let e = err(json!({"model":"m","messages":[user("x")],
-            "tools":[{"type":"custom","custom":{"name":"ApplyPatch"}}]}));
+            "tools":[{"type":"web_search"}]}));
         assert_eq!(param_of(&e).as_deref(), Some("tools[0].type"));
+        let e = err(json!({"model":"m","messages":[user("x")],"tools":[{"type":"custom"}]}));
+        assert_eq!(param_of(&e).as_deref(), Some("tools[0].custom"));
     }
 
     #[test]
@@ -825,6 +859,44 @@ mod tests {
         assert_eq!(
             param_of(&e).as_deref(),
             Some("messages[1].tool_calls[0].function.arguments")
+        );
+    }
+
+    #[test]
+    fn custom_tools_calls_and_choice_map_to_a_string_input_tool() {
+        let out = map(json!({"model":"m","messages":[user("fix it"),
+            {"role":"assistant","content":[],"tool_calls":[
+                {"id":"call_4","type":"custom","custom":{"name":"ApplyPatch","input":"*** Begin Patch"}}]},
+            {"role":"tool","tool_call_id":"call_4","content":"Done"}],
+            "tools":[{"type":"custom","custom":{"name":"ApplyPatch","description":"Apply"}},
+                     {"type":"function","function":{"name":"f"}}],
+            "tool_choice":{"type":"custom","custom":{"name":"ApplyPatch"}}}));
+        assert_eq!(
+            out["tools"][0],
+            json!({"name":"ApplyPatch","description":"Apply","input_schema":{"type":"object",
+                   "properties":{"input":{"type":"string"}},"required":["input"]}})
+        );
+        assert_eq!(out["tools"][1]["name"], "f");
+        assert_eq!(
+            out["tool_choice"],
+            json!({"type":"tool","name":"ApplyPatch"})
+        );
+        assert_eq!(
+            out["messages"][1]["content"],
+            json!([{"type":"tool_use","id":"call_4","name":"ApplyPatch",
+                    "input":{"input":"*** Begin Patch"}}])
+        );
+        assert_eq!(
+            out["messages"][2]["content"],
+            json!([{"type":"tool_result","tool_use_id":"call_4","content":"Done"}])
+        );
+        let e = err(
+            json!({"model":"m","messages":[user("x"),{"role":"assistant","tool_calls":[
+            {"id":"c","type":"custom","custom":{"name":"ApplyPatch"}}]}]}),
+        );
+        assert_eq!(
+            param_of(&e).as_deref(),
+            Some("messages[1].tool_calls[0].custom.input")
         );
     }
 }

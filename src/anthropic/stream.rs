@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 
+use super::custom::InputDecoder;
 use super::{finish_reason, openai_error_type, Usage};
 use crate::error::RelayError;
 use crate::sse::SseEvent;
@@ -114,9 +115,14 @@ fn event_kind<'a>(ev: &'a SseEvent, parsed: &'a Value) -> &'a str {
         .unwrap_or("")
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 enum Block {
     Text,
+    /// A `tool_use` of a custom tool: its `input` string streams as `custom.input` fragments.
+    Custom {
+        idx: u64,
+        decoder: InputDecoder,
+    },
     /// `idx` is the dense OpenAI tool-call index; `sent_args` whether any non-empty argument
     /// fragment went out; `input` the start block's non-empty `input`, sent if none did.
     Tool {
@@ -144,6 +150,8 @@ pub struct StreamTranslator {
     next_tool: u64,
     /// Anthropic content-block index → what that block is.
     blocks: Vec<(u64, Block)>,
+    /// Names of the request's custom tools (custom.rs).
+    custom_tools: Vec<String>,
 }
 
 impl StreamTranslator {
@@ -161,7 +169,14 @@ impl StreamTranslator {
             ended: false,
             next_tool: 0,
             blocks: Vec::new(),
+            custom_tools: Vec::new(),
         }
+    }
+
+    /// Tool calls to these names go to the client as `custom` calls.
+    pub fn with_custom_tools(mut self, names: Vec<String>) -> Self {
+        self.custom_tools = names;
+        self
     }
 
     pub fn meter(&self) -> &AnthropicMeter {
@@ -196,6 +211,15 @@ impl StreamTranslator {
             "content_block_delta" => self.block_delta(&v, &mut out),
             "content_block_stop" => {
                 let index = v.get("index").and_then(Value::as_u64);
+                let custom = self.blocks.iter_mut().find_map(|(i, b)| match b {
+                    Block::Custom { idx, decoder } if Some(*i) == index => {
+                        Some((*idx, decoder.finish()))
+                    }
+                    _ => None,
+                });
+                if let Some((idx, rest)) = custom.filter(|(_, rest)| !rest.is_empty()) {
+                    out.extend(self.chunk(&input_delta(idx, &rest), None));
+                }
                 if let Some(Block::Tool {
                     idx,
                     sent_args: false,
@@ -274,6 +298,32 @@ impl StreamTranslator {
                 }
                 Block::Text
             }
+            Some("tool_use")
+                if self
+                    .custom_tools
+                    .iter()
+                    .any(|n| Some(n.as_str()) == field("name")) =>
+            {
+                let idx = self.next_tool;
+                self.next_tool += 1;
+                let delta = format!(
+                    "{{\"tool_calls\":[{{\"index\":{idx},\"id\":{},\"type\":\"custom\",\"custom\":{{\"name\":{},\"input\":\"\"}}}}]}}",
+                    quote(field("id").unwrap_or("")),
+                    quote(field("name").unwrap_or(""))
+                );
+                out.extend(self.chunk(&delta, None));
+                let mut decoder = InputDecoder::default();
+                if let Some(input) = cb
+                    .and_then(|b| b.get("input"))
+                    .filter(|i| i.as_object().is_some_and(|o| !o.is_empty()))
+                {
+                    let text = decoder.feed(&input.to_string());
+                    if !text.is_empty() {
+                        out.extend(self.chunk(&input_delta(idx, &text), None));
+                    }
+                }
+                Block::Custom { idx, decoder }
+            }
             Some("tool_use") => {
                 let idx = self.next_tool;
                 self.next_tool += 1;
@@ -305,6 +355,19 @@ impl StreamTranslator {
         };
         let delta = v.get("delta");
         let field = |k: &str| delta.and_then(|d| d.get(k)).and_then(Value::as_str);
+        let custom = self.blocks.iter_mut().find_map(|(i, b)| match b {
+            Block::Custom { idx, decoder } if *i == index => Some((*idx, decoder)),
+            _ => None,
+        });
+        if let Some((idx, decoder)) = custom {
+            if field("type") == Some("input_json_delta") {
+                let text = decoder.feed(field("partial_json").unwrap_or(""));
+                if !text.is_empty() {
+                    out.extend(self.chunk(&input_delta(idx, &text), None));
+                }
+            }
+            return;
+        }
         let chunk = match (self.block(index), field("type")) {
             (Some(Block::Text), Some("text_delta")) => field("text")
                 .filter(|t| !t.is_empty())
@@ -394,6 +457,14 @@ fn args_delta(idx: u64, args: &str) -> String {
     format!(
         "{{\"tool_calls\":[{{\"index\":{idx},\"function\":{{\"arguments\":{}}}}}]}}",
         quote(args)
+    )
+}
+
+/// A later custom-call fragment, shaped like `args_delta`: only `index` and the new text.
+fn input_delta(idx: u64, input: &str) -> String {
+    format!(
+        "{{\"tool_calls\":[{{\"index\":{idx},\"custom\":{{\"input\":{}}}}}]}}",
+        quote(input)
     )
 }
 
@@ -820,6 +891,69 @@ mod tests {
                 Tokens::estimated(8, 5),
                 UsageSource::Estimated
             )
+        );
+    }
+
+    #[test]
+    fn custom_tool_use_streams_as_custom_call_input() {
+        let patch = "*** Begin Patch\n*** Update File: \"a.rs\"\n+é\n*** End Patch";
+        let raw = serde_json::json!({"input": patch}).to_string();
+        let mut t = translator(false).with_custom_tools(vec!["ApplyPatch".to_string()]);
+        let mut out = t.on_event(&start());
+        out.extend(t.on_event(&tool_start(0, "toolu_f")));
+        out.extend(t.on_event(&stop(0)));
+        out.extend(t.on_event(&ev(
+            "content_block_start",
+            r#"{"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"toolu_p","name":"ApplyPatch","input":{}}}"#,
+        )));
+        // Fragments cut mid-key, mid-escape and mid-character.
+        let cuts = [0, 3, 12, 27, 28, raw.len() - 3, raw.len()];
+        for w in cuts.windows(2) {
+            let (a, b) = (w[0], w[1]);
+            let (a, b) = (
+                (a..=b).find(|i| raw.is_char_boundary(*i)).unwrap(),
+                (b..=raw.len()).find(|i| raw.is_char_boundary(*i)).unwrap(),
+            );
+            out.extend(t.on_event(&json_delta(1, &raw[a..b])));
+        }
+        out.extend(t.on_event(&stop(1)));
+        out.extend(t.on_event(&ev(
+            "message_delta",
+            r#"{"type":"message_delta","delta":{"stop_reason":"tool_use"},"usage":{"output_tokens":5}}"#,
+        )));
+        out.extend(t.on_event(&ev("message_stop", r#"{"type":"message_stop"}"#)));
+        let chunks = payloads(&out);
+        // The function tool is still a function call, at index 0.
+        assert_eq!(
+            accumulate(&chunks)[0],
+            (0, "toolu_f".to_string(), "{}".to_string())
+        );
+        let custom: Vec<&Value> = chunks
+            .iter()
+            .filter_map(|c| c.pointer("/choices/0/delta/tool_calls/0"))
+            .filter(|tc| tc["index"] == 1)
+            .collect();
+        assert_eq!(
+            custom[0],
+            &serde_json::json!({"index":1,"id":"toolu_p","type":"custom",
+                                "custom":{"name":"ApplyPatch","input":""}})
+        );
+        let input: String = custom[1..]
+            .iter()
+            .map(|tc| {
+                assert_eq!(
+                    tc.as_object().unwrap().len(),
+                    2,
+                    "later fragments: index + custom"
+                );
+                tc["custom"]["input"].as_str().unwrap()
+            })
+            .collect();
+        assert_eq!(input, patch);
+        assert!(custom.len() > 3, "the input streamed in pieces: {custom:?}");
+        assert_eq!(
+            chunks.iter().rev().nth(1).unwrap()["choices"][0]["finish_reason"],
+            "tool_calls"
         );
     }
 }

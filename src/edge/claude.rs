@@ -75,7 +75,7 @@ pub async fn messages(
         rec.model_upstream = Some(target.upstream_model.clone());
         rec.attempts = 1;
     }
-    let upstream_body = parsed.upstream_body(&body, &target.upstream_model, false);
+    let upstream_body = parsed.upstream_body(&body, &target.upstream_model, false, &[]);
     let path = if count_tokens {
         "/v1/messages/count_tokens"
     } else {
@@ -218,6 +218,7 @@ pub async fn respond(
     ctx.upstream_answered(resp.headers().get("request-id").ok().flatten());
     let id = format!("chatcmpl-{}", ctx.request_id.trim_start_matches("req_"));
     let created = now_ms() / 1000;
+    let custom_tools = anthropic::custom::tool_names(parsed.field("tools").as_ref());
     if parsed.stream {
         let upstream_body = resp
             .stream()
@@ -229,7 +230,8 @@ pub async fn respond(
                 created,
                 parsed.model.clone(),
                 parsed.client_wants_usage,
-            ),
+            )
+            .with_custom_tools(custom_tools),
             ended: false,
         };
         return stream_response(
@@ -242,7 +244,7 @@ pub async fn respond(
         );
     }
     let (_, json) = read_json(&mut resp).await?;
-    let out = anthropic::to_chat_completion(&json, &id, created, &parsed.model);
+    let out = anthropic::to_chat_completion(&json, &id, created, &parsed.model, &custom_tools);
     if let Some(rec) = ctx.rec() {
         if let Some(tokens) = json.get("usage").and_then(anthropic::tokens_from_usage) {
             rec.tokens = tokens;

@@ -371,7 +371,12 @@ async fn send_with_fallback<'t>(
     for target in targets {
         let upstream_body = match target.provider {
             Provider::Anthropic => claude::translate_request(body, target, ctx)?,
-            _ => parsed.upstream_body(body, &target.upstream_model, target.stream_usage),
+            _ => parsed.upstream_body(
+                body,
+                &target.upstream_model,
+                target.stream_usage,
+                &target.drop_params,
+            ),
         };
         let path = match target.provider {
             Provider::Anthropic => "/v1/messages",

@@ -18,6 +18,7 @@ const ERROR_TYPES = {
 const MOCK_MODELS = [
   'claude-mock', 'claude-mock-cached', 'claude-mock-tools', 'claude-mock-thinking',
   'claude-mock-max', 'claude-mock-slow', 'claude-mock-overloaded', 'claude-mock-drop',
+  'claude-mock-patch',
 ];
 // Anthropic sends the ping payload with a space after the colon (§5.4); relays must pass it
 // through untouched, so the mock reproduces it byte for byte rather than via JSON.stringify.
@@ -31,6 +32,17 @@ const TOOL_BLOCKS = [
   { id: 'toolu_mock_1', name: 'get_weather', fragments: ['', '{"city":', '"SF"}'], input: { city: 'SF' } },
   { id: 'toolu_mock_2', name: 'get_time', fragments: [''], input: {} },
 ];
+// What claude-mock-patch "writes" with the first string-input tool it was given (a custom tool
+// after translation): escapes, quotes and non-ASCII, streamed in fragments that cut through
+// the key and escape sequences, as Claude's partial JSON can.
+export const PATCH_TEXT = '*** Begin Patch\n*** Update File: "main.py"\n-print(\'hi\')\n+print(\'héllo\')\t# ✓\n*** End Patch';
+function patchFragments() {
+  const raw = JSON.stringify({ input: PATCH_TEXT });
+  // Inside the key, then just after each of the first backslashes of \n, \" and \t.
+  const inEscape = ['\\n', '\\"', '\\t'].map((e) => raw.indexOf(e) + 1);
+  const cuts = [0, 4, 11, ...inEscape, raw.indexOf('✓'), raw.length - 2, raw.length].sort((a, b) => a - b);
+  return cuts.slice(1).map((c, i) => raw.slice(cuts[i], c));
+}
 const THINKING_TEXT = 'Let me think.';
 const THINKING_SIG = 'sig';
 const THINKING_REPLY = 'Done.';
@@ -80,6 +92,16 @@ function planFor(model, body) {
         stop: 'tool_use',
         usage: usage(30),
       };
+    case 'claude-mock-patch': {
+      const tool = (body.tools ?? []).find((t) => t.input_schema?.properties?.input?.type === 'string');
+      if (!tool) return { blocks: [text(REPLY_WORDS)], stop: 'end_turn', usage: usage(4) };
+      return {
+        blocks: [text(['Patching.']), { type: 'tool_use', id: 'toolu_mock_patch', name: tool.name,
+          fragments: patchFragments(), input: { input: PATCH_TEXT } }],
+        stop: 'tool_use',
+        usage: usage(40),
+      };
+    }
     case 'claude-mock-thinking':
       return {
         blocks: [{ type: 'thinking', thinking: THINKING_TEXT, signature: THINKING_SIG }, text([THINKING_REPLY])],
@@ -175,6 +197,19 @@ function validate(body, { needMaxTokens }) {
   }
   if (body.messages === undefined) return 'messages: Field required';
   if (!Array.isArray(body.messages)) return 'messages: Input should be a valid list';
+  // Tools and tool_use blocks are checked the way the API checks them, so a translation that
+  // forgets a schema or sends a string input fails here as it would there.
+  for (const [i, t] of (Array.isArray(body.tools) ? body.tools : []).entries()) {
+    if (typeof t?.name !== 'string') return `tools.${i}.name: Field required`;
+    if (t.input_schema?.type !== 'object') return `tools.${i}.input_schema: Input should be a valid dictionary with type object`;
+  }
+  for (const [i, m] of body.messages.entries()) {
+    for (const [j, b] of (Array.isArray(m?.content) ? m.content : []).entries()) {
+      if (b?.type === 'tool_use' && (typeof b.input !== 'object' || b.input === null || Array.isArray(b.input))) {
+        return `messages.${i}.content.${j}.tool_use.input: Input should be a valid dictionary`;
+      }
+    }
+  }
   return null;
 }
 
