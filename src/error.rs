@@ -60,6 +60,12 @@ pub enum RelayError {
     UpstreamAuth,
     /// Upstream unreachable, 5xx, or an answer the relay cannot use.
     UpstreamUnavailable(String),
+    /// The provider is overloaded (Anthropic 529), or the relay's provider account is out of
+    /// credit (`insufficient_quota`, Anthropic 402): 503, since OpenAI clients know no 529 and a
+    /// quota problem is the operator's, not the user's (protocol.md R2.4, §6.7).
+    UpstreamExhausted {
+        quota: bool,
+    },
     UpstreamTimeout,
     /// The upstream stream stopped before its terminal marker (R2.7).
     UpstreamStreamEnded,
@@ -89,6 +95,7 @@ impl RelayError {
             RelayError::UpstreamAuth
             | RelayError::UpstreamUnavailable(_)
             | RelayError::UpstreamStreamEnded => 502,
+            RelayError::UpstreamExhausted { .. } => 503,
             RelayError::UpstreamTimeout => 504,
             RelayError::Internal(_) => 500,
         }
@@ -109,6 +116,8 @@ impl RelayError {
             RelayError::PayloadTooLarge { .. } => "request_too_large",
             RelayError::UpstreamRejected { .. } => "upstream_rejected",
             RelayError::UpstreamAuth | RelayError::UpstreamUnavailable(_) => "upstream_error",
+            RelayError::UpstreamExhausted { quota: false } => "overloaded",
+            RelayError::UpstreamExhausted { quota: true } => "upstream_unavailable",
             RelayError::UpstreamTimeout => "timeout",
             RelayError::UpstreamStreamEnded => "upstream_stream_error",
             RelayError::Internal(_) => "internal_error",
@@ -121,6 +130,7 @@ impl RelayError {
             RelayError::UpstreamRejected { .. }
             | RelayError::UpstreamAuth
             | RelayError::UpstreamUnavailable(_)
+            | RelayError::UpstreamExhausted { .. }
             | RelayError::UpstreamTimeout => Outcome::UpstreamError,
             RelayError::UpstreamStreamEnded => Outcome::Truncated,
             _ => Outcome::RelayError,
@@ -135,7 +145,9 @@ impl RelayError {
                 retry_after: Some(v),
                 ..
             } => vec![("retry-after", v.clone())],
-            RelayError::UpstreamAuth => vec![("x-should-retry", "false".to_string())],
+            RelayError::UpstreamAuth | RelayError::UpstreamExhausted { quota: true } => {
+                vec![("x-should-retry", "false".to_string())]
+            }
             _ => Vec::new(),
         }
     }
@@ -178,6 +190,12 @@ impl RelayError {
                 "Upstream provider error: the relay's provider credentials were rejected. Contact the relay operator.".to_string()
             }
             RelayError::UpstreamUnavailable(_) => "Upstream provider error.".to_string(),
+            RelayError::UpstreamExhausted { quota: false } => {
+                "The upstream provider is overloaded. Please try again shortly.".to_string()
+            }
+            RelayError::UpstreamExhausted { quota: true } => {
+                "Upstream provider unavailable: the relay's provider account is out of credit. Contact the relay operator.".to_string()
+            }
             RelayError::UpstreamTimeout => "Upstream timed out.".to_string(),
             RelayError::UpstreamStreamEnded => "Upstream stream ended unexpectedly.".to_string(),
             RelayError::Internal(_) => {
@@ -271,9 +289,7 @@ impl RelayError {
     pub fn from_upstream_status(status: u16, body: Vec<u8>, retry_after: Option<String>) -> Self {
         match status {
             401 | 403 => RelayError::UpstreamAuth,
-            429 if is_quota_error(&body) => {
-                RelayError::UpstreamUnavailable("upstream account quota exhausted".to_string())
-            }
+            429 if is_quota_error(&body) => RelayError::UpstreamExhausted { quota: true },
             400..=499 => RelayError::UpstreamRejected {
                 status,
                 body: Some(body),
@@ -409,10 +425,14 @@ mod tests {
             502
         );
         let quota = br#"{"error":{"message":"q","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"#;
-        assert_eq!(
-            RelayError::from_upstream_status(429, quota.to_vec(), None).status(),
-            502
-        );
+        let e = RelayError::from_upstream_status(429, quota.to_vec(), None);
+        assert_eq!(e.status(), 503);
+        assert_eq!(body(&e)["error"]["code"], "upstream_unavailable");
+        assert_eq!(body(&e)["error"]["type"], "server_error");
+        assert_eq!(e.headers(), vec![("x-should-retry", "false".to_string())]);
+        let e = RelayError::UpstreamExhausted { quota: false };
+        assert_eq!((e.status(), e.code()), (503, "overloaded"));
+        assert!(e.headers().is_empty(), "overload is worth retrying");
         assert_eq!(
             RelayError::from_upstream_status(429, b"{}".to_vec(), None).status(),
             429

@@ -191,12 +191,8 @@ pub fn error_from_anthropic(status: u16, body: &[u8]) -> RelayError {
         (401 | 403, _) | (_, "authentication_error" | "permission_error") => {
             RelayError::UpstreamAuth
         }
-        (402, _) | (_, "billing_error") => {
-            RelayError::UpstreamUnavailable("anthropic billing error".to_string())
-        }
-        (529, _) | (_, "overloaded_error") => {
-            RelayError::UpstreamUnavailable("anthropic overloaded".to_string())
-        }
+        (402, _) | (_, "billing_error") => RelayError::UpstreamExhausted { quota: true },
+        (529, _) | (_, "overloaded_error") => RelayError::UpstreamExhausted { quota: false },
         (504, _) | (_, "timeout_error") => RelayError::UpstreamTimeout,
         (400..=499, _) => {
             let message = message.unwrap_or_else(|| {
@@ -384,14 +380,10 @@ mod tests {
         assert_eq!(e.status(), 429);
         assert_eq!(rejected_body(&e)["error"]["type"], "requests");
         assert_eq!(rejected_body(&e)["error"]["code"], "rate_limit_exceeded");
-        assert!(matches!(
-            error_from_anthropic(529, &body("overloaded_error", "Overloaded")),
-            RelayError::UpstreamUnavailable(_)
-        ));
-        assert!(matches!(
-            error_from_anthropic(402, &body("billing_error", "pay")),
-            RelayError::UpstreamUnavailable(_)
-        ));
+        let e = error_from_anthropic(529, &body("overloaded_error", "Overloaded"));
+        assert_eq!((e.status(), e.code()), (503, "overloaded"));
+        let e = error_from_anthropic(402, &body("billing_error", "pay"));
+        assert_eq!((e.status(), e.code()), (503, "upstream_unavailable"));
         assert_eq!(
             error_from_anthropic(504, &body("timeout_error", "t")),
             RelayError::UpstreamTimeout

@@ -350,8 +350,18 @@ fn retryable(e: &RelayError) -> bool {
     matches!(
         e,
         RelayError::UpstreamUnavailable(_)
+            | RelayError::UpstreamExhausted { quota: false }
             | RelayError::UpstreamTimeout
             | RelayError::UpstreamRejected { status: 429, .. }
+    )
+}
+
+/// Failures of the relay's own provider account: no point retrying that provider, but the
+/// next target may well answer.
+fn skip_target(e: &RelayError) -> bool {
+    matches!(
+        e,
+        RelayError::UpstreamAuth | RelayError::UpstreamExhausted { quota: true }
     )
 }
 
@@ -428,7 +438,7 @@ async fn send_with_fallback<'t>(
                 }
                 Err(e) => e,
             };
-            if !retryable(&result) && result != RelayError::UpstreamAuth {
+            if !retryable(&result) && !skip_target(&result) {
                 // The request itself is at fault (400, 404, 413, 422…): no other target will differ.
                 return Err(result);
             }

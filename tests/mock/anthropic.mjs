@@ -9,6 +9,7 @@ export const API_VERSION = '2023-06-01';
 const ERROR_TYPES = {
   400: 'invalid_request_error',
   401: 'authentication_error',
+  402: 'billing_error',
   403: 'permission_error',
   404: 'not_found_error',
   429: 'rate_limit_error',

@@ -178,6 +178,9 @@ export async function startMockProvider(opts = {}) {
     }
 
     switch (model) {
+      case 'mock-quota':
+        // OpenAI's "out of credit" answer: a 429 that no retry will fix.
+        return sendJson(res, 429, errorBody('You exceeded your current quota, please check your plan and billing details.', 'insufficient_quota', 'insufficient_quota'));
       case 'mock-hang':
         return; // left open on purpose; close() or the client ends it
       case 'mock-bad-json':

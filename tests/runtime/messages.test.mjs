@@ -170,6 +170,26 @@ test('Claude overloaded mid-stream becomes an in-band OpenAI error and [DONE]', 
   assert.equal(row.outcome, 'upstream_error');
 });
 
+test('Claude overloaded (529) and billing (402) are 503 for OpenAI clients; so is an OpenAI quota 429 (§6.7, R2.4)', async () => {
+  const cases = [
+    ['claude-mock-error-529', 'overloaded', null, 2],
+    ['claude-mock-error-402', 'upstream_unavailable', 'false', 1],
+    ['mock-quota', 'upstream_unavailable', 'false', 1],
+  ];
+  for (const [model, code, shouldRetry, attempts] of cases) {
+    const r = await call(relay, '/v1/chat/completions', { key, body: { model, messages: ask } });
+    assert.equal(r.res.status, 503, model);
+    assert.equal(r.json.error.type, 'server_error', model);
+    assert.equal(r.json.error.code, code, model);
+    assert.equal(r.res.headers.get('x-should-retry'), shouldRetry, model);
+    const row = await relay.row(r.requestId);
+    assert.equal(row.outcome, 'upstream_error', model);
+    assert.equal(row.error_code, code, model);
+    // Overload is retried once on the same target; an empty account is not.
+    assert.equal(row.attempts, attempts, model);
+  }
+});
+
 test('Anthropic clients reach OpenAI-format providers too: /v1/messages translated both ways (T28, T29)', async () => {
   relay.provider.reset();
   const client = new Anthropic({ apiKey: key, baseURL: relay.url, maxRetries: 0 });
