@@ -5,8 +5,8 @@
 use worker::{Context, Headers, Request, Response};
 
 use super::{
-    bytes_response, copy_headers, header, now_ms, read_body, read_json, relay_key, stream_response,
-    upstream, Ctx,
+    bytes_response, copy_headers, header, now_ms, read_body, read_json, relay_key,
+    send_with_fallback, stream_response, Attempt, Ctx,
 };
 use crate::anthropic::{self, StreamTranslator};
 use crate::chat::{self, ChatRequest};
@@ -62,34 +62,38 @@ pub async fn messages(
         rec.tokens = Tokens::estimated(parsed.prompt_chars, 0);
     }
     let wanted = keys::effective_model(relay_key(ctx)?, &parsed.model)?;
-    let target = models::resolve(&ctx.config, &wanted)?;
-    if target.provider == Provider::OpenAi && !count_tokens {
-        return messages_via_openai(req, &body, &parsed, &target, ctx, wctx).await;
-    }
-    if target.provider != Provider::Anthropic {
-        // relay-echo speaks OpenAI only, and OpenAI-format providers cannot count tokens.
+    // relay-echo speaks OpenAI only, and OpenAI-format providers cannot count tokens.
+    let targets: Vec<Target> = models::resolve_all(&ctx.config, &wanted)?
+        .into_iter()
+        .filter(|t| match t.provider {
+            Provider::Anthropic => true,
+            Provider::OpenAi => !count_tokens,
+            Provider::Echo => false,
+        })
+        .collect();
+    if targets.is_empty() {
         return Err(RelayError::ModelNotFound(parsed.model.clone()));
     }
-    if let Some(rec) = ctx.rec() {
-        rec.provider = Some(target.provider_id().to_string());
-        rec.model_upstream = Some(target.upstream_model.clone());
-        rec.attempts = 1;
-    }
-    let upstream_body = parsed.upstream_body(&body, &target.upstream_model, false, &[]);
-    let path = if count_tokens {
-        "/v1/messages/count_tokens"
+    let as_json = if targets.iter().any(|t| t.provider == Provider::OpenAi) {
+        Some(serde_json::from_slice(&body).map_err(|_| {
+            RelayError::invalid("We could not parse the JSON body of your request.", None)
+        })?)
     } else {
-        "/v1/messages"
+        None
     };
-    let mut resp = upstream::send(upstream::call(&target, req, path, upstream_body, ctx)).await?;
+    let plan = MessagesAttempt {
+        body: &body,
+        parsed: &parsed,
+        as_json,
+        count_tokens,
+    };
+    let (mut resp, target) = send_with_fallback(req, &targets, ctx, &plan, &parsed.model).await?;
+    if target.provider == Provider::OpenAi {
+        return via_openai_respond(resp, &parsed, ctx, wctx).await;
+    }
     let status = resp.status_code();
     let upstream_headers = resp.headers().clone();
     ctx.upstream_answered(upstream_headers.get("request-id").ok().flatten());
-    if status >= 400 {
-        let bytes = resp.bytes().await.unwrap_or_default();
-        let retry_after = upstream_headers.get("retry-after").ok().flatten();
-        return Err(native_error(status, bytes, retry_after));
-    }
     let copied = copy_headers(&upstream_headers);
     let is_sse = upstream_headers
         .get("content-type")
@@ -263,41 +267,60 @@ pub async fn respond(
     )
 }
 
-/// `/v1/messages` for a model served by an OpenAI-format provider: the Messages request goes
-/// out as Chat Completions and the answer comes back as Anthropic events (§6.6).
-async fn messages_via_openai(
-    req: &Request,
-    body: &[u8],
+/// `/v1/messages` on either kind of target: the body goes to Anthropic as the client sent it
+/// (model renamed), or out as Chat Completions to an OpenAI-format provider (§6.6).
+struct MessagesAttempt<'a> {
+    body: &'a [u8],
+    parsed: &'a ChatRequest<'a>,
+    /// The body as JSON, parsed once when some target needs the translation.
+    as_json: Option<serde_json::Value>,
+    count_tokens: bool,
+}
+
+impl Attempt for MessagesAttempt<'_> {
+    fn request(&self, target: &Target, _ctx: &Ctx) -> Result<(Vec<u8>, &'static str), RelayError> {
+        match (target.provider, &self.as_json) {
+            (Provider::OpenAi, Some(json)) => {
+                let chat =
+                    anthropic::to_chat_request(json, &target.upstream_model, target.stream_usage)?;
+                Ok((chat.to_string().into_bytes(), "/chat/completions"))
+            }
+            (Provider::Anthropic, _) => Ok((
+                self.parsed
+                    .upstream_body(self.body, &target.upstream_model, false, &[]),
+                if self.count_tokens {
+                    "/v1/messages/count_tokens"
+                } else {
+                    "/v1/messages"
+                },
+            )),
+            _ => Err(RelayError::ModelNotFound(self.parsed.model.clone())),
+        }
+    }
+
+    fn failure(
+        &self,
+        target: &Target,
+        status: u16,
+        body: Vec<u8>,
+        retry_after: Option<String>,
+    ) -> RelayError {
+        match target.provider {
+            Provider::Anthropic => native_error(status, body, retry_after),
+            _ => RelayError::from_upstream_status(status, body, retry_after),
+        }
+    }
+}
+
+/// An OpenAI-format provider's answer to a translated Messages request, back in Anthropic's
+/// shape, streamed or not.
+async fn via_openai_respond(
+    mut resp: Response,
     parsed: &ChatRequest<'_>,
-    target: &Target,
     ctx: &mut Ctx,
     wctx: &Context,
 ) -> Result<Response, RelayError> {
-    let json: serde_json::Value = serde_json::from_slice(body).map_err(|_| {
-        RelayError::invalid("We could not parse the JSON body of your request.", None)
-    })?;
-    let chat = anthropic::to_chat_request(&json, &target.upstream_model, target.stream_usage)?;
-    if let Some(rec) = ctx.rec() {
-        rec.provider = Some(target.provider_id().to_string());
-        rec.model_upstream = Some(target.upstream_model.clone());
-        rec.attempts = 1;
-    }
-    let call = upstream::call(
-        target,
-        req,
-        "/chat/completions",
-        chat.to_string().into_bytes(),
-        ctx,
-    );
-    let mut resp = upstream::send(call).await?;
-    let status = resp.status_code();
-    let upstream_headers = resp.headers().clone();
-    ctx.upstream_answered(upstream_headers.get("x-request-id").ok().flatten());
-    if status >= 400 {
-        let bytes = resp.bytes().await.unwrap_or_default();
-        let retry_after = upstream_headers.get("retry-after").ok().flatten();
-        return Err(RelayError::from_upstream_status(status, bytes, retry_after));
-    }
+    ctx.upstream_answered(resp.headers().get("x-request-id").ok().flatten());
     let fallback_id = format!("msg_{}", ctx.request_id.trim_start_matches("req_"));
     if parsed.stream {
         let upstream_body = resp

@@ -22,7 +22,7 @@ use crate::cursor;
 use crate::echo::{self, Echo};
 use crate::error::RelayError;
 use crate::keys;
-use crate::models::{self, Provider};
+use crate::models::{self, Provider, Target};
 use crate::pricing::PriceTable;
 use crate::routes::{self, Route};
 use crate::stream::StreamRelay;
@@ -271,8 +271,12 @@ async fn chat_completions(
         }
         return echo_reply(&parsed, ctx, wctx);
     }
-    let (resp, target) =
-        send_with_fallback(req, &body, &parsed, &targets, ctx, "/chat/completions").await?;
+    let plan = OpenAiAttempt {
+        body: &body,
+        parsed: &parsed,
+        path: "/chat/completions",
+    };
+    let (resp, target) = send_with_fallback(req, &targets, ctx, &plan, &parsed.model).await?;
     match target.provider {
         Provider::Anthropic => claude::respond(resp, &parsed, ctx, wctx).await,
         _ => relay_upstream(resp, &parsed, target.stream_usage, ctx, wctx).await,
@@ -334,7 +338,12 @@ async fn legacy(
             path: format!("/v1{path}"),
         });
     }
-    let (resp, target) = send_with_fallback(req, &body, &parsed, &targets, ctx, path).await?;
+    let plan = OpenAiAttempt {
+        body: &body,
+        parsed: &parsed,
+        path,
+    };
+    let (resp, target) = send_with_fallback(req, &targets, ctx, &plan, &parsed.model).await?;
     relay_upstream(resp, &parsed, target.stream_usage, ctx, wctx).await
 }
 
@@ -346,13 +355,17 @@ const MAX_ATTEMPTS: u32 = 4;
 const MAX_RETRY_WAIT_MS: u64 = 2_000;
 
 /// Failures another attempt may fix: rate limits, the provider's 5xx, no connection, timeouts.
+/// (A 5xx is an `UpstreamRejected` only where it is passed through, as to Anthropic clients.)
 fn retryable(e: &RelayError) -> bool {
     matches!(
         e,
         RelayError::UpstreamUnavailable(_)
             | RelayError::UpstreamExhausted { quota: false }
             | RelayError::UpstreamTimeout
-            | RelayError::UpstreamRejected { status: 429, .. }
+            | RelayError::UpstreamRejected {
+                status: 429 | 500..=599,
+                ..
+            }
     )
 }
 
@@ -365,33 +378,75 @@ fn skip_target(e: &RelayError) -> bool {
     )
 }
 
+/// What trying one target means for an endpoint: the body and path to send it, and how its
+/// error answers read. Chat, legacy and Messages differ only in these.
+pub trait Attempt {
+    fn request(&self, target: &Target, ctx: &Ctx) -> Result<(Vec<u8>, &'static str), RelayError>;
+
+    /// The client-facing error for an upstream answer of `status` (at least 400).
+    fn failure(
+        &self,
+        target: &Target,
+        status: u16,
+        body: Vec<u8>,
+        retry_after: Option<String>,
+    ) -> RelayError {
+        match target.provider {
+            Provider::Anthropic => match crate::anthropic::error_from_anthropic(status, &body) {
+                RelayError::UpstreamRejected { status, body, .. } => RelayError::UpstreamRejected {
+                    status,
+                    body,
+                    retry_after,
+                },
+                other => other,
+            },
+            _ => RelayError::from_upstream_status(status, body, retry_after),
+        }
+    }
+}
+
+/// An OpenAI-format request (chat, completions, embeddings): passed through to OpenAI-format
+/// targets, translated for Claude ones.
+struct OpenAiAttempt<'a> {
+    body: &'a [u8],
+    parsed: &'a chat::ChatRequest<'a>,
+    path: &'static str,
+}
+
+impl Attempt for OpenAiAttempt<'_> {
+    fn request(&self, target: &Target, ctx: &Ctx) -> Result<(Vec<u8>, &'static str), RelayError> {
+        Ok(match target.provider {
+            Provider::Anthropic => (
+                claude::translate_request(self.body, target, ctx)?,
+                "/v1/messages",
+            ),
+            _ => (
+                self.parsed.upstream_body(
+                    self.body,
+                    &target.upstream_model,
+                    target.stream_usage,
+                    &target.drop_params,
+                ),
+                self.path,
+            ),
+        })
+    }
+}
+
 /// Sends to each target in turn, retrying retryable failures with backoff, until one answers
 /// with status below 400. All of this happens before the client sees a byte, so a failover is
 /// invisible to it; the row records the target that served and how many attempts it took.
-async fn send_with_fallback<'t>(
+pub async fn send_with_fallback<'t>(
     req: &Request,
-    body: &[u8],
-    parsed: &chat::ChatRequest<'_>,
-    targets: &'t [models::Target],
+    targets: &'t [Target],
     ctx: &mut Ctx,
-    openai_path: &str,
-) -> Result<(Response, &'t models::Target), RelayError> {
+    plan: &dyn Attempt,
+    model: &str,
+) -> Result<(Response, &'t Target), RelayError> {
     let mut attempts = 0u32;
-    let mut last = RelayError::ModelNotFound(parsed.model.clone());
+    let mut last = RelayError::ModelNotFound(model.to_string());
     for target in targets {
-        let upstream_body = match target.provider {
-            Provider::Anthropic => claude::translate_request(body, target, ctx)?,
-            _ => parsed.upstream_body(
-                body,
-                &target.upstream_model,
-                target.stream_usage,
-                &target.drop_params,
-            ),
-        };
-        let path = match target.provider {
-            Provider::Anthropic => "/v1/messages",
-            _ => openai_path,
-        };
+        let (upstream_body, path) = plan.request(target, ctx)?;
         for retry in 0..ATTEMPTS_PER_TARGET {
             if attempts >= MAX_ATTEMPTS {
                 return Err(last);
@@ -420,21 +475,7 @@ async fn send_with_fallback<'t>(
                             .or_else(|| resp.headers().get("request-id").ok().flatten());
                     }
                     let bytes = resp.bytes().await.unwrap_or_default();
-                    match target.provider {
-                        Provider::Anthropic => {
-                            match crate::anthropic::error_from_anthropic(status, &bytes) {
-                                RelayError::UpstreamRejected { status, body, .. } => {
-                                    RelayError::UpstreamRejected {
-                                        status,
-                                        body,
-                                        retry_after,
-                                    }
-                                }
-                                other => other,
-                            }
-                        }
-                        _ => RelayError::from_upstream_status(status, bytes, retry_after),
-                    }
+                    plan.failure(target, status, bytes, retry_after)
                 }
                 Err(e) => e,
             };

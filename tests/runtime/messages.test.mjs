@@ -12,7 +12,12 @@ let relay;
 let key;
 
 before(async () => {
-  relay = await startRelay({ anthropic: { chunkDelayMs: 2 } });
+  const routes = {
+    'relay-claude': ['anthropic:claude-mock-error-529', 'anthropic:claude-mock'],
+    'relay-mixed': ['anthropic:claude-mock-error-500', 'openai:mock-ok'],
+    'relay-claude-bad': ['anthropic:claude-mock-error-400', 'anthropic:claude-mock'],
+  };
+  relay = await startRelay({ anthropic: { chunkDelayMs: 2 }, vars: { ROUTES: JSON.stringify(routes) } });
   ({ key } = await relay.seedKey({ team: 'claude', user: 'ann' }));
 });
 after(async () => relay?.close());
@@ -217,4 +222,40 @@ test('Anthropic clients reach OpenAI-format providers too: /v1/messages translat
     if (rows.length < 2) await new Promise((r) => setTimeout(r, 50));
   }
   assert.deepEqual(rows.map((r) => [r.provider, r.model_requested, r.usage_source, r.completion_tokens]), [['openai', 'mock-tools', 'upstream', 12], ['openai', 'mock-ok', 'upstream', 5]]);
+});
+
+test('/v1/messages falls back between targets, Claude to Claude and Claude to an OpenAI-format provider', async () => {
+  const client = new Anthropic({ apiKey: key, baseURL: relay.url, maxRetries: 0 });
+  relay.claude.reset();
+  // Overloaded twice (one retry), then the second Claude target answers natively.
+  const msg = await client.messages.create({ model: 'relay-claude', max_tokens: 50, messages: ask });
+  assert.equal(msg.content[0].text, 'Hello from Claude mock.');
+  assert.deepEqual(relay.claude.requests.map((r) => r.body.model), ['claude-mock-error-529', 'claude-mock-error-529', 'claude-mock']);
+  // Streamed, falling over to OpenAI: the answer comes back as Anthropic events.
+  relay.provider.reset();
+  const stream = client.messages.stream({ model: 'relay-mixed', max_tokens: 50, messages: ask });
+  let text = '';
+  stream.on('text', (t) => { text += t; });
+  const final = await stream.finalMessage();
+  assert.equal(text, 'Hello from the mock provider.');
+  assert.equal(final.stop_reason, 'end_turn');
+  assert.equal(relay.provider.requests[0].body.model, 'mock-ok');
+  const query = relay.db.prepare("SELECT provider, model_upstream, attempts, outcome FROM usage WHERE model_requested IN ('relay-claude', 'relay-mixed') AND route = '/v1/messages' AND settled = 1 ORDER BY started_at");
+  let rows = await query.all();
+  // The streamed row settles just after the stream ends (ctx.wait_until): wait, bounded.
+  for (let i = 0; i < 200 && rows.results.length < 2; i++) {
+    await new Promise((r) => setTimeout(r, 25));
+    rows = await query.all();
+  }
+  assert.deepEqual(rows.results.map((r) => [r.provider, r.model_upstream, r.attempts, r.outcome]), [
+    ['anthropic', 'claude-mock', 3, 'ok'],
+    ['openai', 'mock-ok', 3, 'ok'],
+  ]);
+  // A 400 is the request's fault: passed through in Anthropic's shape, no other target tried.
+  relay.claude.reset();
+  const bad = await call(relay, '/v1/messages', { headers: anthropicHeaders(key), body: { model: 'relay-claude-bad', max_tokens: 10, messages: ask } });
+  assert.equal(bad.res.status, 400);
+  assert.equal(bad.json.type, 'error');
+  assert.equal(bad.json.error.type, 'invalid_request_error');
+  assert.equal(relay.claude.requests.length, 1);
 });
