@@ -1,7 +1,7 @@
 // Mock Anthropic Messages API upstream for the relay's runtime tests: scripted
 // /v1/messages behaviours (chosen by `model`), count_tokens, models list, and request recording.
 // Wire formats follow protocol.md §5; the OpenAI-side counterpart is ./provider.mjs.
-import http from 'node:http';
+import { listen, track, sendJson, playSse } from './http.mjs';
 
 const REPLY_WORDS = ['Hello ', 'from ', 'Claude ', 'mock.'];
 export const REPLY_TEXT = REPLY_WORDS.join('');
@@ -219,64 +219,18 @@ export async function startAnthropicMock(opts = {}) {
   const chunkDelayMs = opts.chunkDelayMs ?? 10;
   const slowMs = opts.slowMs ?? 1500;
   const requests = [];
-  const sockets = new Set();
   let counter = 0;
-
-  const server = http.createServer((req, res) => {
-    handle(req, res).catch((err) => {
-      // A bug in the mock must surface as a failing response, not a hung test.
-      if (!res.headersSent && !res.destroyed) {
-        sendJson(res, 500, errorJson('api_error', `mock internal error: ${err?.message}`));
-      } else {
-        res.destroy();
-      }
-    });
-  });
-  server.on('connection', (s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
 
   async function handle(req, res) {
     const n = ++counter;
     const requestId = `req_mock_${n}`;
-    const rec = { method: req.method, path: req.url, headers: { ...req.headers }, body: undefined, rawBody: '', aborted: false };
-    requests.push(rec);
-    // What the mock actually sent, so tests can compare the relay's output byte for byte.
-    rec.sent = '';
-    const write = res.write.bind(res);
-    res.write = (chunk, ...rest) => { rec.sent += String(chunk); return write(chunk, ...rest); };
-    const end = res.end.bind(res);
-    res.end = (chunk, ...rest) => {
-      if (chunk !== undefined && typeof chunk !== 'function') rec.sent += String(chunk);
-      return end(chunk, ...rest);
-    };
-
-    let closed = false;
-    let selfDestroyed = false;
-    const wakers = new Set();
-    res.on('close', () => {
-      closed = true;
-      // Intentional drops (claude-mock-drop) are not client aborts.
-      if (!res.writableFinished && !selfDestroyed) rec.aborted = true;
-      for (const wake of [...wakers]) wake();
-    });
-    // Resolves early when the connection closes, so no timer outlives its response.
-    const sleep = (ms) => new Promise((resolve) => {
-      if (closed) return resolve();
-      const done = () => { clearTimeout(t); wakers.delete(done); resolve(); };
-      const t = setTimeout(done, ms);
-      wakers.add(done);
-    });
-    const drop = () => { selfDestroyed = true; res.socket?.destroy(); };
+    const { rec, isClosed, sleep, drop, readInto } = track(req, res, requests);
     const fail = (status, type, message) => sendJson(res, status, errorJson(type, message, requestId));
 
     res.setHeader('request-id', requestId);
 
-    const raw = await readBody(req);
-    rec.rawBody = raw;
-    try { rec.body = raw === '' ? '' : JSON.parse(raw); } catch { rec.body = raw; }
-    if (closed) return;
+    await readInto();
+    if (isClosed()) return;
 
     // Key before version: a wrong key is the more useful diagnosis when both are off.
     if (req.headers['x-api-key'] !== apiKey) return fail(401, 'authentication_error', 'invalid x-api-key');
@@ -314,20 +268,20 @@ export async function startAnthropicMock(opts = {}) {
     }
 
     const plan = planFor(model, body);
-    const play = (frames, delayMs = chunkDelayMs) => playSse(res, sleep, () => closed, delayMs, frames);
+    const play = (frames, delayMs = chunkDelayMs) => playSse(res, sleep, isClosed, delayMs, frames);
     switch (model) {
       case 'claude-mock-overloaded':
         // §5.5: the streaming twin of an HTTP 529.
         if (!stream) return fail(529, 'overloaded_error', 'Overloaded');
         return play(overloadedFrames(ctx, plan));
       case 'claude-mock-drop':
-        if (!stream) { await sleep(chunkDelayMs); if (!closed) drop(); return; }
+        if (!stream) { await sleep(chunkDelayMs); if (!isClosed()) drop(); return; }
         await play(dropFrames(ctx, plan));
-        if (!closed) { await sleep(chunkDelayMs); if (!closed) drop(); }
+        if (!isClosed()) { await sleep(chunkDelayMs); if (!isClosed()) drop(); }
         return;
       case 'claude-mock-slow':
         await sleep(slowMs);
-        if (closed) return;
+        if (isClosed()) return;
         if (!stream) break;
         return play(streamFrames(ctx, plan), 100);
       default:
@@ -337,11 +291,7 @@ export async function startAnthropicMock(opts = {}) {
     return play(streamFrames(ctx, plan));
   }
 
-  await new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => { server.off('error', reject); resolve(); });
-  });
-  const { port } = server.address();
+  const { port, close } = await listen(handle, (m) => errorJson('api_error', m));
 
   return {
     // No /v1 suffix: Anthropic clients append /v1/messages themselves.
@@ -349,46 +299,7 @@ export async function startAnthropicMock(opts = {}) {
     port,
     requests,
     reset() { requests.length = 0; },
-    async close() {
-      const done = new Promise((resolve) => server.close(() => resolve()));
-      server.closeAllConnections?.();
-      for (const s of sockets) s.destroy();
-      await done;
-    },
+    close,
   };
 }
 
-function readBody(req) {
-  return new Promise((resolve) => {
-    const parts = [];
-    req.on('data', (c) => parts.push(c));
-    req.on('end', () => resolve(Buffer.concat(parts).toString('utf8')));
-    // An aborted upload still yields whatever arrived, so the record is never left pending.
-    req.on('error', () => resolve(Buffer.concat(parts).toString('utf8')));
-    req.on('close', () => resolve(Buffer.concat(parts).toString('utf8')));
-  });
-}
-
-function sendJson(res, status, text) {
-  if (res.destroyed) return;
-  res.writeHead(status, {
-    'content-type': 'application/json',
-    'content-length': Buffer.byteLength(text),
-  });
-  res.end(text);
-}
-
-// Each frame gets its own write (and delay) so clients see genuinely incremental delivery.
-async function playSse(res, sleep, isClosed, delayMs, frames) {
-  if (isClosed()) return;
-  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
-  let first = true;
-  for (const f of frames) {
-    if (!first) await sleep(delayMs);
-    if (isClosed()) return;
-    first = false;
-    if (f === null) return; // caller finishes the response itself
-    res.write(f);
-  }
-  if (!isClosed()) res.end();
-}

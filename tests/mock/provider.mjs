@@ -1,6 +1,6 @@
 // Mock OpenAI-compatible upstream for the relay's runtime tests: scripted
 // Chat Completions behaviours (chosen by `model`), request recording, and SSE parsing.
-import http from 'node:http';
+import { listen, track, sendJson, playSse } from './http.mjs';
 
 const REPLY_WORDS = ['Hello ', 'from ', 'the ', 'mock ', 'provider.'];
 export const REPLY_TEXT = REPLY_WORDS.join('');
@@ -77,62 +77,16 @@ export async function startMockProvider(opts = {}) {
   const slowMs = opts.slowMs ?? 1500;
   const stallMs = opts.stallMs ?? 3000;
   const requests = [];
-  const sockets = new Set();
   let counter = 0;
-
-  const server = http.createServer((req, res) => {
-    handle(req, res).catch((err) => {
-      // A bug in the mock must surface as a failing response, not a hung test.
-      if (!res.headersSent && !res.destroyed) {
-        sendJson(res, 500, errorBody(`mock internal error: ${err?.message}`, 'server_error'));
-      } else {
-        res.destroy();
-      }
-    });
-  });
-  server.on('connection', (s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
 
   async function handle(req, res) {
     const n = ++counter;
-    const rec = { method: req.method, path: req.url, headers: { ...req.headers }, body: undefined, rawBody: '', aborted: false };
-    requests.push(rec);
-    // What the mock actually sent, so tests can compare the relay's output byte for byte.
-    rec.sent = '';
-    const write = res.write.bind(res);
-    res.write = (chunk, ...rest) => { rec.sent += String(chunk); return write(chunk, ...rest); };
-    const end = res.end.bind(res);
-    res.end = (chunk, ...rest) => {
-      if (chunk !== undefined && typeof chunk !== 'function') rec.sent += String(chunk);
-      return end(chunk, ...rest);
-    };
-
-    let closed = false;
-    let selfDestroyed = false;
-    const wakers = new Set();
-    res.on('close', () => {
-      closed = true;
-      // Intentional drops (mock-drop) are not client aborts.
-      if (!res.writableFinished && !selfDestroyed) rec.aborted = true;
-      for (const wake of [...wakers]) wake();
-    });
-    // Resolves early when the connection closes, so no timer outlives its response.
-    const sleep = (ms) => new Promise((resolve) => {
-      if (closed) return resolve();
-      const done = () => { clearTimeout(t); wakers.delete(done); resolve(); };
-      const t = setTimeout(done, ms);
-      wakers.add(done);
-    });
-    const drop = () => { selfDestroyed = true; res.socket?.destroy(); };
+    const { rec, isClosed, sleep, drop, readInto } = track(req, res, requests);
 
     res.setHeader('x-request-id', `req_mock_${n}`);
 
-    const raw = await readBody(req);
-    rec.rawBody = raw;
-    try { rec.body = raw === '' ? '' : JSON.parse(raw); } catch { rec.body = raw; }
-    if (closed) return;
+    await readInto();
+    if (isClosed()) return;
 
     const auth = req.headers.authorization;
     if (auth !== `Bearer ${apiKey}`) {
@@ -146,7 +100,7 @@ export async function startMockProvider(opts = {}) {
         data: MOCK_MODELS.map((id) => ({ id, object: 'model', created: 1700000000, owned_by: 'mock' })),
       }));
     }
-    if (req.method === 'POST' && pathname === '/v1/completions') return legacyCompletion(res, rec.body, n, sleep, () => closed, chunkDelayMs);
+    if (req.method === 'POST' && pathname === '/v1/completions') return legacyCompletion(res, rec.body, n, sleep, isClosed, chunkDelayMs);
     if (req.method === 'POST' && pathname === '/v1/embeddings') return embeddings(res, rec.body);
     if (req.method !== 'POST' || pathname !== '/v1/chat/completions') {
       return sendJson(res, 404, errorBody(`Unknown request URL: ${req.method} ${pathname}.`, 'invalid_request_error'));
@@ -189,11 +143,11 @@ export async function startMockProvider(opts = {}) {
         return sendJson(res, 200, JSON.stringify(completionBody(ctx, textPlan('mock-ok', body))));
       case 'mock-tools':
         if (!stream) return sendJson(res, 200, JSON.stringify(toolCompletionBody(ctx)));
-        return playSse(res, sleep, () => closed, chunkDelayMs, toolFrames(ctx));
+        return playSse(res, sleep, isClosed, chunkDelayMs, toolFrames(ctx));
       case 'mock-drop':
         if (!stream) { await sleep(chunkDelayMs); return drop(); }
-        await playSse(res, sleep, () => closed, chunkDelayMs, textFrames(ctx, REPLY_WORDS.slice(0, 3), { end: false }));
-        if (!closed) { await sleep(chunkDelayMs); drop(); }
+        await playSse(res, sleep, isClosed, chunkDelayMs, textFrames(ctx, REPLY_WORDS.slice(0, 3), { end: false }));
+        if (!isClosed()) { await sleep(chunkDelayMs); drop(); }
         return;
       case 'mock-strict':
         // Like Mistral: `stream_options` is an unknown field and is refused with 422.
@@ -201,29 +155,29 @@ export async function startMockProvider(opts = {}) {
           return sendJson(res, 422, errorBody('Extra inputs are not permitted: stream_options', 'invalid_request_error', 'extra_forbidden', 'stream_options'));
         }
         if (!stream) break;
-        return playSse(res, sleep, () => closed, chunkDelayMs, textFrames(ctx, REPLY_WORDS, { usage: null }));
+        return playSse(res, sleep, isClosed, chunkDelayMs, textFrames(ctx, REPLY_WORDS, { usage: null }));
       case 'mock-stall':
         // Role + two words, then silence with the connection held open: a provider that stalls.
         if (!stream) return;
-        await playSse(res, sleep, () => closed, chunkDelayMs, [...textFrames(ctx, REPLY_WORDS.slice(0, 2), { end: false })]);
+        await playSse(res, sleep, isClosed, chunkDelayMs, [...textFrames(ctx, REPLY_WORDS.slice(0, 2), { end: false })]);
         // Bounded: after stallMs the provider gives up and drops the connection.
         await sleep(stallMs);
-        if (!closed) drop();
+        if (!isClosed()) drop();
         return;
       case 'mock-error-in-stream':
         if (!stream) return sendJson(res, 500, errorBody('boom', 'server_error'));
-        return playSse(res, sleep, () => closed, chunkDelayMs, errorInStreamFrames(ctx));
+        return playSse(res, sleep, isClosed, chunkDelayMs, errorInStreamFrames(ctx));
       case 'mock-infinite':
         if (!stream) break;
-        return playSse(res, sleep, () => closed, chunkDelayMs, infiniteFrames(ctx));
+        return playSse(res, sleep, isClosed, chunkDelayMs, infiniteFrames(ctx));
       case 'mock-slow':
         await sleep(slowMs);
-        if (closed) return;
+        if (isClosed()) return;
         if (!stream) break;
-        return playSse(res, sleep, () => closed, 100, textFrames(ctx, REPLY_WORDS, { usage: textPlan('mock-ok', body).usage }));
+        return playSse(res, sleep, isClosed, 100, textFrames(ctx, REPLY_WORDS, { usage: textPlan('mock-ok', body).usage }));
       case 'mock-comments':
         if (!stream) break;
-        return playSse(res, sleep, () => closed, chunkDelayMs, commentFrames(ctx, textPlan('mock-ok', body)));
+        return playSse(res, sleep, isClosed, chunkDelayMs, commentFrames(ctx, textPlan('mock-ok', body)));
       default:
         break;
     }
@@ -231,62 +185,18 @@ export async function startMockProvider(opts = {}) {
     // mock-ok, mock-cached, mock-long, mock-no-usage and any unknown model.
     const plan = textPlan(model, body);
     if (!stream) return sendJson(res, 200, JSON.stringify(completionBody(ctx, plan)));
-    return playSse(res, sleep, () => closed, chunkDelayMs, textFrames(ctx, plan.words, { usage: plan.usage }));
+    return playSse(res, sleep, isClosed, chunkDelayMs, textFrames(ctx, plan.words, { usage: plan.usage }));
   }
 
-  await new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => { server.off('error', reject); resolve(); });
-  });
-  const { port } = server.address();
+  const { port, close } = await listen(handle, (m) => errorBody(m, 'server_error'));
 
   return {
     url: `http://127.0.0.1:${port}/v1`,
     port,
     requests,
     reset() { requests.length = 0; },
-    async close() {
-      const done = new Promise((resolve) => server.close(() => resolve()));
-      server.closeAllConnections?.();
-      for (const s of sockets) s.destroy();
-      await done;
-    },
+    close,
   };
-}
-
-function readBody(req) {
-  return new Promise((resolve) => {
-    const parts = [];
-    req.on('data', (c) => parts.push(c));
-    req.on('end', () => resolve(Buffer.concat(parts).toString('utf8')));
-    // An aborted upload still yields whatever arrived, so the record is never left pending.
-    req.on('error', () => resolve(Buffer.concat(parts).toString('utf8')));
-    req.on('close', () => resolve(Buffer.concat(parts).toString('utf8')));
-  });
-}
-
-function sendJson(res, status, text) {
-  if (res.destroyed) return;
-  res.writeHead(status, {
-    'content-type': 'application/json',
-    'content-length': Buffer.byteLength(text),
-  });
-  res.end(text);
-}
-
-// Each frame gets its own write (and delay) so clients see genuinely incremental delivery.
-async function playSse(res, sleep, isClosed, delayMs, frames) {
-  if (isClosed()) return;
-  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
-  let first = true;
-  for (const frame of frames) {
-    if (!first) await sleep(delayMs);
-    if (isClosed()) return;
-    first = false;
-    if (frame === null) return; // caller finishes the response itself
-    res.write(frame);
-  }
-  if (!isClosed()) res.end();
 }
 
 function chunkJson(ctx, choices, usage) {
