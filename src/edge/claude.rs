@@ -5,8 +5,8 @@
 use worker::{Context, Headers, Request, Response};
 
 use super::{
-    bytes_response, copy_headers, header, now_ms, read_body, read_json, relay_key,
-    send_with_fallback, stream_response, Attempt, Ctx,
+    bytes_response, copy_headers, header, now_ms, read_body, read_json, relay_body, relay_key,
+    send_with_fallback, Attempt, Ctx,
 };
 use crate::anthropic::{self, StreamTranslator};
 use crate::chat::{self, ChatRequest};
@@ -101,11 +101,8 @@ pub async fn messages(
         .flatten()
         .is_some_and(|ct| ct.starts_with("text/event-stream"));
     if parsed.stream && is_sse && !count_tokens {
-        let upstream_body = resp
-            .stream()
-            .map_err(|e| RelayError::UpstreamUnavailable(format!("upstream body: {e}")))?;
-        return stream_response(
-            upstream_body,
+        return relay_body(
+            &mut resp,
             Box::new(PassThrough::new()),
             parsed.prompt_chars,
             copied,
@@ -224,9 +221,6 @@ pub async fn respond(
     let created = now_ms() / 1000;
     let custom_tools = anthropic::custom::tool_names(parsed.field("tools").as_ref());
     if parsed.stream {
-        let upstream_body = resp
-            .stream()
-            .map_err(|e| RelayError::UpstreamUnavailable(format!("upstream body: {e}")))?;
         let relay = Translate {
             decoder: SseDecoder::new(),
             translator: StreamTranslator::new(
@@ -238,8 +232,8 @@ pub async fn respond(
             .with_custom_tools(custom_tools),
             ended: false,
         };
-        return stream_response(
-            upstream_body,
+        return relay_body(
+            &mut resp,
             Box::new(relay),
             parsed.prompt_chars,
             Headers::new(),
@@ -323,12 +317,9 @@ async fn via_openai_respond(
     ctx.upstream_answered(resp.headers().get("x-request-id").ok().flatten());
     let fallback_id = format!("msg_{}", ctx.request_id.trim_start_matches("req_"));
     if parsed.stream {
-        let upstream_body = resp
-            .stream()
-            .map_err(|e| RelayError::UpstreamUnavailable(format!("upstream body: {e}")))?;
         let relay = anthropic::ReverseTranslator::new(fallback_id, parsed.model.clone());
-        return stream_response(
-            upstream_body,
+        return relay_body(
+            &mut resp,
             Box::new(relay),
             parsed.prompt_chars,
             Headers::new(),

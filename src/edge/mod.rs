@@ -562,11 +562,8 @@ async fn relay_upstream(
         .is_some_and(|ct| ct.starts_with("text/event-stream"));
     if parsed.stream && is_sse {
         let strip = asked_usage && !parsed.client_wants_usage;
-        let upstream_body = resp
-            .stream()
-            .map_err(|e| RelayError::UpstreamUnavailable(format!("upstream body: {e}")))?;
         let relay = Box::new(StreamRelay::new(strip));
-        return stream_response(upstream_body, relay, parsed.prompt_chars, copied, ctx, wctx);
+        return relay_body(&mut resp, relay, parsed.prompt_chars, copied, ctx, wctx);
     }
     let (body, json) = read_json(&mut resp).await?;
     if json.get("error").is_some_and(|e| e.is_object()) {
@@ -650,7 +647,22 @@ pub async fn read_json(resp: &mut Response) -> Result<(Vec<u8>, serde_json::Valu
 }
 
 /// Hands the row to the stream's watcher and returns the SSE response.
-pub fn stream_response<S>(
+/// A provider's streamed answer relayed to the client through `relay`, metered.
+pub fn relay_body(
+    resp: &mut Response,
+    relay: Box<dyn crate::stream::Relay>,
+    prompt_chars: u64,
+    headers: Headers,
+    ctx: &mut Ctx,
+    wctx: &Context,
+) -> Result<Response, RelayError> {
+    let body = resp
+        .stream()
+        .map_err(|e| RelayError::UpstreamUnavailable(format!("upstream body: {e}")))?;
+    stream_response(body, relay, prompt_chars, headers, ctx, wctx)
+}
+
+fn stream_response<S>(
     body: S,
     relay: Box<dyn crate::stream::Relay>,
     prompt_chars: u64,
