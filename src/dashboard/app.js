@@ -69,10 +69,14 @@ function signOut(message) {
 async function guarded(section, label, load) {
   const gen = generation;
   section.setAttribute('aria-busy', 'true');
+  delete section.dataset.loaded;
   announce(`Loading ${label}…`);
   try {
-    await load(gen);
-    if (gen === generation) announce(`${label[0].toUpperCase()}${label.slice(1)} loaded.`);
+    const shown = await load(gen);
+    if (gen !== generation) return;
+    // The API call behind what is on screen, so anyone can check the figures against it.
+    if (shown) section.dataset.loaded = shown;
+    announce(`${label[0].toUpperCase()}${label.slice(1)} loaded.`);
   } catch (e) {
     if (gen !== generation) return;
     announce('');
@@ -143,8 +147,9 @@ async function loadOverview(gen) {
   const bucket = choice === 'auto' ? S.autoBucket(state) : choice;
   const now = Date.now();
   const windows = WINDOWS.map(([name, label]) => ({ name, label, ...S.apiRange(S.preset(name, now)) }));
+  const main = `/admin/usage${S.query({ ...r, ...f })}`;
   const [total, byBucket, ...fixed] = await Promise.all([
-    api('GET', `/admin/usage${S.query({ ...r, ...f })}`),
+    api('GET', main),
     api('GET', `/admin/usage${S.query({ ...r, ...f, group_by: bucket })}`),
     ...windows.map((w) => api('GET', `/admin/usage${S.query({ from: w.from, to: w.to, ...f })}`)),
   ]);
@@ -191,6 +196,7 @@ async function loadOverview(gen) {
     );
   if (rows.length) $('#series-table tbody').replaceChildren(...rows);
   else emptyRow($('#series-table tbody'), 5, 'No usage in this range.');
+  return main;
 }
 
 /** Suggestions for the filter fields: the teams, users and models seen in the range. */
@@ -277,10 +283,12 @@ function renderBreakdown() {
 }
 
 async function loadBreakdown(gen) {
-  const report = await api('GET', `/admin/usage${S.query({ ...range(), ...filters(), group_by: state.dim })}`);
+  const path = `/admin/usage${S.query({ ...range(), ...filters(), group_by: state.dim })}`;
+  const report = await api('GET', path);
   if (gen !== generation) return;
   breakdownRows = S.breakdown(report, state.dim);
   renderBreakdown();
+  return path;
 }
 
 // ── keys ───────────────────────────────────────────────────────────────────────────────────
@@ -314,7 +322,8 @@ async function loadKeys(gen, { more = false } = {}) {
   const status = $('#key-status').value;
   const { team, user } = filters();
   const cursor = more ? pages.keys : undefined;
-  const page = await api('GET', `/admin/keys${S.query({ team, user, status, limit: 50, cursor })}`);
+  const path = `/admin/keys${S.query({ team, user, status, limit: 50, cursor })}`;
+  const page = await api('GET', path);
   if (gen !== generation) return;
   const tbody = $('#keys tbody');
   const rows = page.data.map(keyRow);
@@ -323,6 +332,7 @@ async function loadKeys(gen, { more = false } = {}) {
   else emptyRow(tbody, 8, 'No keys match. Create one above.');
   pages.keys = page.next_cursor;
   $('#keys-more').hidden = !page.next_cursor;
+  return path;
 }
 
 async function createKey(form) {
@@ -398,17 +408,19 @@ async function loadKey(gen, { more = false } = {}) {
   const id = state.keyId;
   const q = { key: id, ...range(), ...filters() };
   if (more) {
-    const page = await api('GET', `/admin/requests${S.query({ ...q, limit: 50, cursor: pages.requests })}`);
+    const path = `/admin/requests${S.query({ ...q, limit: 50, cursor: pages.requests })}`;
+    const page = await api('GET', path);
     if (gen !== generation) return;
     $('#requests tbody').append(...page.data.map(requestRow));
     pages.requests = page.next_cursor;
     $('#requests-more').hidden = !page.next_cursor;
-    return;
+    return path;
   }
+  const path = `/admin/requests${S.query({ ...q, limit: 50 })}`;
   const [k, usage, page] = await Promise.all([
     api('GET', `/admin/keys/${encodeURIComponent(id)}`),
     api('GET', `/admin/usage${S.query(q)}`),
-    api('GET', `/admin/requests${S.query({ ...q, limit: 50 })}`),
+    api('GET', path),
   ]);
   if (gen !== generation) return;
   const label = k.name || k.id;
@@ -430,6 +442,7 @@ async function loadKey(gen, { more = false } = {}) {
   else emptyRow(tbody, 7, 'No requests with this key in this range.');
   pages.requests = page.next_cursor;
   $('#requests-more').hidden = !page.next_cursor;
+  return path;
 }
 
 // ── dialogs ────────────────────────────────────────────────────────────────────────────────
@@ -635,7 +648,10 @@ function wire() {
   $('#keys-more').addEventListener('click', () => guarded($('#view-keys'), 'more keys', (gen) => loadKeys(gen, { more: true })));
   $('#requests-more').addEventListener('click', () => guarded($('#view-key'), 'more requests', (gen) => loadKey(gen, { more: true })));
   $('#copy-secret').addEventListener('click', copySecret);
-  $('#close-secret').addEventListener('click', () => $('#secret-dialog').close());
+  $('#close-secret').addEventListener('click', () => {
+    $('#secret-value').value = '';
+    $('#secret-dialog').close();
+  });
   window.addEventListener('hashchange', () => {
     state = S.parseHash(location.hash, Date.now());
     render();

@@ -3,7 +3,7 @@
 // page's CSP allows without 'unsafe-inline'). Axes and legend are in UTC, like the report.
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
-import { formatCost, formatInt } from './shape.js';
+import { formatCost, formatCostTick, formatInt, formatTick } from './shape.js';
 
 const HEIGHT = 280;
 const COST = '#1d4ed8';
@@ -46,9 +46,9 @@ export class Chart {
           { label: 'Tokens', scale: 'tok', stroke: TOKENS, width: 2, dash: [6, 4], value: (u, v) => (v == null ? '—' : formatInt(v)), points: { show: true } },
         ],
         axes: [
-          { stroke: '#374151', grid: { stroke: '#e5e7eb' } },
-          { scale: 'usd', stroke: COST, grid: { stroke: '#e5e7eb' }, values: (u, vals) => vals.map((v) => formatCost(v)), size: 80 },
-          { scale: 'tok', side: 1, stroke: TOKENS, grid: { show: false }, values: (u, vals) => vals.map((v) => formatInt(v)), size: 70 },
+          { stroke: '#374151', grid: { stroke: '#e5e7eb' }, values: (u, splits) => splits.map((s) => formatTick(s, bucket)) },
+          { scale: 'usd', stroke: COST, grid: { stroke: '#e5e7eb' }, values: (u, vals) => vals.map(formatCostTick), size: 80 },
+          { scale: 'tok', side: 1, stroke: TOKENS, grid: { show: false }, values: (u, vals) => vals.map(formatInt), size: 70 },
         ],
       },
       data,

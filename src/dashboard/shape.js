@@ -199,14 +199,33 @@ export function formatInt(n) {
 
 /**
  * Dollars: two decimals from a dollar up, four below (a single request often costs a fraction
- * of a cent), `<$0.0001` for dust, and `—` when unknown (no priced request).
+ * of a cent), two significant digits for smaller amounts (`$0.000028`), and `—` when unknown
+ * (no priced request).
  */
 export function formatCost(usd) {
   if (typeof usd !== 'number' || !Number.isFinite(usd)) return '—';
   if (usd === 0) return '$0.00';
-  if (Math.abs(usd) < 0.0001) return '<$0.0001';
+  if (Math.abs(usd) < 1e-10) return '<$0.0000000001';
+  if (Math.abs(usd) < 0.0001) return `$${usd.toFixed(Math.min(10, 1 - Math.floor(Math.log10(Math.abs(usd)))))}`;
   const digits = Math.abs(usd) >= 1 ? 2 : 4;
   return `$${usd.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })}`;
+}
+
+/**
+ * Dollars on a chart axis: ticks are close together, so they get the digits that tell them
+ * apart (`$0.000020`, `$0.0015`, `$12.50`) rather than formatCost's rounding.
+ */
+export function formatCostTick(usd) {
+  if (typeof usd !== 'number' || !Number.isFinite(usd)) return '';
+  if (usd === 0) return '$0';
+  const digits = Math.min(8, Math.max(2, 1 - Math.floor(Math.log10(Math.abs(usd)))));
+  return `$${usd.toFixed(digits)}`;
+}
+
+/** A bucket's start (unix seconds) as an axis label: `11-22` by day, `11-22 10:00` by hour. */
+export function formatTick(seconds, bucket) {
+  const iso = new Date(seconds * 1000).toISOString();
+  return bucket === 'hour' ? `${iso.slice(5, 10)} ${iso.slice(11, 16)}` : iso.slice(5, 10);
 }
 
 export function formatPercent(fraction) {
