@@ -33,6 +33,24 @@ pub fn asset_path(file: &str) -> String {
     format!("/dashboard/{file}")
 }
 
+/// The URL to ask the assets binding for: the request's origin with the file's path (the
+/// assets layer reads only the path). Plain text work, so no URL crate and its Unicode tables
+/// join the bundle.
+pub fn asset_url(request_url: &str, file: &str) -> String {
+    let origin = request_url
+        .find("://")
+        .and_then(|scheme| {
+            let host = scheme + 3;
+            let rest = request_url.get(host..)?;
+            let end = rest
+                .find(['/', '?', '#'])
+                .map_or(request_url.len(), |i| host + i);
+            request_url.get(..end)
+        })
+        .unwrap_or("");
+    format!("{origin}{}", asset_path(file))
+}
+
 /// The files are not content-hashed, so a browser must revalidate each use (a cheap 304 with
 /// the ETag the assets layer gives); an admin tool never runs yesterday's script by accident.
 pub const CACHE_CONTROL: &str = "no-cache";
@@ -88,6 +106,19 @@ mod tests {
         assert!(!is_dashboard_path("/dashboards"));
         assert!(!is_dashboard_path("/v1/dashboard"));
         assert_eq!(asset_path("index.html"), "/dashboard/index.html");
+        assert_eq!(
+            asset_url("https://relay.example/dashboard?x=1#y", "index.html"),
+            "https://relay.example/dashboard/index.html"
+        );
+        assert_eq!(
+            asset_url("http://127.0.0.1:8787/dashboard/app.js", "app.js"),
+            "http://127.0.0.1:8787/dashboard/app.js"
+        );
+        assert_eq!(
+            asset_url("http://127.0.0.1:8787?q", "app.css"),
+            "http://127.0.0.1:8787/dashboard/app.css"
+        );
+        assert_eq!(asset_url("garbage", "app.js"), "/dashboard/app.js");
         assert_eq!(content_type("index.html"), "text/html; charset=utf-8");
         assert_eq!(content_type("app.js"), "text/javascript; charset=utf-8");
         assert_eq!(content_type("app.css"), "text/css; charset=utf-8");

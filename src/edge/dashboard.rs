@@ -28,9 +28,7 @@ pub async fn serve(file: &str, req: &Request, ctx: &Ctx) -> Result<Response, Rel
         .env
         .assets(ASSETS_BINDING)
         .map_err(internal("assets binding ASSETS"))?;
-    let mut url = req.url().map_err(internal("request url"))?;
-    url.set_path(&dashboard::asset_path(file));
-    url.set_query(None);
+    let url = dashboard::asset_url(&req.inner().url(), file);
     let forwarded = Headers::new();
     // Lets the assets layer answer 304 when the browser's copy is current.
     if let Some(tag) = header(req, "if-none-match") {
@@ -46,7 +44,7 @@ pub async fn serve(file: &str, req: &Request, ctx: &Ctx) -> Result<Response, Rel
     let mut init = RequestInit::new();
     init.with_method(method).with_headers(forwarded);
     let mut found = assets
-        .fetch(url.to_string(), Some(init))
+        .fetch(url, Some(init))
         .await
         .map_err(internal("assets fetch"))?;
     let status = found.status_code();
