@@ -1,29 +1,13 @@
 // The dashboard's single-page app: sign-in, a router over the URL fragment (view, date range
 // and filters; never the token), and four views drawn from the admin API — overview,
-// breakdown, keys and one key. Data shaping lives in shape.js; this file only touches the DOM,
-// and builds it with textContent and attributes, never HTML strings.
+// breakdown, keys and one key. Data shaping lives in shape.js, element building in dom.js
+// (text and attributes, never HTML strings), the modal dialogs in dialogs.js.
 import './app.css';
 import { api, ApiError, session } from './api.js';
 import { Chart } from './chart.js';
+import { confirmAction, copySecret, showSecret } from './dialogs.js';
+import { $, cell, emptyRow, h, renderKpis } from './dom.js';
 import * as S from './shape.js';
-
-const $ = (sel) => document.querySelector(sel);
-
-/** A DOM element: `h('td', { class: 'num' }, 'text', child)`. */
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === 'class') el.className = v;
-    else if (k === 'dataset') for (const [dk, dv] of Object.entries(v)) el.dataset[dk] = String(dv);
-    else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
-    else el.setAttribute(k, v === true ? '' : String(v));
-  }
-  for (const c of children.flat()) {
-    if (c !== null && c !== undefined && c !== false) el.append(c instanceof Node ? c : String(c));
-  }
-  return el;
-}
 
 let state = S.parseHash(location.hash, Date.now());
 /** Bumped on every render, so an answer for a view the admin has left is dropped. */
@@ -96,37 +80,6 @@ async function guarded(section, label, load) {
 
 const range = () => S.apiRange(state);
 const filters = () => S.filterParams(state);
-
-function metric(name, label, value, text, note) {
-  return h(
-    'div',
-    { class: 'kpi' },
-    h('dt', {}, label),
-    h('dd', { dataset: { metric: name, value: value === null ? 'null' : value } }, text),
-    note ? h('dd', { class: 'note' }, note) : null,
-  );
-}
-
-/** Requests, tokens, cost, error rate and latency of one report row, as definition cards. */
-function renderKpis(dl, f, { from, to }) {
-  dl.dataset.from = from;
-  dl.dataset.to = to;
-  dl.replaceChildren(
-    metric('requests', 'Requests', f.requests, S.formatInt(f.requests)),
-    metric('tokens', 'Tokens', f.tokens, S.formatInt(f.tokens), `${S.formatInt(f.prompt)} prompt (${S.formatInt(f.cached)} cached) · ${S.formatInt(f.completion)} completion`),
-    metric('cost', 'Cost', f.cost, S.formatCost(f.cost), f.unpriced ? `${S.formatInt(f.unpriced)} unpriced requests` : null),
-    metric('error-rate', 'Error rate', f.errorRate, S.formatPercent(f.errorRate), `${S.formatInt(f.errors)} errors`),
-    metric('p50', 'Median duration', f.p50, S.formatDuration(f.p50), `p95 ${S.formatDuration(f.p95)}`),
-  );
-}
-
-function emptyRow(tbody, columns, text) {
-  tbody.replaceChildren(h('tr', {}, h('td', { colspan: columns, class: 'empty' }, text)));
-}
-
-function cell(text, { num = false, value } = {}) {
-  return h('td', { class: num ? 'num' : null, dataset: value === undefined ? undefined : { value: value === null ? 'null' : value } }, text);
-}
 
 function hashFor(patch) {
   return S.formatHash({ ...state, ...patch });
@@ -443,72 +396,6 @@ async function loadKey(gen, { more = false } = {}) {
   pages.requests = page.next_cursor;
   $('#requests-more').hidden = !page.next_cursor;
   return path;
-}
-
-// ── dialogs ────────────────────────────────────────────────────────────────────────────────
-
-/** Shows a new key once, with a copy button; resolves when the admin closes the dialog. */
-function showSecret(key, title, warnings = []) {
-  const dialog = $('#secret-dialog');
-  const input = $('#secret-value');
-  $('#secret-title').textContent = title;
-  $('#secret-help').textContent = `Copy the key now: it is shown this once and cannot be recovered.${warnings?.length ? ` Note: ${warnings.join(' ')}` : ''}`;
-  input.value = key;
-  $('#copy-status').textContent = '';
-  return new Promise((resolve) => {
-    dialog.addEventListener(
-      'close',
-      () => {
-        // The key leaves the page with the dialog.
-        input.value = '';
-        resolve();
-      },
-      { once: true },
-    );
-    dialog.showModal();
-    $('#copy-secret').focus();
-  });
-}
-
-async function copySecret() {
-  const input = $('#secret-value');
-  try {
-    await navigator.clipboard.writeText(input.value);
-    $('#copy-status').textContent = 'Copied to the clipboard.';
-  } catch {
-    // No clipboard access (permissions, older browser): select it for Ctrl+C instead.
-    input.focus();
-    input.select();
-    $('#copy-status').textContent = 'Selected: press Ctrl+C (⌘C on a Mac) to copy.';
-  }
-}
-
-function confirmAction(title, text, confirmLabel) {
-  const dialog = $('#confirm-dialog');
-  $('#confirm-title').textContent = title;
-  $('#confirm-text').textContent = text;
-  $('#confirm-yes').textContent = confirmLabel;
-  return new Promise((resolve) => {
-    let answer = false;
-    const yes = () => {
-      answer = true;
-      dialog.close();
-    };
-    const no = () => dialog.close();
-    $('#confirm-yes').addEventListener('click', yes);
-    $('#confirm-no').addEventListener('click', no);
-    dialog.addEventListener(
-      'close',
-      () => {
-        $('#confirm-yes').removeEventListener('click', yes);
-        $('#confirm-no').removeEventListener('click', no);
-        resolve(answer);
-      },
-      { once: true },
-    );
-    dialog.showModal();
-    $('#confirm-no').focus();
-  });
 }
 
 // ── router ─────────────────────────────────────────────────────────────────────────────────
