@@ -202,6 +202,11 @@ test('end to end in Chromium: sign in, figures equal the API, filter, create, us
     assert.equal(await page.evaluate(() => document.cookie), '', 'no cookie');
     assert.ok(!page.url().includes(ADMIN_TOKEN), 'never in the URL');
     assert.equal(await page.getByRole('alert').isHidden(), true, 'the old error is gone');
+    // Every control has a label and every button a name (the accessibility tree's view).
+    const unlabelled = await page.$$eval('input, select', (els) => els.filter((e) => !e.labels?.length && !e.getAttribute('aria-label')).map((e) => e.id));
+    assert.deepEqual(unlabelled, []);
+    const nameless = await page.$$eval('button', (els) => els.filter((b) => !b.textContent.trim() && !b.getAttribute('aria-label')).map((b) => b.outerHTML));
+    assert.deepEqual(nameless, []);
 
     // The overview for 30 days, as the README shows it.
     await page.getByRole('button', { name: '30 days' }).click();
@@ -253,6 +258,11 @@ test('end to end in Chromium: sign in, figures equal the API, filter, create, us
     await loaded(page, 'breakdown', `/admin/usage${S.query({ ...pastApi, team: 'research', group_by: 'team' })}`);
     const names = () => page.$$eval('#breakdown tbody tr', (trs) => trs.map((tr) => tr.dataset.name));
     assert.deepEqual(await names(), ['research']);
+    // An empty answer is said so, not shown as a blank table.
+    await page.getByLabel('Team', { exact: true }).fill('nobody');
+    await page.getByRole('button', { name: 'Apply' }).click();
+    await loaded(page, 'breakdown', `/admin/usage${S.query({ ...pastApi, team: 'nobody', group_by: 'team' })}`);
+    assert.equal(await page.textContent('#breakdown tbody'), 'No usage in this range.');
     await page.getByRole('button', { name: 'Clear filters' }).click();
     const teamsPath = `/admin/usage${S.query({ ...pastApi, group_by: 'team' })}`;
     await loaded(page, 'breakdown', teamsPath);
@@ -280,6 +290,11 @@ test('end to end in Chromium: sign in, figures equal the API, filter, create, us
     // Keys: create one in the page; it is shown once.
     await page.getByRole('link', { name: 'Keys' }).click();
     await loaded(page, 'keys', `/admin/keys${S.query({ status: 'active', limit: 50 })}`);
+    // The relay's own validation message reaches the admin, naming the field.
+    await page.getByLabel('Team (required)').fill('Bad_Team');
+    await page.getByLabel('User (required)').fill('zoe');
+    await page.getByRole('button', { name: 'Create key' }).click();
+    await page.getByRole('alert').filter({ hasText: "Could not create the key: 'team' must be 1-32 characters of a-z, 0-9 and '-'. (param: team)" }).waitFor();
     await page.getByLabel('Team (required)').fill('research');
     await page.getByLabel('User (required)').fill('zoe');
     await page.getByLabel('Name').fill('Zoe laptop');
@@ -298,7 +313,10 @@ test('end to end in Chromium: sign in, figures equal the API, filter, create, us
     assert.match(keyId, /^key_/);
 
     // Use it through the relay with the official client, as a team member would.
-    const client = new OpenAI({ apiKey: key, baseURL: relay.base, maxRetries: 0 });
+    // Retries cover connection errors only here (no 408/409/429/5xx is expected, and a 401 is
+    // never retried): a request refused before its body is read (a bad key) makes workerd close
+    // that connection, and the client's pool may hand the closing socket to the next request.
+    const client = new OpenAI({ apiKey: key, baseURL: relay.base, maxRetries: 2 });
     const { data: answer, response } = await client.chat.completions
       .create({ model: 'mock-ok', messages: [{ role: 'user', content: 'hello from the dashboard test' }] })
       .withResponse();
@@ -339,7 +357,7 @@ test('end to end in Chromium: sign in, figures equal the API, filter, create, us
       client.chat.completions.create({ model: 'mock-ok', messages: [{ role: 'user', content: 'old secret' }] }),
       (e) => e.status === 401,
     );
-    const current = new OpenAI({ apiKey: rotated, baseURL: relay.base, maxRetries: 0 });
+    const current = new OpenAI({ apiKey: rotated, baseURL: relay.base, maxRetries: 2 });
     assert.equal((await current.chat.completions.create({ model: 'mock-ok', messages: [{ role: 'user', content: 'new secret' }] })).choices[0].message.content, 'Hello from the mock provider.');
 
     // Revoke in the page, after a confirmation; the next request with the key is refused.
