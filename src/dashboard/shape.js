@@ -222,10 +222,14 @@ export function formatCostTick(usd) {
   return `$${usd.toFixed(digits)}`;
 }
 
-/** A bucket's start (unix seconds) as an axis label: `11-22` by day, `11-22 10:00` by hour. */
+/**
+ * A bucket's start (unix seconds) as a short axis label: `11-22` by day; by hour `10:00`, with
+ * the date instead at midnight so a multi-day chart still says which day is which.
+ */
 export function formatTick(seconds, bucket) {
   const iso = new Date(seconds * 1000).toISOString();
-  return bucket === 'hour' ? `${iso.slice(5, 10)} ${iso.slice(11, 16)}` : iso.slice(5, 10);
+  const hour = iso.slice(11, 16);
+  return bucket === 'hour' && hour !== '00:00' ? hour : iso.slice(5, 10);
 }
 
 export function formatPercent(fraction) {

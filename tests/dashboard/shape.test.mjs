@@ -118,7 +118,8 @@ test('formatting', () => {
   assert.equal(S.formatCostTick(0.0015), '$0.0015');
   assert.equal(S.formatCostTick(0.25), '$0.25');
   assert.equal(S.formatCostTick(12.5), '$12.50');
-  assert.equal(S.formatTick(Date.parse('2026-11-22T10:00:00Z') / 1000, 'hour'), '11-22 10:00');
+  assert.equal(S.formatTick(Date.parse('2026-11-22T10:00:00Z') / 1000, 'hour'), '10:00');
+  assert.equal(S.formatTick(Date.parse('2026-11-22T00:00:00Z') / 1000, 'hour'), '11-22');
   assert.equal(S.formatTick(Date.parse('2026-11-22T00:00:00Z') / 1000, 'day'), '11-22');
   assert.equal(S.formatPercent(0), '0%');
   assert.equal(S.formatPercent(0.0125), '1.3%');

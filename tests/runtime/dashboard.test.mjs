@@ -381,6 +381,19 @@ test('end to end in Chromium: sign in, figures equal the API, filter, create, us
     assert.equal(await page.isVisible('#sign-in'), true);
     assert.equal(await page.evaluate(() => sessionStorage.length), 0);
 
+    // The page's own traffic failed only where the test made it fail: no missing file, no
+    // malformed call, no server error (every request leaves a row, so the rows tell).
+    let outcomes = [];
+    // Rows are written after the answer (waitUntil): wait, bounded, for the stale token's.
+    for (const deadline = Date.now() + 5000; outcomes.length <= 4 && Date.now() < deadline; await new Promise((r) => setTimeout(r, 50))) {
+      const failed = await relay.db
+        .prepare("SELECT status, error_code FROM usage WHERE outcome != 'ok' AND started_at >= ? AND request_id NOT LIKE 'seed_%' ORDER BY started_at")
+        .bind(new Date(now).toISOString())
+        .all();
+      outcomes = failed.results.map((r) => `${r.status} ${r.error_code}`);
+    }
+    assert.deepEqual(outcomes.slice(0, 4), ['401 invalid_admin_token', '400 invalid_request', '401 invalid_api_key', '401 invalid_api_key'], 'wrong token, bad team, old secret, revoked key');
+    assert.ok(outcomes.length > 4 && outcomes.slice(4).every((o) => o === '401 invalid_admin_token'), `then only the stale token: ${outcomes}`);
     // Nothing blocked by the CSP, no script errors, and no request left this origin.
     assert.deepEqual(await page.evaluate(() => window.__csp), []);
     assert.deepEqual(problems, []);
