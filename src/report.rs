@@ -18,8 +18,8 @@ const DIMENSIONS: &[(&str, &str)] = &[
     ("hour", "substr(started_at, 1, 13) || ':00'"),
 ];
 
-/// Equality filters: (query name, column).
-const FILTERS: &[(&str, &str)] = &[
+/// Equality filters: (query name, column); shared with the per-request listing.
+pub(crate) const FILTERS: &[(&str, &str)] = &[
     ("team", "team"),
     ("user", "user"),
     ("key", "key_id"),
@@ -51,7 +51,8 @@ pub struct UsageQuery {
     group_by: Vec<(&'static str, &'static str)>,
 }
 
-fn instant(name: &str, v: &str) -> Result<String, RelayError> {
+/// A `from`/`to` value in the one text form `started_at` is stored in.
+pub(crate) fn instant(name: &str, v: &str) -> Result<String, RelayError> {
     parse_rfc3339(v).map(rfc3339).ok_or_else(|| {
         RelayError::invalid(
             format!("'{name}' must be a date (2026-11-01) or an RFC 3339 UTC time."),

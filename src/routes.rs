@@ -24,7 +24,11 @@ pub enum Route {
     RotateKey(String),
     Usage,
     UsageExport,
+    /// `GET /admin/requests`: individual usage rows, newest first.
+    Requests,
     Audit,
+    /// The admin dashboard: a file of its single-page app, by name (`index.html` for the page).
+    Dashboard(String),
 }
 
 impl Route {
@@ -59,6 +63,7 @@ impl Route {
                 | Route::RotateKey(_)
                 | Route::Usage
                 | Route::UsageExport
+                | Route::Requests
                 | Route::Audit
         )
     }
@@ -78,6 +83,7 @@ const TABLE: &[(&str, &str, Route)] = &[
     ("/admin/keys", "POST", Route::CreateKey),
     ("/admin/usage", "GET", Route::Usage),
     ("/admin/usage/export", "GET", Route::UsageExport),
+    ("/admin/requests", "GET", Route::Requests),
     ("/admin/audit", "GET", Route::Audit),
 ];
 
@@ -110,6 +116,31 @@ fn key_route(method: &str, path: &str, rest: &str) -> Option<Result<Route, Relay
     })
 }
 
+/// `/dashboard` is the page; `/dashboard/{file}` one of its files. A file name is a single
+/// segment of `A-Z a-z 0-9 . _ -` not starting with a dot, so no request can climb out of the
+/// dashboard's directory or reach a dotfile in the assets.
+fn dashboard_route(method: &str, path: &str, bare: &str) -> Option<Result<Route, RelayError>> {
+    let file = match bare.strip_prefix("/dashboard")? {
+        "" => "index.html",
+        rest => {
+            let file = rest.strip_prefix('/')?;
+            let safe = !file.is_empty()
+                && !file.starts_with('.')
+                && file
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+            if !safe {
+                return None;
+            }
+            file
+        }
+    };
+    Some(match method {
+        "GET" | "HEAD" => Ok(Route::Dashboard(file.to_string())),
+        _ => Err(method_not_allowed(method, path, "GET")),
+    })
+}
+
 pub fn route(method: &str, path: &str) -> Result<Route, RelayError> {
     if method == "OPTIONS" {
         return Ok(Route::Preflight);
@@ -135,9 +166,13 @@ pub fn route(method: &str, path: &str) -> Result<Route, RelayError> {
             _ => Err(method_not_allowed(method, path, "GET")),
         };
     }
-    // Admin routes live outside /v1 only.
-    if bare.starts_with("/admin") && trimmed.starts_with("/v1") {
+    // Admin routes and the dashboard live outside /v1 only.
+    if (bare.starts_with("/admin") || bare.starts_with("/dashboard")) && trimmed.starts_with("/v1")
+    {
         return Err(not_found());
+    }
+    if bare == "/dashboard" || bare.starts_with("/dashboard/") {
+        return dashboard_route(method, path, bare).unwrap_or_else(|| Err(not_found()));
     }
     if let Some(rest) = bare.strip_prefix("/admin/keys/") {
         return key_route(method, path, rest).unwrap_or_else(|| Err(not_found()));
@@ -205,6 +240,8 @@ mod tests {
         assert_eq!(route("GET", "/admin/usage"), Ok(Route::Usage));
         assert_eq!(route("GET", "/admin/usage/export"), Ok(Route::UsageExport));
         assert_eq!(route("GET", "/admin/audit"), Ok(Route::Audit));
+        assert_eq!(route("GET", "/admin/requests"), Ok(Route::Requests));
+        assert!(Route::Requests.is_admin() && !Route::Requests.needs_relay_key());
         assert_eq!(route("POST", "/v1/messages"), Ok(Route::Messages));
         assert_eq!(
             route("POST", "/messages/count_tokens"),
@@ -243,6 +280,51 @@ mod tests {
         assert!(route("POST", "/v1/admin/keys").is_err());
         assert!(route("POST", "/v1/models/x").is_err());
         assert!(route("GET", "/v1x/models").is_err());
+        assert_eq!(
+            route("POST", "/admin/requests"),
+            Err(method_not_allowed("POST", "/admin/requests", "GET"))
+        );
+    }
+
+    #[test]
+    fn dashboard() {
+        let page = Ok(Route::Dashboard("index.html".into()));
+        assert_eq!(route("GET", "/dashboard"), page);
+        assert_eq!(route("GET", "/dashboard/"), page);
+        assert_eq!(route("HEAD", "/dashboard"), page);
+        assert_eq!(
+            route("GET", "/dashboard/app.js"),
+            Ok(Route::Dashboard("app.js".into()))
+        );
+        assert_eq!(
+            route("GET", "/dashboard/app-1.min.css"),
+            Ok(Route::Dashboard("app-1.min.css".into()))
+        );
+        assert_eq!(
+            route("POST", "/dashboard"),
+            Err(method_not_allowed("POST", "/dashboard", "GET"))
+        );
+        let dashboard = Route::Dashboard("index.html".into());
+        assert!(!dashboard.is_admin() && !dashboard.needs_relay_key());
+        for bad in [
+            "/dashboard/../wrangler.toml",
+            "/dashboard/a/b.js",
+            "/dashboard/.env",
+            "/dashboard/%2e%2e",
+            "/dashboard/a%20b",
+            "/dashboardx",
+            "/v1/dashboard",
+            "/v1/dashboard/app.js",
+        ] {
+            assert_eq!(
+                route("GET", bad),
+                Err(RelayError::RouteNotFound {
+                    method: "GET".into(),
+                    path: bad.into()
+                }),
+                "{bad}"
+            );
+        }
     }
 }
 

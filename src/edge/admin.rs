@@ -1,6 +1,6 @@
-//! Admin routes: the key lifecycle, usage reports and the audit log. Enabled only when the
-//! `ADMIN_TOKEN` secret is set (404 otherwise, so a relay without one does not even reveal that
-//! they exist); the token is compared in constant time.
+//! Admin routes: the key lifecycle, usage reports, the per-request listing and the audit log.
+//! Enabled only when the `ADMIN_TOKEN` secret is set (404 otherwise, so a relay without one does
+//! not even reveal that they exist); the token is compared in constant time.
 
 use serde_json::{json, Map, Value};
 use worker::{Headers, Request, Response};
@@ -11,6 +11,7 @@ use crate::error::RelayError;
 use crate::keys::{self, KeyChange};
 use crate::models;
 use crate::report::{self, UsageQuery};
+use crate::request_log::RequestsQuery;
 use crate::routes::{self, Route};
 use crate::time::rfc3339;
 
@@ -101,6 +102,7 @@ pub async fn handle(
         Route::RotateKey(id) => rotate(ctx, &id).await,
         Route::Usage => usage(req, ctx).await,
         Route::UsageExport => export(req, ctx).await,
+        Route::Requests => requests(req, ctx).await,
         Route::Audit => audit_log(req, ctx).await,
         _ => Err(RelayError::Internal("not an admin route".to_string())),
     }
@@ -209,6 +211,18 @@ async fn usage(req: &Request, ctx: &mut Ctx) -> Result<Response, RelayError> {
     json_response(
         200,
         &json!({"object": "list", "from": q.from, "to": q.to, "group_by": group_by, "data": rows}),
+    )
+}
+
+/// `GET /admin/requests`: usage rows one by one, newest first, a page at a time.
+async fn requests(req: &Request, ctx: &mut Ctx) -> Result<Response, RelayError> {
+    let q = RequestsQuery::parse(&query_pairs(req))?;
+    let (sql, params) = q.sql();
+    let rows = keystore::query(&ctx.env, &sql, &params).await?;
+    let (data, next_cursor) = q.page(rows);
+    json_response(
+        200,
+        &json!({"object": "list", "from": q.from, "to": q.to, "data": data, "next_cursor": next_cursor}),
     )
 }
 

@@ -4,6 +4,7 @@
 
 mod admin;
 mod claude;
+mod dashboard;
 mod keystore;
 mod metered;
 mod store;
@@ -118,7 +119,10 @@ async fn fetch(mut req: Request, env: Env, wctx: Context) -> worker::Result<Resp
             render_error(&e, anthropic_errors)
         }
     };
-    let response = finish_headers(response, &request_id, origin.as_deref());
+    let mut response = finish_headers(response, &request_id, origin.as_deref());
+    if crate::dashboard::is_dashboard_path(&path) {
+        dashboard::secure(&mut response);
+    }
     if let Some(mut rec) = ctx.record.take() {
         rec.status = response.status_code();
         rec.duration_ms = now_ms().saturating_sub(started_ms);
@@ -194,6 +198,7 @@ async fn dispatch(
         Route::Embeddings => legacy(req, ctx, wctx, chat::Endpoint::Embeddings).await,
         Route::Messages => claude::messages(req, ctx, wctx, false).await,
         Route::CountTokens => claude::messages(req, ctx, wctx, true).await,
+        Route::Dashboard(file) => dashboard::serve(&file, req, ctx).await,
         admin_route => admin::handle(admin_route, req, ctx).await,
     }
 }

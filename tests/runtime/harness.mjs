@@ -1,5 +1,6 @@
 // Shared runtime-test harness: the built worker on real workerd through Miniflare's API, with
-// local KV and D1 (migrations applied from migrations/), pointed at a mock provider on loopback.
+// local KV and D1 (migrations applied from migrations/) and the static assets (the dashboard),
+// pointed at a mock provider on loopback.
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, readdirSync, existsSync } from 'node:fs';
 import { join, dirname } from 'node:path';
@@ -101,6 +102,13 @@ export async function startRelay({ vars = {}, mock = {}, anthropic = false } = {
     kvNamespaces: ['KEYS'],
     d1Databases: ['DB'],
     bindings,
+    // wrangler.toml's [assets]: the dashboard's files, behind the Worker (run_worker_first).
+    assets: {
+      directory: join(ROOT, 'build', 'assets'),
+      binding: 'ASSETS',
+      routerConfig: { invoke_user_worker_ahead_of_assets: true, has_user_worker: true },
+      assetConfig: { html_handling: 'none', not_found_handling: 'none' },
+    },
   });
   const url = (await mf.ready).toString().replace(/\/$/, '');
   const kv = await mf.getKVNamespace('KEYS');

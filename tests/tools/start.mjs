@@ -1,11 +1,13 @@
 // `npm start`: install what is missing, prepare local secrets, apply migrations to local D1,
 // make sure a demo key exists in local KV, then serve the relay with `wrangler dev` on
-// embedded (Miniflare) KV and D1. Wrangler runs the build itself ([build] in wrangler.toml).
+// embedded (Miniflare) KV and D1 and the dashboard's static assets. Wrangler runs the build
+// itself ([build] in wrangler.toml).
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, ensureAll, log, run, toolEnv, wranglerBin } from './toolchain.mjs';
+import { buildDashboard } from './build.mjs';
 
 const PORT = process.env.PORT || '8787';
 const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
@@ -64,12 +66,15 @@ function main() {
   log('applying migrations to local D1…');
   run(wranglerBin(), ['d1', 'migrations', 'apply', 'DB', '--local'], { env: toolEnv({ CI: 'true' }) });
   const key = ensureDemoKey();
+  // wrangler checks that the [assets] directory exists before it runs the [build] hook.
+  buildDashboard();
   const base = `http://127.0.0.1:${PORT}/v1`;
   log('');
   log(`relay base URL : ${base}`);
   log(`demo key       : ${key}`);
   log(`try it         : curl ${base}/chat/completions -H "Authorization: Bearer ${key}" \\`);
   log(`                   -H 'content-type: application/json' -d '{"model":"relay-echo","messages":[{"role":"user","content":"hello"}]}'`);
+  log(`dashboard      : http://127.0.0.1:${PORT}/dashboard (sign in with ADMIN_TOKEN from .dev.vars)`);
   log('');
   const dev = spawn(wranglerBin(), ['dev', '--ip', '127.0.0.1', '--port', PORT], {
     cwd: ROOT,

@@ -1,24 +1,27 @@
-// `npm test`: every check CI runs, in order — install what is missing, Rust format/lint/unit
-// tests, a release build of the worker, the runtime tests on workerd (node --test), and a
-// `wrangler deploy --dry-run` so a bundle Workers would reject fails here.
+// `npm test`: every check CI runs, in order — install what is missing (Chromium included, for
+// the dashboard's browser test), Rust format/lint/unit tests, the dashboard's unit tests, a
+// release build of the worker and the dashboard, the runtime tests on workerd (node --test),
+// and a `wrangler deploy --dry-run` so a bundle Workers would reject fails here.
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, ensureAll, log, run, toolEnv, wranglerBin } from './toolchain.mjs';
+import { ROOT, ensureAll, ensureChromium, log, run, toolEnv, wranglerBin } from './toolchain.mjs';
 import { build, bundleSize, BUNDLE_BUDGET_GZIP } from './build.mjs';
 
 const steps = [
   ['install toolchain and npm packages', () => ensureAll()],
+  ['install Chromium (browser test)', () => ensureChromium()],
   ['cargo fmt --check', () => run('cargo', ['fmt', '--check'])],
   ['cargo clippy (host)', () => run('cargo', ['clippy', '--all-targets', '--', '-D', 'warnings'])],
   ['cargo clippy (wasm32)', () => run('cargo', ['clippy', '--target', 'wasm32-unknown-unknown', '--', '-D', 'warnings'])],
   ['cargo test', () => run('cargo', ['test', '--lib', '--tests'])],
+  ['dashboard unit tests', () => run(process.execPath, ['--test', 'tests/dashboard/'])],
   ['build worker', () => build()],
   ['runtime tests (workerd + Miniflare)', () =>
     run(process.execPath, ['--test', '--test-concurrency=1', 'tests/mock/', 'tests/runtime/'], { env: toolEnv() })],
   ['wrangler deploy --dry-run', () => {
     const out = join(ROOT, 'build', 'dry-run');
     rmSync(out, { recursive: true, force: true });
-    // The [build] hook finds the bundle just built up to date and reuses it.
+    // The [build] hook finds the bundle (and the dashboard's assets) just built up to date.
     run(wranglerBin(), ['deploy', '--dry-run', '--outdir', out], { env: toolEnv() });
   }],
   ['bundle size budget', () => {

@@ -68,6 +68,43 @@ export function ensureNodeModules() {
   run('npm', ['ci', '--no-audit', '--no-fund']);
 }
 
+/** Where the browser test finds Chromium: Debian's package, never a browser a tool downloads. */
+export const CHROMIUM = '/usr/bin/chromium';
+
+function canRun(cmd) {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+}
+
+/**
+ * Debian's `chromium` for the dashboard's browser test (tests/runtime/dashboard.test.mjs), with
+ * apt when it is missing: as root, or through sudo. The package index is refreshed only when
+ * the first attempt fails. Returns whether Chromium is there; when it cannot be installed
+ * (no apt, no root) the browser test skips and says why.
+ */
+export function ensureChromium() {
+  if (existsSync(CHROMIUM)) return true;
+  if (!canRun('apt-get')) {
+    log(`${CHROMIUM} missing and no apt-get here: the browser test will be skipped`);
+    return false;
+  }
+  const root = typeof process.getuid === 'function' && process.getuid() === 0;
+  if (!root && !canRun('sudo')) {
+    log(`${CHROMIUM} missing, not root and no sudo: the browser test will be skipped`);
+    return false;
+  }
+  const apt = (args) => {
+    const full = ['apt-get', '-o', 'DPkg::Lock::Timeout=300', ...args];
+    const [cmd, rest] = root ? [full[0], full.slice(1)] : ['sudo', ['-n', 'env', 'DEBIAN_FRONTEND=noninteractive', ...full]];
+    return spawnSync(cmd, rest, { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } }).status === 0;
+  };
+  const install = ['install', '-y', '--no-install-recommends', 'chromium'];
+  log('installing Debian chromium for the browser test (one time)…');
+  if (!apt(install) && !(apt(['update']) && apt(install))) {
+    log('could not install chromium: the browser test will be skipped');
+  }
+  return existsSync(CHROMIUM);
+}
+
 export function ensureAll() {
   ensureNodeModules();
   ensureRust();
@@ -79,4 +116,9 @@ export function wranglerBin() {
 
 export function readJson(path) {
   return JSON.parse(readFileSync(path, 'utf8'));
+}
+
+// `node tests/tools/toolchain.mjs chromium`: the browser install alone (.ci/run).
+if (import.meta.url === `file://${process.argv[1]}` && process.argv[2] === 'chromium') {
+  ensureChromium();
 }

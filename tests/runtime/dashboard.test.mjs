@@ -1,0 +1,405 @@
+// The dashboard through the real worker on workerd: its files and security headers, and an
+// end-to-end run in headless Chromium against seeded usage — sign in, overview figures equal
+// to /admin/usage, a team filter that changes the breakdown, sorting, a key created in the page
+// and used through the relay, its request in the per-key view, rotation, and revocation in the
+// page that makes the next request fail. Screenshots go to build/artifacts/ (RELAY_UPDATE_SCREENSHOT=1
+// also refreshes the README's copy, tests/dashboard/screenshot.png).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { copyFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import OpenAI from 'openai';
+import { startRelay, call, ADMIN_TOKEN, ROOT } from './harness.mjs';
+import { browserMissing, launchBrowser } from './browser.mjs';
+import * as S from '../../src/dashboard/shape.js';
+
+const CSP =
+  "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+const ARTIFACTS = join(ROOT, 'build', 'artifacts');
+const DAY = 86_400_000;
+
+let relay;
+
+before(async () => {
+  relay = await startRelay();
+});
+after(async () => relay?.close());
+
+const admin = async (path) => {
+  const r = await call(relay, path, { method: 'GET', key: ADMIN_TOKEN });
+  assert.equal(r.res.status, 200, `${path}: ${r.text}`);
+  return r.json;
+};
+
+test('the page and its files: security headers, no inline script or style, exact files only', async () => {
+  const page = await fetch(`${relay.url}/dashboard`);
+  const html = await page.text();
+  assert.equal(page.status, 200);
+  assert.equal(page.headers.get('content-type'), 'text/html; charset=utf-8');
+  assert.equal(page.headers.get('content-security-policy'), CSP);
+  assert.equal(page.headers.get('x-content-type-options'), 'nosniff');
+  assert.equal(page.headers.get('referrer-policy'), 'no-referrer');
+  assert.equal(page.headers.get('x-frame-options'), 'DENY');
+  assert.equal(page.headers.get('cache-control'), 'no-cache');
+  assert.ok(page.headers.get('x-request-id'), 'still a relay answer, with its request id');
+  // Nothing the CSP would have to allow: every script is a same-origin file, no handlers or
+  // style attributes in the markup.
+  const scripts = [...html.matchAll(/<script\b[^>]*>/g)].map((m) => m[0]);
+  assert.deepEqual(scripts, ['<script type="module" src="/dashboard/app.js">']);
+  assert.doesNotMatch(html, /<script>|\son[a-z]+=|\sstyle=|<style/i);
+  assert.doesNotMatch(html, /https?:\/\//, 'no external address');
+
+  for (const [file, type] of [['app.js', 'text/javascript; charset=utf-8'], ['app.css', 'text/css; charset=utf-8']]) {
+    const r = await fetch(`${relay.url}/dashboard/${file}`);
+    const body = await r.text();
+    assert.equal(r.status, 200, file);
+    assert.equal(r.headers.get('content-type'), type);
+    assert.equal(r.headers.get('content-security-policy'), CSP);
+    assert.ok(body.length > 1000, `${file} is the bundle`);
+    const again = await fetch(`${relay.url}/dashboard/${file}`, { headers: { 'if-none-match': r.headers.get('etag') } });
+    assert.equal(again.status, 304, 'revalidation is a 304');
+  }
+  const css = await (await fetch(`${relay.url}/dashboard/app.css`)).text();
+  assert.match(css, /\.uplot/, "the chart library's stylesheet is bundled");
+
+  const missing = await fetch(`${relay.url}/dashboard/nope.js`);
+  assert.equal(missing.status, 404);
+  assert.equal(missing.headers.get('content-security-policy'), CSP, 'errors carry the headers too');
+  assert.deepEqual(await missing.json(), { error: { message: 'Invalid URL (GET /dashboard/nope.js)', type: 'invalid_request_error', param: null, code: null } });
+  for (const path of ['/dashboard/.assetsignore', '/v1/dashboard', '/dashboard/a/b.js']) {
+    assert.equal((await fetch(`${relay.url}${path}`)).status, 404, path);
+  }
+  const post = await fetch(`${relay.url}/dashboard`, { method: 'POST' });
+  assert.equal(post.status, 405);
+  assert.equal(post.headers.get('allow'), 'GET');
+  // The API keeps its own answers: no page policy on them.
+  assert.equal((await fetch(`${relay.url}/health`)).headers.get('content-security-policy'), null);
+});
+
+test('without ADMIN_TOKEN the dashboard is absent, like the admin API', async () => {
+  const bare = await startRelay({ mock: false, vars: { ADMIN_TOKEN: undefined } });
+  try {
+    const r = await fetch(`${bare.url}/dashboard`);
+    assert.equal(r.status, 404);
+    assert.equal((await r.json()).error.message, 'Invalid URL (GET /dashboard)');
+  } finally {
+    await bare.close();
+  }
+});
+
+/**
+ * Usage for a small organisation over the past four weeks and earlier today, deterministic (a
+ * fixed LCG), written straight into D1 as the worker would have.
+ */
+async function seedUsage(now) {
+  let x = 42;
+  const rand = () => {
+    x = (x * 1103515245 + 12345) % 2 ** 31;
+    return x / 2 ** 31;
+  };
+  const people = [['platform', 'ann'], ['platform', 'bob'], ['research', 'cy'], ['research', 'dee'], ['support', 'eve']];
+  const models = [['gpt-4o', 'openai', 2.5, 10], ['gpt-4o-mini', 'openai', 0.15, 0.6], ['claude-sonnet-4-5', 'anthropic', 3, 15]];
+  const today = Date.parse(`${S.isoDate(now)}T00:00:00.000Z`);
+  for (let d = 27; d >= 0; d -= 1) {
+    const n = d === 0 ? 4 : 3 + Math.floor(rand() * 6);
+    for (let i = 0; i < n; i += 1) {
+      const [team, user] = people[Math.floor(rand() * people.length)];
+      const [model, provider, inPrice, outPrice] = models[Math.floor(rand() * models.length)];
+      // Today's rows sit in the minutes before the test, earlier days anywhere in the day.
+      const at = d === 0 ? now - (i + 1) * 60_000 : today - d * DAY + Math.floor(rand() * DAY);
+      const failed = rand() < 0.08;
+      const prompt = failed ? 0 : 200 + Math.floor(rand() * 4000);
+      const completion = failed ? 0 : 20 + Math.floor(rand() * 800);
+      const cost = (prompt * inPrice + completion * outPrice) / 1e6;
+      await relay.db
+        .prepare(`INSERT INTO usage (request_id, team, user, method, route, model_requested, model_upstream, provider, status, outcome, prompt_tokens, completion_tokens, usage_source, cost_usd, started_at, duration_ms, ttfb_ms)
+          VALUES (?, ?, ?, 'POST', '/v1/chat/completions', ?, ?, ?, ?, ?, ?, ?, 'upstream', ?, ?, ?, ?)`)
+        .bind(`seed_${d}_${i}`, team, user, model, model, provider, failed ? 502 : 200, failed ? 'upstream_error' : 'ok', prompt, completion, cost, new Date(at).toISOString(), 300 + Math.floor(rand() * 9000), 150)
+        .run();
+    }
+  }
+}
+
+/** The figures a KPI list shows, as raw values and text. */
+async function kpis(page, selector) {
+  return page.$$eval(`${selector} dd[data-metric]`, (els) => Object.fromEntries(els.map((e) => [e.dataset.metric, { value: e.dataset.value, text: e.textContent }])));
+}
+
+const num = (v) => (v === 'null' ? null : Number(v));
+
+/**
+ * The figures a page must show for one /admin/usage row, worked out here from the API's own
+ * fields rather than with the page's shaping code, so a shaping bug cannot hide itself.
+ */
+function expected(row) {
+  return {
+    requests: row.requests,
+    tokens: row.prompt_tokens + row.completion_tokens,
+    cost: row.cost_usd,
+    'error-rate': row.requests ? row.errors / row.requests : 0,
+    p50: row.p50_duration_ms,
+  };
+}
+
+/** Asserts a KPI list shows exactly the figures of an /admin/usage total, raw and as text. */
+function assertKpis(shown, report, what) {
+  assert.equal(report.data.length, 1, `${what}: one row of totals`);
+  const want = expected(report.data[0]);
+  assert.ok(want.requests > 0, `${what}: the comparison is over real rows`);
+  const text = { requests: S.formatInt, tokens: S.formatInt, cost: S.formatCost, 'error-rate': S.formatPercent, p50: S.formatDuration };
+  assert.deepEqual(
+    Object.fromEntries(Object.entries(shown).map(([k, v]) => [k, [num(v.value), v.text]])),
+    Object.fromEntries(Object.entries(want).map(([k, v]) => [k, [v, text[k](v)]])),
+    what,
+  );
+}
+
+/** Waits until a view has finished loading from exactly `path` (its data-loaded attribute). */
+async function loaded(page, view, path) {
+  await page.waitForSelector(`#view-${view}[data-loaded="${path}"]:not([aria-busy])`, { timeout: 15_000 });
+}
+
+test('end to end in Chromium: sign in, figures equal the API, filter, create, use and revoke a key', { timeout: 180_000 }, async (t) => {
+  const missing = browserMissing();
+  if (missing) {
+    t.skip(missing);
+    return;
+  }
+  const now = Date.now();
+  await seedUsage(now);
+  const today = S.isoDate(now);
+  // A range that ends yesterday: the test's own calls (every request leaves a row) cannot
+  // move its figures while the page and the test both read them.
+  const past = { from: S.addDays(today, -20), through: S.addDays(today, -1) };
+  const pastApi = S.apiRange(past);
+
+  const browser = await launchBrowser();
+  const requests = [];
+  const problems = [];
+  try {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await context.newPage();
+    await page.addInitScript(() => {
+      window.__csp = [];
+      document.addEventListener('securitypolicyviolation', (e) => window.__csp.push(`${e.violatedDirective} ${e.blockedURI}`));
+    });
+    page.on('request', (r) => requests.push(r.url()));
+    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+    page.on('console', (m) => {
+      if (/Content Security Policy|Refused to/i.test(m.text())) problems.push(`console: ${m.text()}`);
+    });
+
+    // Sign-in: a wrong token is refused with the relay's message and nothing is stored.
+    await page.goto(`${relay.url}/dashboard`);
+    await page.getByLabel('Admin token').fill('not-the-token');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('alert').filter({ hasText: 'Sign-in failed: Invalid admin token.' }).waitFor();
+    assert.equal(await page.evaluate(() => sessionStorage.length), 0);
+    await page.getByLabel('Admin token').fill(ADMIN_TOKEN);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.locator('#app').waitFor();
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('llm-relay.admin-token')), ADMIN_TOKEN);
+    assert.equal(await page.evaluate(() => document.cookie), '', 'no cookie');
+    assert.ok(!page.url().includes(ADMIN_TOKEN), 'never in the URL');
+    assert.equal(await page.getByRole('alert').isHidden(), true, 'the old error is gone');
+    // Every control has a label and every button a name (the accessibility tree's view).
+    const unlabelled = await page.$$eval('input, select', (els) => els.filter((e) => !e.labels?.length && !e.getAttribute('aria-label')).map((e) => e.id));
+    assert.deepEqual(unlabelled, []);
+    const nameless = await page.$$eval('button', (els) => els.filter((b) => !b.textContent.trim() && !b.getAttribute('aria-label')).map((b) => b.outerHTML));
+    assert.deepEqual(nameless, []);
+
+    // The overview for 30 days, as the README shows it.
+    await page.getByRole('button', { name: '30 days' }).click();
+    const month = S.apiRange(S.preset('30d', now));
+    await loaded(page, 'overview', `/admin/usage${S.query(month)}`);
+    await page.locator('#chart canvas').first().waitFor();
+    mkdirSync(ARTIFACTS, { recursive: true });
+    const shot = join(ARTIFACTS, 'dashboard.png');
+    await page.screenshot({ path: shot, fullPage: true });
+    if (process.env.RELAY_UPDATE_SCREENSHOT === '1') copyFileSync(shot, join(ROOT, 'tests', 'dashboard', 'screenshot.png'));
+
+    // Overview over a past range: every figure equals the API's answer to the same question.
+    await page.getByLabel('From', { exact: true }).fill(past.from);
+    await page.getByLabel('Through', { exact: true }).fill(past.through);
+    await page.getByRole('button', { name: 'Apply' }).click();
+    const pastPath = `/admin/usage${S.query(pastApi)}`;
+    await loaded(page, 'overview', pastPath);
+    assert.equal(await page.getAttribute('#kpis', 'data-from'), pastApi.from);
+    assert.equal(await page.getAttribute('#kpis', 'data-to'), pastApi.to);
+    const all = await admin(pastPath);
+    assertKpis(await kpis(page, '#kpis'), all, 'overview, all teams');
+    const byDay = await admin(`/admin/usage${S.query({ ...pastApi, group_by: 'day' })}`);
+    const tableDays = await page.$$eval('#series-table tbody tr', (trs) => trs.map((tr) => [tr.cells[0].textContent, tr.cells[1].textContent]));
+    assert.deepEqual(tableDays, byDay.data.map((r) => [r.day, S.formatInt(r.requests)]), 'chart data per day = group_by=day');
+    assert.ok(tableDays.length >= 15, 'a day-by-day series');
+    assert.equal(await page.isVisible('#chart canvas'), true);
+
+    // Filter by team: figures follow, and the fixed windows match the API with the same filter.
+    await page.getByLabel('Team', { exact: true }).fill('research');
+    await page.getByRole('button', { name: 'Apply' }).click();
+    const researchPath = `/admin/usage${S.query({ ...pastApi, team: 'research' })}`;
+    await loaded(page, 'overview', researchPath);
+    const research = await admin(researchPath);
+    assertKpis(await kpis(page, '#kpis'), research, 'overview, team research');
+    assert.ok(research.data[0].requests < all.data[0].requests, 'the filter narrows the figures');
+    const windows = await page.$$eval('#windows tbody tr', (trs) =>
+      trs.map((tr) => ({ from: tr.dataset.from, to: tr.dataset.to, values: [...tr.querySelectorAll('td')].map((td) => td.dataset.value) })),
+    );
+    assert.equal(windows.length, 3);
+    for (const w of windows) {
+      // Only seeded rows carry a team, so the test's own traffic cannot move these.
+      const [row] = (await admin(`/admin/usage?from=${w.from}&to=${w.to}&team=research`)).data;
+      const f = expected(row);
+      assert.deepEqual(w.values.map(num), [f.requests, f.tokens, f.cost, f['error-rate']], `window ${w.from}..${w.to}`);
+    }
+
+    // Breakdown by team: one team while filtered, every team once the filter is cleared.
+    await page.getByRole('link', { name: 'Breakdown' }).click();
+    await loaded(page, 'breakdown', `/admin/usage${S.query({ ...pastApi, team: 'research', group_by: 'team' })}`);
+    const names = () => page.$$eval('#breakdown tbody tr', (trs) => trs.map((tr) => tr.dataset.name));
+    assert.deepEqual(await names(), ['research']);
+    // An empty answer is said so, not shown as a blank table.
+    await page.getByLabel('Team', { exact: true }).fill('nobody');
+    await page.getByRole('button', { name: 'Apply' }).click();
+    await loaded(page, 'breakdown', `/admin/usage${S.query({ ...pastApi, team: 'nobody', group_by: 'team' })}`);
+    assert.equal(await page.textContent('#breakdown tbody'), 'No usage in this range.');
+    await page.getByRole('button', { name: 'Clear filters' }).click();
+    const teamsPath = `/admin/usage${S.query({ ...pastApi, group_by: 'team' })}`;
+    await loaded(page, 'breakdown', teamsPath);
+    const teams = (await admin(teamsPath)).data;
+    assert.deepEqual(teams.map((r) => r.team).sort(), ['platform', 'research', 'support']);
+    const order = (field, sign) => [...teams].sort((a, b) => sign * (a[field] - b[field]) || (a.team < b.team ? -1 : 1)).map((r) => r.team);
+    assert.deepEqual(await names(), order('cost_usd', -1), 'sorted by cost, highest first');
+    const cells = await page.$$eval('#breakdown tbody tr', (trs) => trs.map((tr) => [tr.dataset.name, ...[...tr.querySelectorAll('td[data-value]')].map((td) => td.dataset.value)]));
+    assert.deepEqual(
+      cells.map((c) => [c[0], num(c[1]), num(c[2]), num(c[5])]).sort(),
+      teams.map((r) => [r.team, r.requests, r.prompt_tokens + r.completion_tokens, r.cost_usd]).sort(),
+      'requests, tokens and cost per team',
+    );
+    // Sorting by keyboard: the header is a button; aria-sort says the order.
+    const requestsHeader = page.getByRole('button', { name: 'Requests' });
+    await requestsHeader.focus();
+    await page.keyboard.press('Enter');
+    assert.equal(await page.getAttribute('#breakdown th:nth-child(2)', 'aria-sort'), 'descending');
+    assert.deepEqual(await names(), order('requests', -1));
+    await page.keyboard.press('Enter');
+    assert.equal(await page.getAttribute('#breakdown th:nth-child(2)', 'aria-sort'), 'ascending');
+    assert.deepEqual(await names(), order('requests', 1));
+    assert.equal(await page.$$eval('#breakdown th[aria-sort]', (ths) => ths.length), 1);
+
+    // Keys: create one in the page; it is shown once.
+    await page.getByRole('link', { name: 'Keys' }).click();
+    await loaded(page, 'keys', `/admin/keys${S.query({ status: 'active', limit: 50 })}`);
+    // The relay's own validation message reaches the admin, naming the field.
+    await page.getByLabel('Team (required)').fill('Bad_Team');
+    await page.getByLabel('User (required)').fill('zoe');
+    await page.getByRole('button', { name: 'Create key' }).click();
+    await page.getByRole('alert').filter({ hasText: "Could not create the key: 'team' must be 1-32 characters of a-z, 0-9 and '-'. (param: team)" }).waitFor();
+    await page.getByLabel('Team (required)').fill('research');
+    await page.getByLabel('User (required)').fill('zoe');
+    await page.getByLabel('Name').fill('Zoe laptop');
+    await page.getByRole('button', { name: 'Create key' }).click();
+    const dialog = page.getByRole('dialog', { name: 'New key for research/zoe' });
+    await dialog.waitFor();
+    const key = await dialog.getByLabel('Key').inputValue();
+    assert.match(key, /^lc_prod_research_zoe_[0-9A-Za-z]{32}$/);
+    await dialog.getByRole('button', { name: 'Copy' }).click();
+    await page.locator('#copy-status').filter({ hasText: /Copied|Selected/ }).waitFor();
+    await dialog.getByRole('button', { name: 'Done' }).click();
+    assert.equal(await page.locator('#secret-value').inputValue(), '', 'the key leaves the page with the dialog');
+    await loaded(page, 'keys', `/admin/keys${S.query({ status: 'active', limit: 50 })}`);
+    const row = page.locator('#keys tbody tr', { hasText: 'Zoe laptop' });
+    const keyId = await row.getAttribute('data-key-id');
+    assert.match(keyId, /^key_/);
+
+    // Use it through the relay with the official client, as a team member would.
+    // Retries cover connection errors only here (no 408/409/429/5xx is expected, and a 401 is
+    // never retried): a request refused before its body is read (a bad key) makes workerd close
+    // that connection, and the client's pool may hand the closing socket to the next request.
+    const client = new OpenAI({ apiKey: key, baseURL: relay.base, maxRetries: 2 });
+    const { data: answer, response } = await client.chat.completions
+      .create({ model: 'mock-ok', messages: [{ role: 'user', content: 'hello from the dashboard test' }] })
+      .withResponse();
+    assert.equal(answer.choices[0].message.content, 'Hello from the mock provider.');
+    const requestId = response.headers.get('x-request-id');
+    const usageRow = await relay.row(requestId);
+    assert.equal(usageRow.key_id, keyId);
+
+    // The per-key view lists that request with its figures.
+    await page.getByRole('button', { name: 'Today' }).click();
+    await loaded(page, 'keys', `/admin/keys${S.query({ status: 'active', limit: 50 })}`);
+    await row.getByRole('link', { name: 'Zoe laptop' }).click();
+    const todayApi = S.apiRange(S.preset('today', Date.now()));
+    await loaded(page, 'key', `/admin/requests${S.query({ key: keyId, ...todayApi, limit: 50 })}`);
+    const listed = page.locator(`#requests tbody tr[data-request-id="${requestId}"]`);
+    await listed.waitFor();
+    const shown = await listed.evaluate((tr) => ({ cells: [...tr.cells].map((c) => c.textContent), values: [...tr.querySelectorAll('td[data-value]')].map((c) => c.dataset.value) }));
+    assert.equal(shown.cells[0], S.formatTime(usageRow.started_at));
+    assert.equal(shown.cells[1], 'mock-ok');
+    assert.equal(shown.cells[2], '/v1/chat/completions');
+    assert.deepEqual(shown.values.map(num), [usageRow.prompt_tokens + usageRow.completion_tokens, usageRow.cost_usd, usageRow.duration_ms]);
+    assert.match(shown.cells[5], /^ok 200/);
+    assertKpis(await kpis(page, '#key-kpis'), await admin(`/admin/usage${S.query({ key: keyId, ...todayApi })}`), 'per-key figures');
+    await page.screenshot({ path: join(ARTIFACTS, 'dashboard-key.png'), fullPage: true });
+
+    // Rotate in the page: the new secret is shown once, the old one stops at once.
+    await page.locator('#key-actions').getByRole('button', { name: 'Rotate Zoe laptop' }).click();
+    const rotate = page.getByRole('dialog', { name: 'Rotate key?' });
+    await rotate.waitFor();
+    await rotate.getByRole('button', { name: 'Rotate' }).click();
+    const secret = page.getByRole('dialog', { name: 'New secret for Zoe laptop' });
+    await secret.waitFor();
+    const rotated = await secret.getByLabel('Key').inputValue();
+    assert.match(rotated, /^lc_prod_research_zoe_[0-9A-Za-z]{32}$/);
+    assert.notEqual(rotated, key);
+    await secret.getByRole('button', { name: 'Done' }).click();
+    await assert.rejects(
+      client.chat.completions.create({ model: 'mock-ok', messages: [{ role: 'user', content: 'old secret' }] }),
+      (e) => e.status === 401,
+    );
+    const current = new OpenAI({ apiKey: rotated, baseURL: relay.base, maxRetries: 2 });
+    assert.equal((await current.chat.completions.create({ model: 'mock-ok', messages: [{ role: 'user', content: 'new secret' }] })).choices[0].message.content, 'Hello from the mock provider.');
+
+    // Revoke in the page, after a confirmation; the next request with the key is refused.
+    await page.locator('#key-actions').getByRole('button', { name: 'Revoke Zoe laptop' }).click();
+    const confirm = page.getByRole('dialog', { name: 'Revoke key?' });
+    await confirm.waitFor();
+    await confirm.getByRole('button', { name: 'Revoke' }).click();
+    await page.locator('#key-facts [data-status="revoked"]').waitFor();
+    assert.equal(await page.locator('#key-actions').getByRole('button', { name: 'Revoke Zoe laptop' }).isDisabled(), true);
+    const audit = await admin(`/admin/audit?key=${keyId}`);
+    assert.deepEqual(audit.data.map((e) => e.action), ['revoke', 'rotate', 'create']);
+    await assert.rejects(
+      current.chat.completions.create({ model: 'mock-ok', messages: [{ role: 'user', content: 'again' }] }),
+      (e) => e.status === 401 && e.error?.code === 'invalid_api_key' && /revoked/.test(e.message),
+    );
+
+    // A token the relay stops accepting signs the page out with the reason.
+    await page.evaluate(() => sessionStorage.setItem('llm-relay.admin-token', 'stale-token'));
+    await page.reload();
+    await page.getByRole('alert').filter({ hasText: 'The relay refused the admin token: Invalid admin token. Sign in again.' }).waitFor();
+    assert.equal(await page.isVisible('#sign-in'), true);
+    assert.equal(await page.evaluate(() => sessionStorage.length), 0);
+
+    // The page's own traffic failed only where the test made it fail: no missing file, no
+    // malformed call, no server error (every request leaves a row, so the rows tell).
+    let outcomes = [];
+    // Rows are written after the answer (waitUntil): wait, bounded, for the stale token's.
+    for (const deadline = Date.now() + 5000; outcomes.length <= 4 && Date.now() < deadline; await new Promise((r) => setTimeout(r, 50))) {
+      const failed = await relay.db
+        .prepare("SELECT status, error_code FROM usage WHERE outcome != 'ok' AND started_at >= ? AND request_id NOT LIKE 'seed_%' ORDER BY started_at")
+        .bind(new Date(now).toISOString())
+        .all();
+      outcomes = failed.results.map((r) => `${r.status} ${r.error_code}`);
+    }
+    assert.deepEqual(outcomes.slice(0, 4), ['401 invalid_admin_token', '400 invalid_request', '401 invalid_api_key', '401 invalid_api_key'], 'wrong token, bad team, old secret, revoked key');
+    assert.ok(outcomes.length > 4 && outcomes.slice(4).every((o) => o === '401 invalid_admin_token'), `then only the stale token: ${outcomes}`);
+    // Nothing blocked by the CSP, no script errors, and no request left this origin.
+    assert.deepEqual(await page.evaluate(() => window.__csp), []);
+    assert.deepEqual(problems, []);
+    const foreign = requests.filter((u) => !u.startsWith(`${relay.url}/`) && !u.startsWith('data:'));
+    assert.deepEqual(foreign, []);
+  } finally {
+    await browser.close();
+  }
+});
