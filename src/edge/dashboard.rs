@@ -24,10 +24,14 @@ pub async fn serve(file: &str, req: &Request, ctx: &Ctx) -> Result<Response, Rel
     if ctx.config.admin_token.is_none() {
         return Err(not_found());
     }
-    let assets = ctx
-        .env
-        .assets(ASSETS_BINDING)
-        .map_err(internal("assets binding ASSETS"))?;
+    // Deployers may drop [assets] to keep Cloudflare's asset router off the API path; then
+    // there is no page to serve, which is a 404, not a relay failure.
+    let Ok(assets) = ctx.env.assets(ASSETS_BINDING) else {
+        worker::console_log!(
+            "dashboard: no ASSETS binding ([assets] is not in wrangler.toml), answering 404"
+        );
+        return Err(not_found());
+    };
     let url = dashboard::asset_url(&req.inner().url(), file);
     let forwarded = Headers::new();
     // Lets the assets layer answer 304 when the browser's copy is current.

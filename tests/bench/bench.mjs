@@ -207,7 +207,13 @@ async function main() {
     targets.push({ name: 'floor', base: floor.url, key: PROVIDER_KEY, pid: [...workerdPids()].find((p) => !before.has(p)) });
 
     before = workerdPids();
-    const relay = await startRelay({ mock: false, vars: { OPENAI_BASE_URL: provider.url, STREAM_IDLE_MS: '10000' } });
+    // As deployed, with the dashboard's [assets] (so Cloudflare's asset router sits in front);
+    // BENCH_ASSETS=0 measures a deploy without them.
+    const relay = await startRelay({
+      mock: false,
+      assets: process.env.BENCH_ASSETS !== '0',
+      vars: { OPENAI_BASE_URL: provider.url, STREAM_IDLE_MS: '10000' },
+    });
     stop.push(() => relay.close());
     const { key } = await relay.seedKey();
     targets.push({ name: 'relay', base: relay.base, key, pid: [...workerdPids()].find((p) => !before.has(p)) });

@@ -87,6 +87,21 @@ test('without ADMIN_TOKEN the dashboard is absent, like the admin API', async ()
   }
 });
 
+test('deployed without [assets], the dashboard is a 404 and the API is unaffected', async () => {
+  const bare = await startRelay({ assets: false });
+  try {
+    const r = await fetch(`${bare.url}/dashboard`);
+    assert.equal(r.status, 404);
+    assert.equal((await r.json()).error.message, 'Invalid URL (GET /dashboard)');
+    assert.ok(bare.logs.some((l) => l.includes('no ASSETS binding')), 'the operator is told why');
+    const { key } = await bare.seedKey();
+    const models = await call(bare, '/v1/models', { method: 'GET', key });
+    assert.equal(models.res.status, 200);
+  } finally {
+    await bare.close();
+  }
+});
+
 /**
  * Usage for a small organisation over the past four weeks and earlier today, deterministic (a
  * fixed LCG), written straight into D1 as the worker would have.

@@ -48,7 +48,7 @@ export function makeKey(env = 'test', team = 'team-a', user = 'ann') {
  * Starts a mock provider (unless `mock: false`) and the relay. `vars` override bindings;
  * set a var to undefined to leave it unset.
  */
-export async function startRelay({ vars = {}, mock = {}, anthropic = false } = {}) {
+export async function startRelay({ vars = {}, mock = {}, anthropic = false, assets = true } = {}) {
   if (!existsSync(SHIM)) throw new Error(`${SHIM} missing: run \`npm run build\` first`);
   const provider = mock === false ? null : await startMockProvider(mock);
   const claude = anthropic ? await startAnthropicMock(anthropic === true ? {} : anthropic) : null;
@@ -103,12 +103,13 @@ export async function startRelay({ vars = {}, mock = {}, anthropic = false } = {
     d1Databases: ['DB'],
     bindings,
     // wrangler.toml's [assets]: the dashboard's files, behind the Worker (run_worker_first).
-    assets: {
+    // `assets: false` deploys without the [assets] section (no dashboard, no asset router).
+    assets: assets ? {
       directory: join(ROOT, 'build', 'assets'),
       binding: 'ASSETS',
       routerConfig: { invoke_user_worker_ahead_of_assets: true, has_user_worker: true },
       assetConfig: { html_handling: 'none', not_found_handling: 'none' },
-    },
+    } : undefined,
   });
   const url = (await mf.ready).toString().replace(/\/$/, '');
   const kv = await mf.getKVNamespace('KEYS');
