@@ -34,11 +34,13 @@ pub fn anthropic_headers(req: &Request) -> Vec<(&'static str, String)> {
     out
 }
 
-/// Anthropic-client errors: the relay's own key problems are 502, overload and rate limits
+/// Anthropic-client errors: the relay's own key problems are 502, billing 503, overload and rate limits
 /// pass through with Anthropic's body so the SDK retries as it would against Anthropic.
 fn native_error(status: u16, body: Vec<u8>, retry_after: Option<String>) -> RelayError {
     match status {
         401 | 403 => RelayError::UpstreamAuth,
+        // Billing concerns the relay's Anthropic account, not the caller (§6.7, R2.4).
+        402 => RelayError::UpstreamExhausted { quota: true },
         _ => RelayError::UpstreamRejected {
             status,
             body: Some(body),
@@ -301,6 +303,15 @@ impl Attempt for MessagesAttempt<'_> {
     ) -> RelayError {
         match target.provider {
             Provider::Anthropic => native_error(status, body, retry_after),
+            // An OpenAI-format 503 is Anthropic's "overloaded" (§6.7), which Anthropic SDKs retry.
+            _ if status == 503 => RelayError::UpstreamRejected {
+                status: 529,
+                body: Some(
+                    br#"{"type":"error","error":{"type":"overloaded_error","message":"The upstream provider is overloaded."}}"#
+                        .to_vec(),
+                ),
+                retry_after,
+            },
             _ => RelayError::from_upstream_status(status, body, retry_after),
         }
     }

@@ -259,3 +259,17 @@ test('/v1/messages falls back between targets, Claude to Claude and Claude to an
   assert.equal(bad.json.error.type, 'invalid_request_error');
   assert.equal(relay.claude.requests.length, 1);
 });
+
+test('Anthropic clients get §6.7 statuses: billing 402 → 503 api_error, an OpenAI-format 503 → 529 overloaded_error', async () => {
+  const billing = await call(relay, '/v1/messages', { headers: anthropicHeaders(key), body: { model: 'claude-mock-error-402', max_tokens: 10, messages: ask } });
+  assert.equal(billing.res.status, 503);
+  assert.equal(billing.json.type, 'error');
+  assert.equal(billing.json.error.type, 'api_error');
+  assert.equal(billing.res.headers.get('x-should-retry'), 'false');
+  const busy = await call(relay, '/v1/messages', { headers: anthropicHeaders(key), body: { model: 'mock-error-503', max_tokens: 10, messages: ask } });
+  assert.equal(busy.res.status, 529);
+  assert.equal(busy.json.error.type, 'overloaded_error');
+  const row = await relay.row(busy.requestId);
+  assert.equal(row.outcome, 'upstream_error');
+  assert.equal(row.attempts, 2, 'retried once like any overload');
+});
