@@ -19,7 +19,7 @@ const DIMENSIONS: &[(&str, &str)] = &[
 ];
 
 /// Equality filters: (query name, column); shared with the per-request listing.
-pub(crate) const FILTERS: &[(&str, &str)] = &[
+const FILTERS: &[(&str, &str)] = &[
     ("team", "team"),
     ("user", "user"),
     ("key", "key_id"),
@@ -43,16 +43,70 @@ pub const MEASURES: &[&str] = &[
     "p95_duration_ms",
 ];
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UsageQuery {
+/// Which usage rows a report or listing covers: a time range (`from` inclusive, `to`
+/// exclusive, a date meaning 00:00 UTC) and equality filters, shared by `/admin/usage` and
+/// `/admin/requests` so both read their query strings and build their WHERE alike.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scope {
     pub from: Option<String>,
     pub to: Option<String>,
     filters: Vec<(&'static str, String)>,
+}
+
+impl Scope {
+    /// Takes one query parameter if it is `from`, `to` or a filter; false for any other name.
+    pub fn take(&mut self, name: &str, v: &str) -> Result<bool, RelayError> {
+        match name {
+            "from" => self.from = Some(instant("from", v)?),
+            "to" => self.to = Some(instant("to", v)?),
+            _ => match FILTERS.iter().find(|(n, _)| *n == name) {
+                Some((_, col)) => self.filters.push((col, v.to_string())),
+                None => return Ok(false),
+            },
+        }
+        Ok(true)
+    }
+
+    /// Refuses an empty or inverted range.
+    pub fn check(&self) -> Result<(), RelayError> {
+        match (&self.from, &self.to) {
+            (Some(f), Some(t)) if f >= t => Err(RelayError::invalid(
+                "'from' must be before 'to'.",
+                Some("from"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The WHERE conditions; `bind` takes each text parameter and returns its `?N` number.
+    pub fn conditions(&self, mut bind: impl FnMut(&str) -> usize) -> Vec<String> {
+        let mut conds = Vec::new();
+        if let Some(f) = &self.from {
+            conds.push(format!("started_at >= ?{}", bind(f)));
+        }
+        if let Some(t) = &self.to {
+            conds.push(format!("started_at < ?{}", bind(t)));
+        }
+        for (col, v) in &self.filters {
+            conds.push(format!("{col} = ?{}", bind(v)));
+        }
+        conds
+    }
+}
+
+/// Refuses a query parameter no endpoint reads, by name, as everywhere in the admin API.
+pub fn unknown_param(name: &str) -> RelayError {
+    RelayError::invalid(format!("Unknown query parameter: '{name}'."), Some(name))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageQuery {
+    pub scope: Scope,
     group_by: Vec<(&'static str, &'static str)>,
 }
 
 /// A `from`/`to` value in the one text form `started_at` is stored in.
-pub(crate) fn instant(name: &str, v: &str) -> Result<String, RelayError> {
+fn instant(name: &str, v: &str) -> Result<String, RelayError> {
     parse_rfc3339(v).map(rfc3339).ok_or_else(|| {
         RelayError::invalid(
             format!("'{name}' must be a date (2026-11-01) or an RFC 3339 UTC time."),
@@ -65,15 +119,14 @@ impl UsageQuery {
     /// Reads the query string. `from` is inclusive, `to` exclusive; a date means 00:00 UTC.
     pub fn parse(pairs: &[(String, String)], extra_allowed: &[&str]) -> Result<Self, RelayError> {
         let mut q = UsageQuery {
-            from: None,
-            to: None,
-            filters: Vec::new(),
+            scope: Scope::default(),
             group_by: Vec::new(),
         };
         for (k, v) in pairs {
+            if q.scope.take(k, v)? {
+                continue;
+            }
             match k.as_str() {
-                "from" => q.from = Some(instant("from", v)?),
-                "to" => q.to = Some(instant("to", v)?),
                 "group_by" => {
                     for part in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
                         let dim = DIMENSIONS.iter().find(|(n, _)| *n == part).ok_or_else(|| {
@@ -94,26 +147,11 @@ impl UsageQuery {
                         }
                     }
                 }
-                name => match FILTERS.iter().find(|(n, _)| *n == name) {
-                    Some((_, col)) => q.filters.push((col, v.clone())),
-                    None if extra_allowed.contains(&name) => {}
-                    None => {
-                        return Err(RelayError::invalid(
-                            format!("Unknown query parameter: '{name}'."),
-                            Some(name),
-                        ))
-                    }
-                },
+                name if extra_allowed.contains(&name) => {}
+                name => return Err(unknown_param(name)),
             }
         }
-        if let (Some(f), Some(t)) = (&q.from, &q.to) {
-            if f >= t {
-                return Err(RelayError::invalid(
-                    "'from' must be before 'to'.",
-                    Some("from"),
-                ));
-            }
-        }
+        q.scope.check()?;
         Ok(q)
     }
 
@@ -129,20 +167,11 @@ impl UsageQuery {
     /// One statement and its text parameters. Percentiles are nearest-rank over each group's
     /// durations (SQLite has no percentile function; window functions do it in one pass).
     pub fn sql(&self) -> (String, Vec<String>) {
-        let mut conds = Vec::new();
         let mut params = Vec::new();
-        if let Some(f) = &self.from {
-            params.push(f.clone());
-            conds.push(format!("started_at >= ?{}", params.len()));
-        }
-        if let Some(t) = &self.to {
-            params.push(t.clone());
-            conds.push(format!("started_at < ?{}", params.len()));
-        }
-        for (col, v) in &self.filters {
-            params.push(v.clone());
-            conds.push(format!("{col} = ?{}", params.len()));
-        }
+        let conds = self.scope.conditions(|v| {
+            params.push(v.to_string());
+            params.len()
+        });
         let filter = if conds.is_empty() {
             String::new()
         } else {
@@ -249,7 +278,10 @@ mod tests {
             ("format", "csv"),
         ])
         .unwrap();
-        assert_eq!(query.from.as_deref(), Some("2026-11-01T00:00:00.000Z"));
+        assert_eq!(
+            query.scope.from.as_deref(),
+            Some("2026-11-01T00:00:00.000Z")
+        );
         assert_eq!(query.columns()[..3], ["team", "model", "requests"]);
         let (sql, params) = query.sql();
         assert_eq!(

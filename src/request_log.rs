@@ -6,7 +6,7 @@
 use serde_json::Value;
 
 use crate::error::RelayError;
-use crate::report::{instant, FILTERS};
+use crate::report::{unknown_param, Scope};
 use crate::time::parse_rfc3339;
 
 pub const DEFAULT_LIMIT: usize = 50;
@@ -78,10 +78,8 @@ impl Position {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestsQuery {
-    pub from: Option<String>,
-    pub to: Option<String>,
+    pub scope: Scope,
     pub limit: usize,
-    filters: Vec<(&'static str, String)>,
     after: Option<Position>,
 }
 
@@ -90,16 +88,15 @@ impl RequestsQuery {
     /// is refused by name, as everywhere in the admin API.
     pub fn parse(pairs: &[(String, String)]) -> Result<Self, RelayError> {
         let mut q = RequestsQuery {
-            from: None,
-            to: None,
+            scope: Scope::default(),
             limit: DEFAULT_LIMIT,
-            filters: Vec::new(),
             after: None,
         };
         for (k, v) in pairs {
+            if q.scope.take(k, v)? {
+                continue;
+            }
             match k.as_str() {
-                "from" => q.from = Some(instant("from", v)?),
-                "to" => q.to = Some(instant("to", v)?),
                 "limit" => {
                     q.limit = v
                         .parse()
@@ -120,25 +117,10 @@ impl RequestsQuery {
                         )
                     })?)
                 }
-                name => match FILTERS.iter().find(|(n, _)| *n == name) {
-                    Some((_, col)) => q.filters.push((col, v.clone())),
-                    None => {
-                        return Err(RelayError::invalid(
-                            format!("Unknown query parameter: '{name}'."),
-                            Some(name),
-                        ))
-                    }
-                },
+                name => return Err(unknown_param(name)),
             }
         }
-        if let (Some(f), Some(t)) = (&q.from, &q.to) {
-            if f >= t {
-                return Err(RelayError::invalid(
-                    "'from' must be before 'to'.",
-                    Some("from"),
-                ));
-            }
-        }
+        q.scope.check()?;
         Ok(q)
     }
 
@@ -146,25 +128,13 @@ impl RequestsQuery {
     /// knows whether another page follows without a second query. Filtered listings read the
     /// same `(column, started_at)` indexes as the usage report.
     pub fn sql(&self) -> (String, Vec<Value>) {
-        let mut conds = Vec::new();
         let mut params: Vec<Value> = Vec::new();
         // Binds a parameter and returns its 1-based number for `?N`.
         let bind = |v: Value, params: &mut Vec<Value>| {
             params.push(v);
             params.len()
         };
-        if let Some(f) = &self.from {
-            let n = bind(Value::from(f.as_str()), &mut params);
-            conds.push(format!("started_at >= ?{n}"));
-        }
-        if let Some(t) = &self.to {
-            let n = bind(Value::from(t.as_str()), &mut params);
-            conds.push(format!("started_at < ?{n}"));
-        }
-        for (col, v) in &self.filters {
-            let n = bind(Value::from(v.as_str()), &mut params);
-            conds.push(format!("{col} = ?{n}"));
-        }
+        let mut conds = self.scope.conditions(|v| bind(Value::from(v), &mut params));
         if let Some(p) = &self.after {
             let at = bind(Value::from(p.started_at.as_str()), &mut params);
             let id = bind(Value::from(p.request_id.as_str()), &mut params);

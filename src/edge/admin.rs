@@ -210,7 +210,7 @@ async fn usage(req: &Request, ctx: &mut Ctx) -> Result<Response, RelayError> {
         .collect();
     json_response(
         200,
-        &json!({"object": "list", "from": q.from, "to": q.to, "group_by": group_by, "data": rows}),
+        &json!({"object": "list", "from": q.scope.from, "to": q.scope.to, "group_by": group_by, "data": rows}),
     )
 }
 
@@ -222,7 +222,7 @@ async fn requests(req: &Request, ctx: &mut Ctx) -> Result<Response, RelayError> 
     let (data, next_cursor) = q.page(rows);
     json_response(
         200,
-        &json!({"object": "list", "from": q.from, "to": q.to, "data": data, "next_cursor": next_cursor}),
+        &json!({"object": "list", "from": q.scope.from, "to": q.scope.to, "data": data, "next_cursor": next_cursor}),
     )
 }
 
