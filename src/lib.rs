@@ -13,6 +13,7 @@ pub mod error;
 pub mod keys;
 pub mod messages;
 pub mod models;
+pub mod output_caps;
 pub mod pricing;
 pub mod providers;
 pub mod report;

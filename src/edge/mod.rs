@@ -767,7 +767,10 @@ fn finish_headers(mut resp: Response, request_id: &str, origin: Option<&str>) ->
     // Anthropic's convention (R1.11); its SDK reports this one.
     let _ = headers.set("request-id", request_id);
     let _ = headers.set("access-control-allow-origin", origin.unwrap_or("*"));
-    let _ = headers.set("access-control-expose-headers", "x-request-id, request-id");
+    let _ = headers.set(
+        "access-control-expose-headers",
+        "x-request-id, request-id, x-relay-estimate",
+    );
     let _ = headers.set("vary", "Origin");
     resp
 }
