@@ -129,7 +129,7 @@ impl StreamRelay {
             }
         }
         if !self.strip_usage {
-            self.open_event = self.decoder.boundary() < self.decoder.offset();
+            self.open_event = self.decoder.mid_event();
             return chunk;
         }
         self.pending.extend_from_slice(&chunk);
@@ -327,6 +327,28 @@ fn first_string_field(json: &str, name: &str) -> Option<String> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn truncation_tail_does_not_depend_on_a_cut_crlf() {
+        // Found by tests/fuzz: with the blank line's LF in the next chunk, the pass-through
+        // relay closed a "half-sent event" that does not exist with an extra "\n\n".
+        let run = |chunks: &[&[u8]]| {
+            let mut r = StreamRelay::new(false);
+            let mut out: Vec<u8> = chunks.iter().flat_map(|c| r.feed(c.to_vec())).collect();
+            out.extend(r.finish());
+            out
+        };
+        let whole = run(&[b"data: {}\r\n\r\n"]);
+        assert_eq!(run(&[b"data: {}\r\n\r", b"\n"]), whole);
+        assert_eq!(
+            whole,
+            [
+                b"data: {}\r\n\r\n" as &[u8],
+                &RelayError::UpstreamStreamEnded.openai_stream_tail()
+            ]
+            .concat()
+        );
+    }
 
     #[test]
     fn field_chars() {
