@@ -61,6 +61,8 @@ pub struct SseDecoder {
     /// Where bytes of an unfinished event start: `boundary`, or one past it when the LF of a
     /// dispatching CRLF arrived in the next chunk (that LF ends the old event, opens no new one).
     open_from: u64,
+    /// Offset of that LF when the last chunk began with one.
+    joined_lf: Option<u64>,
     error: Option<SseError>,
 }
 
@@ -87,6 +89,7 @@ impl SseDecoder {
             offset: 0,
             boundary: 0,
             open_from: 0,
+            joined_lf: None,
             error: None,
         }
     }
@@ -98,6 +101,7 @@ impl SseDecoder {
         if let Some(err) = &self.error {
             return Err(err.clone());
         }
+        self.joined_lf = None;
         let mut buf = std::mem::take(&mut self.pending);
         let base = self.offset.saturating_sub(buf.len() as u64);
         buf.extend_from_slice(chunk);
@@ -112,6 +116,7 @@ impl SseDecoder {
                 pos = 1;
                 if self.open_from == base {
                     self.open_from = base + 1;
+                    self.joined_lf = Some(base);
                 }
             }
         }
@@ -195,6 +200,13 @@ impl SseDecoder {
     /// `boundary() < offset()` it does not depend on where the chunks were cut.
     pub fn mid_event(&self) -> bool {
         self.open_from < self.offset
+    }
+
+    /// The offset of the LF that opened the last chunk and finished the CRLF blank line the
+    /// previous chunk ended with: that byte belongs to the event already dispatched (its `end`
+    /// stops at the CR), so a relay that drops that event drops the LF too.
+    pub fn joined_lf(&self) -> Option<u64> {
+        self.joined_lf
     }
 
     fn check_limit(&self, line_len: usize) -> Result<(), SseError> {

@@ -85,6 +85,9 @@ pub struct StreamRelay {
     ended: bool,
     /// Pass-through only: the client already has the first bytes of an unfinished event.
     open_event: bool,
+    /// Strip mode only: where the last dropped event ended, so the LF of its CRLF is dropped
+    /// with it when that LF comes in the next chunk.
+    dropped_until: Option<u64>,
 }
 
 impl StreamRelay {
@@ -101,6 +104,7 @@ impl StreamRelay {
             meter: StreamMeter::default(),
             ended: false,
             open_event: false,
+            dropped_until: None,
         }
     }
 
@@ -123,6 +127,10 @@ impl StreamRelay {
             Err(_) => return self.abort(),
         };
         let mut drop_spans = Vec::new();
+        let joined_lf = self.decoder.joined_lf();
+        if let Some(at) = joined_lf.filter(|at| self.dropped_until == Some(*at)) {
+            drop_spans.push((at, at + 1));
+        }
         for ev in &events {
             if self.observe(ev) && self.strip_usage {
                 drop_spans.push((ev.start, ev.end));
@@ -133,12 +141,17 @@ impl StreamRelay {
             return chunk;
         }
         self.pending.extend_from_slice(&chunk);
-        let boundary = self.decoder.boundary();
+        // A joined LF goes out (or is dropped) now: it ends an event, it does not open one.
+        let boundary = self
+            .decoder
+            .boundary()
+            .max(joined_lf.map_or(0, |at| at + 1));
         let mut out = Vec::with_capacity(self.pending.len());
         let mut cursor = self.pending_start;
         for (start, end) in drop_spans {
             out.extend_from_slice(self.slice(cursor, start));
-            cursor = end;
+            cursor = cursor.max(end);
+            self.dropped_until = Some(end);
         }
         out.extend_from_slice(self.slice(cursor, boundary));
         let keep_from = usize::try_from(boundary.saturating_sub(self.pending_start)).unwrap_or(0);
@@ -327,6 +340,27 @@ fn first_string_field(json: &str, name: &str) -> Option<String> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn strip_mode_does_not_depend_on_a_cut_crlf() {
+        // Found by tests/fuzz: the LF of a CRLF blank line cut into the next chunk was held
+        // back (and lost by a truncation), or sent on although its usage event was dropped.
+        let run = |chunks: &[&[u8]]| {
+            let mut r = StreamRelay::new(true);
+            let mut out: Vec<u8> = chunks.iter().flat_map(|c| r.feed(c.to_vec())).collect();
+            out.extend(r.finish());
+            out
+        };
+        assert_eq!(run(&[b"\r", b"\n"]), run(&[b"\r\n"]));
+        let usage: &[u8] = b"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1}}\r\n\r\n";
+        let stream = [usage, b"data: [DONE]\r\n\r\n"].concat();
+        let whole = run(&[&stream]);
+        assert_eq!(whole, b"data: [DONE]\r\n\r\n");
+        assert_eq!(
+            run(&[&stream[..usage.len() - 1], &stream[usage.len() - 1..]]),
+            whole
+        );
+    }
 
     #[test]
     fn truncation_tail_does_not_depend_on_a_cut_crlf() {
