@@ -127,10 +127,6 @@ impl StreamRelay {
             Err(_) => return self.abort(),
         };
         let mut drop_spans = Vec::new();
-        let joined_lf = self.decoder.joined_lf();
-        if let Some(at) = joined_lf.filter(|at| self.dropped_until == Some(*at)) {
-            drop_spans.push((at, at + 1));
-        }
         for ev in &events {
             if self.observe(ev) && self.strip_usage {
                 drop_spans.push((ev.start, ev.end));
@@ -141,13 +137,21 @@ impl StreamRelay {
             return chunk;
         }
         self.pending.extend_from_slice(&chunk);
-        // A joined LF goes out (or is dropped) now: it ends an event, it does not open one.
+        // A joined LF goes out (or is dropped) now and with the event it ends, even though the
+        // decoder counts it into the next event's span.
+        let joined_lf = self.decoder.joined_lf();
         let boundary = self
             .decoder
             .boundary()
             .max(joined_lf.map_or(0, |at| at + 1));
         let mut out = Vec::with_capacity(self.pending.len());
         let mut cursor = self.pending_start;
+        if let Some(at) = joined_lf {
+            if self.dropped_until != Some(at) {
+                out.extend_from_slice(self.slice(cursor, at + 1));
+            }
+            cursor = cursor.max(at + 1);
+        }
         for (start, end) in drop_spans {
             out.extend_from_slice(self.slice(cursor, start));
             cursor = cursor.max(end);
@@ -360,6 +364,11 @@ mod tests {
             run(&[&stream[..usage.len() - 1], &stream[usage.len() - 1..]]),
             whole
         );
+        // The LF of a blank line that is kept, ahead of a usage event that is dropped.
+        let lead = [b"\r\n" as &[u8], usage].concat();
+        let tail = RelayError::UpstreamStreamEnded.openai_stream_tail();
+        assert_eq!(run(&[&lead]), [b"\r\n" as &[u8], &tail].concat());
+        assert_eq!(run(&[&lead[..1], &lead[1..]]), run(&[&lead]));
     }
 
     #[test]
