@@ -376,10 +376,49 @@ fn gen_damaged_stream(rng: &mut Rng) -> StreamCase {
     c
 }
 
+/// A translator's output, whatever it was fed, is a well-formed stream for its client: every
+/// event's data is JSON (or `[DONE]`), Anthropic events carry an `event:` line equal to their
+/// `type`, and the stream ends with its terminal event and nothing after it.
+fn check_translated(kind: Kind, client: &[u8]) -> Result<(), String> {
+    let mut d = SseDecoder::new();
+    let mut events = d.feed(client).map_err(|e| e.to_string())?;
+    if d.mid_event() || d.finish().is_some() {
+        return Err("the client stream ends inside an event".into());
+    }
+    let last = events.pop().ok_or("the client got no event")?;
+    for ev in &events {
+        if ev.data == "[DONE]" {
+            return Err("an event follows [DONE]".into());
+        }
+        let v: Value = serde_json::from_str(&ev.data)
+            .map_err(|e| format!("event data is not JSON ({e}): {:?}", ev.data))?;
+        if kind == Kind::ChatToAnthropic
+            && v.get("type").and_then(Value::as_str) != ev.event.as_deref()
+        {
+            return Err(format!("event: {:?} carries type {}", ev.event, v["type"]));
+        }
+        if v.get("type") == Some(&Value::from("message_stop")) {
+            return Err("an event follows the terminal one".into());
+        }
+    }
+    let terminal = match kind {
+        Kind::AnthropicToChat => last.data == "[DONE]",
+        _ => matches!(last.event.as_deref(), Some("message_stop" | "error")),
+    };
+    if terminal {
+        Ok(())
+    } else {
+        Err(format!("the last event is not terminal: {:?}", last.data))
+    }
+}
+
 fn check_stream(c: &StreamCase) -> Result<(), String> {
     let whole = common::replay(c.kind.relay().as_mut(), &[&c.upstream]);
     if c.kind.passes_through() && !whole.0.starts_with(&c.upstream) {
         return Err("a pass-through relay changed the upstream bytes".into());
+    }
+    if matches!(c.kind, Kind::AnthropicToChat | Kind::ChatToAnthropic) {
+        check_translated(c.kind, &whole.0)?;
     }
     let compare = |chunks: &[&[u8]], how: &str| -> Result<(), String> {
         let split = common::replay(c.kind.relay().as_mut(), chunks);
@@ -888,4 +927,32 @@ fn shrinking_finds_a_small_failing_case() {
         "shrunk to {}",
         show_stream(&small)
     );
+}
+
+#[test]
+fn translated_stream_check_rejects_malformed_streams() {
+    let chat = Kind::AnthropicToChat;
+    assert!(check_translated(chat, b"data: {}\n\ndata: [DONE]\n\n").is_ok());
+    assert!(
+        check_translated(chat, b"data: {}\n\n").is_err(),
+        "no [DONE]"
+    );
+    assert!(
+        check_translated(chat, b"data: {\n\ndata: [DONE]\n\n").is_err(),
+        "not JSON"
+    );
+    assert!(check_translated(chat, b"data: [DONE]\n\ndata: [DONE]\n\n").is_err());
+    assert!(
+        check_translated(chat, b"data: [DONE]\n\ndata: {").is_err(),
+        "cut event"
+    );
+    let msg = Kind::ChatToAnthropic;
+    let stop = b"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+    assert!(check_translated(msg, stop).is_ok());
+    assert!(check_translated(
+        msg,
+        &[b"event: ping\ndata: {\"type\":\"pong\"}\n\n" as &[u8], stop].concat()
+    )
+    .is_err());
+    assert!(check_translated(msg, &[stop as &[u8], stop].concat()).is_err());
 }
