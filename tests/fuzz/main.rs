@@ -760,6 +760,12 @@ fn check_body(c: &BodyCase) -> Result<(), String> {
                 for usage in [false, true] {
                     if let Ok(out) = anthropic::to_chat_request(v, "gpt-up", usage) {
                         expect_object(&out, "to_chat_request")?;
+                        // What the relay sends an OpenAI-format provider, it would accept itself.
+                        chat::parse(out.to_string().as_bytes()).map_err(|e| {
+                            format!(
+                                "to_chat_request built a body chat::parse refuses: {e:?}: {out}"
+                            )
+                        })?;
                     }
                 }
             }
