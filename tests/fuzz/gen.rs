@@ -181,7 +181,8 @@ pub fn tokens(rng: &mut Rng) -> u64 {
     }
 }
 
-/// `s` cut into 1–4 fragments at random char boundaries (a provider streaming a string).
+/// `s` cut into 1–4 fragments at random char boundaries, as a provider streams a string (or
+/// the JSON text of tool arguments, so fragments end inside escapes too).
 pub fn fragments(rng: &mut Rng, s: &str) -> Vec<String> {
     let chars: Vec<char> = s.chars().collect();
     let mut cuts: Vec<usize> = (0..rng.below(4))
@@ -196,13 +197,6 @@ pub fn fragments(rng: &mut Rng, s: &str) -> Vec<String> {
     }
     out.push(chars[at..].iter().collect());
     out
-}
-
-/// Cuts `s` at random *byte* offsets: fragments may end inside an escape or a UTF-8 sequence
-/// of the JSON text they spell (partial_json does that), but are still valid `str`s here, so
-/// cut only at char boundaries of the JSON text.
-fn json_fragments(rng: &mut Rng, json_text: &str) -> Vec<String> {
-    fragments(rng, json_text)
 }
 
 /// SSE framing for one event.
@@ -329,7 +323,7 @@ pub fn openai_transcript(rng: &mut Rng) -> String {
                         None,
                     ),
                 );
-                for frag in json_fragments(rng, &args) {
+                for frag in fragments(rng, &args) {
                     let d =
                         json!({"tool_calls": [{"index": idx, "function": {"arguments": frag}}]});
                     push_event(
@@ -423,7 +417,7 @@ pub fn anthropic_transcript(rng: &mut Rng, custom: &str) -> String {
                 };
                 let block = json!({"type": "content_block_start", "index": index, "content_block": {"type": "tool_use", "id": format!("toolu_{index}"), "name": name, "input": {}}});
                 push_event(rng, &mut out, f, Some("content_block_start"), &block);
-                for frag in json_fragments(rng, &input) {
+                for frag in fragments(rng, &input) {
                     let d = delta(json!({"type": "input_json_delta", "partial_json": frag}));
                     push_event(rng, &mut out, f, Some("content_block_delta"), &d);
                 }
@@ -583,7 +577,6 @@ pub fn chat_request(rng: &mut Rng) -> Value {
                 json!({"type": "function", "function": {"name": "get_weather"}}),
                 json!({"type": "function", "name": "read_file"}),
             ])
-            .clone()
         }),
         ("parallel_tool_calls", |r| json!(r.chance(50))),
         ("response_format", |_| json!({"type": "json_object"})),
@@ -604,7 +597,7 @@ fn anthropic_block(rng: &mut Rng, role: &str, i: usize) -> Value {
     match (role, rng.below(4)) {
         (_, 0) => json!({"type": "text", "text": text(rng)}),
         ("user", 1) => {
-            json!({"type": "image", "source": rng.pick(&[json!({"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}), json!({"type": "url", "url": "https://example.com/a.png"})]).clone()})
+            json!({"type": "image", "source": rng.pick(&[json!({"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}), json!({"type": "url", "url": "https://example.com/a.png"})])})
         }
         ("user", _) => {
             json!({"type": "tool_result", "tool_use_id": format!("toolu_{}", rng.below(3)), "content": if rng.chance(50) { json!(text(rng)) } else { json!([{"type": "text", "text": text(rng)}]) }, "is_error": rng.chance(20)})
@@ -657,7 +650,6 @@ pub fn messages_request(rng: &mut Rng) -> Value {
                 json!({"type": "tool", "name": "get_weather"}),
                 json!({"type": "auto", "disable_parallel_tool_use": true}),
             ])
-            .clone()
         }),
         (
             "thinking",
@@ -782,9 +774,9 @@ pub fn any_value(rng: &mut Rng, depth: usize, huge: bool) -> Value {
             ];
             let big = [json!(u64::MAX), json!(i64::MIN), json!(1u64 << 63)];
             if huge && rng.chance(40) {
-                rng.pick(&big).clone()
+                rng.pick(&big)
             } else {
-                rng.pick(&small).clone()
+                rng.pick(&small)
             }
         }
         3 | 4 => json!(text(rng)),
