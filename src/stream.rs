@@ -345,16 +345,19 @@ fn first_string_field(json: &str, name: &str) -> Option<String> {
 mod tests {
     use super::*;
 
+    /// The client bytes for `chunks` and the upstream's end.
+    fn relay_all(strip: bool, chunks: &[&[u8]]) -> Vec<u8> {
+        let mut r = StreamRelay::new(strip);
+        let mut out: Vec<u8> = chunks.iter().flat_map(|c| r.feed(c.to_vec())).collect();
+        out.extend(r.finish());
+        out
+    }
+
     #[test]
     fn strip_mode_does_not_depend_on_a_cut_crlf() {
         // Found by tests/fuzz: the LF of a CRLF blank line cut into the next chunk was held
         // back (and lost by a truncation), or sent on although its usage event was dropped.
-        let run = |chunks: &[&[u8]]| {
-            let mut r = StreamRelay::new(true);
-            let mut out: Vec<u8> = chunks.iter().flat_map(|c| r.feed(c.to_vec())).collect();
-            out.extend(r.finish());
-            out
-        };
+        let run = |chunks: &[&[u8]]| relay_all(true, chunks);
         assert_eq!(run(&[b"\r", b"\n"]), run(&[b"\r\n"]));
         let usage: &[u8] = b"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1}}\r\n\r\n";
         let stream = [usage, b"data: [DONE]\r\n\r\n"].concat();
@@ -375,12 +378,7 @@ mod tests {
     fn truncation_tail_does_not_depend_on_a_cut_crlf() {
         // Found by tests/fuzz: with the blank line's LF in the next chunk, the pass-through
         // relay closed a "half-sent event" that does not exist with an extra "\n\n".
-        let run = |chunks: &[&[u8]]| {
-            let mut r = StreamRelay::new(false);
-            let mut out: Vec<u8> = chunks.iter().flat_map(|c| r.feed(c.to_vec())).collect();
-            out.extend(r.finish());
-            out
-        };
+        let run = |chunks: &[&[u8]]| relay_all(false, chunks);
         let whole = run(&[b"data: {}\r\n\r\n"]);
         assert_eq!(run(&[b"data: {}\r\n\r", b"\n"]), whole);
         assert_eq!(

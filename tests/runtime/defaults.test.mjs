@@ -17,15 +17,6 @@ before(async () => {
 });
 after(async () => relay?.close());
 
-async function rowsFor(route, n) {
-  let rows = [];
-  for (let i = 0; i < 100 && rows.length < n; i += 1) {
-    rows = (await relay.db.prepare('SELECT * FROM usage WHERE route = ? AND settled = 1 ORDER BY started_at').bind(route).all()).results;
-    if (rows.length < n) await new Promise((r) => setTimeout(r, 50));
-  }
-  return rows;
-}
-
 test('/v1/models lists OpenAI embedding and moderation models by default', async () => {
   const ids = [];
   for await (const m of client.models.list()) ids.push(m.id);
@@ -46,7 +37,7 @@ test('embeddings: text-embedding-3-small reaches OpenAI and is metered from its 
   assert.equal(sent.body.model, 'text-embedding-3-small');
   const ada = await client.embeddings.create({ model: 'text-embedding-ada-002', input: 'hi', encoding_format: 'float' });
   assert.deepEqual(ada.data[0].embedding, [0.25, -0.5, 0.125]);
-  const rows = await rowsFor('/v1/embeddings', 2);
+  const rows = await relay.routeRows('/v1/embeddings', 2);
   assert.deepEqual(rows.map((r) => [r.model_requested, r.provider, r.outcome, r.usage_source, r.prompt_tokens, r.completion_tokens]), [
     ['text-embedding-3-small', 'openai', 'ok', 'upstream', 4, 0],
     ['text-embedding-ada-002', 'openai', 'ok', 'upstream', 1, 0],
@@ -66,7 +57,7 @@ test('moderations: passed through, with or without a model, one estimated row ea
   assert.equal(unnamed.model, 'omni-moderation-latest');
   assert.deepEqual(relay.provider.requests[1].body, { model: 'omni-moderation-latest', input: [{ type: 'text', text: 'twelve chars' }] });
 
-  const rows = await rowsFor('/v1/moderations', 2);
+  const rows = await relay.routeRows('/v1/moderations', 2);
   // No usage in a moderation answer: the input is estimated at 4 characters a token.
   assert.deepEqual(rows.map((r) => [r.model_requested, r.provider, r.outcome, r.usage_source, r.prompt_tokens, r.completion_tokens, r.stream]), [
     ['omni-moderation-latest', 'openai', 'ok', 'estimated', 6, 0, 0],
