@@ -12,9 +12,13 @@ pub const DEFAULT_ANTHROPIC_MODELS: &str =
 /// Anthropic requires `max_tokens`; OpenAI clients often omit it.
 pub const DEFAULT_ANTHROPIC_MAX_TOKENS: u64 = 8192;
 /// Listed by `/v1/models` and routed to OpenAI when `OPENAI_API_KEY` is set; `*` suffixes route
-/// whole families without listing them.
-pub const DEFAULT_OPENAI_MODELS: &str =
-    "gpt-4o,gpt-4o-mini,gpt-4.1,gpt-4.1-mini,o3,o4-mini,gpt-*,chatgpt-*,o1*,o3*,o4*";
+/// whole families without listing them. OpenAI's embedding and moderation models are in it so
+/// `/v1/embeddings` and `/v1/moderations` work with nothing but the key set.
+pub const DEFAULT_OPENAI_MODELS: &str = concat!(
+    "gpt-4o,gpt-4o-mini,gpt-4.1,gpt-4.1-mini,o3,o4-mini,gpt-*,chatgpt-*,o1*,o3*,o4*,",
+    "text-embedding-3-small,text-embedding-3-large,text-embedding-ada-002,text-embedding-*,",
+    "omni-moderation-latest,omni-moderation-*,text-moderation-*"
+);
 /// Cursor sends whole files as context; 16 MiB leaves room while stopping accidents.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 pub const DEFAULT_UPSTREAM_TIMEOUT_MS: u64 = 120_000;
@@ -241,12 +245,24 @@ mod tests {
     }
 
     #[test]
+    fn wrangler_vars_match_the_built_in_openai_models() {
+        // A deploy reads wrangler.toml's [vars], so its list must be the documented default.
+        let toml = include_str!("../wrangler.toml");
+        let line = toml
+            .lines()
+            .find_map(|l| l.strip_prefix("OPENAI_MODELS = "))
+            .unwrap();
+        assert_eq!(line.trim_matches('"'), DEFAULT_OPENAI_MODELS);
+    }
+
+    #[test]
     fn defaults() {
         let c = cfg(&[]).unwrap();
         assert_eq!(c.openai_base_url, DEFAULT_OPENAI_BASE_URL);
         assert_eq!(c.openai_api_key, None);
         assert_eq!(c.admin_token, None);
         assert!(c.openai_models.contains(&"gpt-*".to_string()));
+        assert!(c.openai_models.contains(&"text-embedding-*".to_string()));
         assert_eq!(c.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
         assert!(c.openai_stream_usage);
         assert_eq!(c.anthropic_base_url, DEFAULT_ANTHROPIC_BASE_URL);

@@ -10,9 +10,10 @@ pub enum Route {
     Models,
     Model(String),
     ChatCompletions,
-    /// Legacy completions and embeddings: OpenAI-format providers only.
+    /// Legacy completions, embeddings and moderations: OpenAI-format providers only.
     Completions,
     Embeddings,
+    Moderations,
     /// Anthropic Messages, native: forwarded byte-faithfully to Anthropic.
     Messages,
     CountTokens,
@@ -41,6 +42,7 @@ impl Route {
                 | Route::ChatCompletions
                 | Route::Completions
                 | Route::Embeddings
+                | Route::Moderations
                 | Route::Messages
                 | Route::CountTokens
         )
@@ -77,6 +79,7 @@ const TABLE: &[(&str, &str, Route)] = &[
     ("/chat/completions", "POST", Route::ChatCompletions),
     ("/completions", "POST", Route::Completions),
     ("/embeddings", "POST", Route::Embeddings),
+    ("/moderations", "POST", Route::Moderations),
     ("/messages", "POST", Route::Messages),
     ("/messages/count_tokens", "POST", Route::CountTokens),
     ("/admin/keys", "GET", Route::ListKeys),
@@ -218,6 +221,13 @@ mod tests {
             Ok(Route::Model("anthropic/claude-x".into()))
         );
         assert_eq!(route("GET", "/health"), Ok(Route::Health));
+        assert_eq!(route("POST", "/v1/moderations"), Ok(Route::Moderations));
+        assert_eq!(route("POST", "/moderations"), Ok(Route::Moderations));
+        assert!(Route::Moderations.needs_relay_key());
+        assert!(matches!(
+            route("GET", "/v1/moderations"),
+            Err(RelayError::MethodNotAllowed { allow: "POST", .. })
+        ));
         assert_eq!(route("OPTIONS", "/anything"), Ok(Route::Preflight));
         assert_eq!(route("POST", "/admin/keys"), Ok(Route::CreateKey));
         assert_eq!(route("GET", "/admin/keys"), Ok(Route::ListKeys));

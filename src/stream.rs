@@ -85,6 +85,9 @@ pub struct StreamRelay {
     ended: bool,
     /// Pass-through only: the client already has the first bytes of an unfinished event.
     open_event: bool,
+    /// Strip mode only: where the last dropped event ended, so the LF of its CRLF is dropped
+    /// with it when that LF comes in the next chunk.
+    dropped_until: Option<u64>,
 }
 
 impl StreamRelay {
@@ -101,6 +104,7 @@ impl StreamRelay {
             meter: StreamMeter::default(),
             ended: false,
             open_event: false,
+            dropped_until: None,
         }
     }
 
@@ -129,16 +133,29 @@ impl StreamRelay {
             }
         }
         if !self.strip_usage {
-            self.open_event = self.decoder.boundary() < self.decoder.offset();
+            self.open_event = self.decoder.mid_event();
             return chunk;
         }
         self.pending.extend_from_slice(&chunk);
-        let boundary = self.decoder.boundary();
+        // A joined LF goes out (or is dropped) now and with the event it ends, even though the
+        // decoder counts it into the next event's span.
+        let joined_lf = self.decoder.joined_lf();
+        let boundary = self
+            .decoder
+            .boundary()
+            .max(joined_lf.map_or(0, |at| at + 1));
         let mut out = Vec::with_capacity(self.pending.len());
         let mut cursor = self.pending_start;
+        if let Some(at) = joined_lf {
+            if self.dropped_until != Some(at) {
+                out.extend_from_slice(self.slice(cursor, at + 1));
+            }
+            cursor = cursor.max(at + 1);
+        }
         for (start, end) in drop_spans {
             out.extend_from_slice(self.slice(cursor, start));
-            cursor = end;
+            cursor = cursor.max(end);
+            self.dropped_until = Some(end);
         }
         out.extend_from_slice(self.slice(cursor, boundary));
         let keep_from = usize::try_from(boundary.saturating_sub(self.pending_start)).unwrap_or(0);
@@ -327,6 +344,52 @@ fn first_string_field(json: &str, name: &str) -> Option<String> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// The client bytes for `chunks` and the upstream's end.
+    fn relay_all(strip: bool, chunks: &[&[u8]]) -> Vec<u8> {
+        let mut r = StreamRelay::new(strip);
+        let mut out: Vec<u8> = chunks.iter().flat_map(|c| r.feed(c.to_vec())).collect();
+        out.extend(r.finish());
+        out
+    }
+
+    #[test]
+    fn strip_mode_does_not_depend_on_a_cut_crlf() {
+        // Found by tests/fuzz: the LF of a CRLF blank line cut into the next chunk was held
+        // back (and lost by a truncation), or sent on although its usage event was dropped.
+        let run = |chunks: &[&[u8]]| relay_all(true, chunks);
+        assert_eq!(run(&[b"\r", b"\n"]), run(&[b"\r\n"]));
+        let usage: &[u8] = b"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1}}\r\n\r\n";
+        let stream = [usage, b"data: [DONE]\r\n\r\n"].concat();
+        let whole = run(&[&stream]);
+        assert_eq!(whole, b"data: [DONE]\r\n\r\n");
+        assert_eq!(
+            run(&[&stream[..usage.len() - 1], &stream[usage.len() - 1..]]),
+            whole
+        );
+        // The LF of a blank line that is kept, ahead of a usage event that is dropped.
+        let lead = [b"\r\n" as &[u8], usage].concat();
+        let tail = RelayError::UpstreamStreamEnded.openai_stream_tail();
+        assert_eq!(run(&[&lead]), [b"\r\n" as &[u8], &tail].concat());
+        assert_eq!(run(&[&lead[..1], &lead[1..]]), run(&[&lead]));
+    }
+
+    #[test]
+    fn truncation_tail_does_not_depend_on_a_cut_crlf() {
+        // Found by tests/fuzz: with the blank line's LF in the next chunk, the pass-through
+        // relay closed a "half-sent event" that does not exist with an extra "\n\n".
+        let run = |chunks: &[&[u8]]| relay_all(false, chunks);
+        let whole = run(&[b"data: {}\r\n\r\n"]);
+        assert_eq!(run(&[b"data: {}\r\n\r", b"\n"]), whole);
+        assert_eq!(
+            whole,
+            [
+                b"data: {}\r\n\r\n" as &[u8],
+                &RelayError::UpstreamStreamEnded.openai_stream_tail()
+            ]
+            .concat()
+        );
+    }
 
     #[test]
     fn field_chars() {

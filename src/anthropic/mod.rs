@@ -14,7 +14,7 @@ use crate::usage::Tokens;
 
 pub use request::to_messages_request;
 pub use reverse::{to_chat_request, to_message, ReverseTranslator};
-pub use stream::{AnthropicMeter, StreamTranslator};
+pub use stream::{AnthropicMeter, ChatRelay, StreamTranslator};
 
 /// Anthropic's raw token counts, kept apart because they are priced differently (§6.4).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

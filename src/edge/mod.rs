@@ -196,6 +196,7 @@ async fn dispatch(
         Route::ChatCompletions => chat_completions(req, ctx, wctx).await,
         Route::Completions => legacy(req, ctx, wctx, chat::Endpoint::Completions).await,
         Route::Embeddings => legacy(req, ctx, wctx, chat::Endpoint::Embeddings).await,
+        Route::Moderations => legacy(req, ctx, wctx, chat::Endpoint::Moderations).await,
         Route::Messages => claude::messages(req, ctx, wctx, false).await,
         Route::CountTokens => claude::messages(req, ctx, wctx, true).await,
         Route::Dashboard(file) => dashboard::serve(&file, req, ctx).await,
@@ -313,8 +314,9 @@ fn cursor_normalize(body: Vec<u8>) -> Result<(cursor::Shape, Vec<u8>), RelayErro
     }
 }
 
-/// `/v1/completions` and `/v1/embeddings`: passed through to OpenAI-format providers only
-/// (R3.1), with the same fallback and metering as chat; embeddings keep their encoding (R3.2).
+/// `/v1/completions`, `/v1/embeddings` and `/v1/moderations`: passed through to OpenAI-format
+/// providers only (R3.1), with the same fallback and metering as chat; embeddings keep their
+/// encoding (R3.2). A moderation answer carries no usage, so its row holds the estimate.
 async fn legacy(
     req: &mut Request,
     ctx: &mut Ctx,
@@ -323,6 +325,7 @@ async fn legacy(
 ) -> Result<Response, RelayError> {
     let path = match endpoint {
         chat::Endpoint::Embeddings => "/embeddings",
+        chat::Endpoint::Moderations => "/moderations",
         _ => "/completions",
     };
     let body = read_body(req, ctx.config.max_body_bytes).await?;

@@ -102,6 +102,7 @@ export async function startMockProvider(opts = {}) {
     }
     if (req.method === 'POST' && pathname === '/v1/completions') return legacyCompletion(res, rec.body, n, sleep, isClosed, chunkDelayMs);
     if (req.method === 'POST' && pathname === '/v1/embeddings') return embeddings(res, rec.body);
+    if (req.method === 'POST' && pathname === '/v1/moderations') return moderations(res, rec.body, n);
     if (req.method !== 'POST' || pathname !== '/v1/chat/completions') {
       return sendJson(res, 404, errorBody(`Unknown request URL: ${req.method} ${pathname}.`, 'invalid_request_error'));
     }
@@ -309,4 +310,19 @@ function embeddings(res, body) {
   }));
   const tokens = inputs.reduce((t, x) => t + Math.ceil(String(x).length / 4), 0);
   return sendJson(res, 200, JSON.stringify({ object: 'list', data, model: body?.model, usage: { prompt_tokens: tokens, total_tokens: tokens } }));
+}
+
+// Moderations in OpenAI's shape: one result per input, flagged when its text contains
+// `flag-me`; like OpenAI's, the answer reports no usage.
+function moderations(res, body, n) {
+  const inputs = Array.isArray(body?.input) ? body.input : [body?.input ?? ''];
+  const results = inputs.map((x) => {
+    const flagged = JSON.stringify(x).includes('flag-me');
+    return {
+      flagged,
+      categories: { harassment: flagged, violence: false },
+      category_scores: { harassment: flagged ? 0.97 : 0.001, violence: 0.0001 },
+    };
+  });
+  return sendJson(res, 200, JSON.stringify({ id: `modr-mock-${n}`, model: body?.model ?? 'omni-moderation-latest', results }));
 }

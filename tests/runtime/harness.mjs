@@ -141,6 +141,15 @@ export async function startRelay({ vars = {}, mock = {}, anthropic = false, asse
       const row = await db.prepare('SELECT COUNT(*) AS n FROM usage').first();
       return row.n;
     },
+    /** Waits (bounded) until `n` settled rows exist for `route`; returns them, oldest first. */
+    async routeRows(route, n) {
+      let rows = [];
+      for (let i = 0; i < 100 && rows.length < n; i += 1) {
+        rows = (await db.prepare('SELECT * FROM usage WHERE route = ? AND settled = 1 ORDER BY started_at').bind(route).all()).results;
+        if (rows.length < n) await new Promise((r) => setTimeout(r, 50));
+      }
+      return rows;
+    },
     /** Waits (bounded) for the settled row of one request, found by the relay's x-request-id. */
     async row(requestId, { timeoutMs = 8000, settled = true } = {}) {
       const deadline = Date.now() + timeoutMs;
