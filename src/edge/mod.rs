@@ -589,12 +589,9 @@ async fn relay_upstream(
                 rec.usage_source = UsageSource::Upstream;
             }
             None => {
-                let text = json
+                let chars = json
                     .pointer("/choices/0/message")
-                    .map(|m| m.to_string())
-                    .unwrap_or_default();
-                let chars = crate::stream::string_field_chars(&text, "content")
-                    + crate::stream::string_field_chars(&text, "arguments");
+                    .map_or(0, crate::chunk::message_chars);
                 rec.tokens = Tokens::estimated(parsed.prompt_chars, chars);
                 rec.usage_source = UsageSource::Estimated;
             }
