@@ -64,7 +64,10 @@ impl AnthropicMeter {
                 }
                 if let Some(u) = v.get("usage").filter(|u| u.is_object()) {
                     self.usage.get_or_insert_with(Usage::default).overwrite(u);
-                    self.output_final |= u.get("output_tokens").is_some_and(Value::is_u64);
+                    self.output_final |= u
+                        .get("output_tokens")
+                        .and_then(crate::usage::token_count)
+                        .is_some();
                 }
             }
             "message_stop" => self.saw_stop = true,
@@ -434,7 +437,7 @@ impl StreamTranslator {
             self.head(),
             t.prompt,
             t.completion,
-            t.prompt + t.completion,
+            t.total(),
             t.cached,
             t.cache_write
         )
