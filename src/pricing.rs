@@ -270,10 +270,9 @@ mod tests {
     fn newest_models_of_each_family_match_the_right_entry() {
         let table = PriceTable::load(None).unwrap();
         for &(model, input, cached, output) in FAMILIES {
-            let r = &table
-                .lookup(model)
-                .unwrap_or_else(|| panic!("{model} unpriced"))
-                .rates;
+            let price = table.lookup(model);
+            assert!(price.is_some(), "{model} unpriced");
+            let r = &price.unwrap().rates;
             assert_eq!(
                 (r.input, r.cached_input.unwrap_or(r.input), r.output),
                 (input, cached, output),

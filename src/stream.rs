@@ -24,14 +24,16 @@ pub struct StreamMeter {
 }
 
 impl StreamMeter {
-    /// Outcome and tokens for the row; `cancelled` when the client went away first.
+    /// Outcome and tokens for the row; `cancelled` when the client did not take the stream to
+    /// its end. That wins over `[DONE]`: the relay reads ahead of the client, so having seen
+    /// the end upstream says nothing about what the client received.
     pub fn settle(&self, prompt_chars: u64, cancelled: bool) -> (Outcome, Tokens, UsageSource) {
         let outcome = if self.upstream_error.is_some() {
             Outcome::UpstreamError
-        } else if self.saw_done && !self.truncated {
-            Outcome::Ok
         } else if cancelled {
             Outcome::ClientCancelled
+        } else if self.saw_done && !self.truncated {
+            Outcome::Ok
         } else {
             Outcome::Truncated
         };
@@ -267,5 +269,23 @@ impl Relay for StreamRelay {
             finish_reason: self.meter.finish_reason.clone(),
             upstream_error: self.meter.upstream_error.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_that_left_is_cancelled_even_after_done_upstream() {
+        let m = StreamMeter {
+            saw_done: true,
+            usage: Some(Tokens::estimated(8, 8)),
+            ..StreamMeter::default()
+        };
+        assert_eq!(m.settle(0, false).0, Outcome::Ok);
+        assert_eq!(m.settle(0, true).0, Outcome::ClientCancelled);
+        // The provider's count is still the row's: it billed the whole answer.
+        assert_eq!(m.settle(0, true).2, UsageSource::Upstream);
     }
 }

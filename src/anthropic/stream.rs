@@ -85,10 +85,10 @@ impl AnthropicMeter {
     pub fn settle(&self, prompt_chars: u64, cancelled: bool) -> (Outcome, Tokens, UsageSource) {
         let outcome = if self.upstream_error.is_some() {
             Outcome::UpstreamError
-        } else if self.saw_stop {
-            Outcome::Ok
         } else if cancelled {
             Outcome::ClientCancelled
+        } else if self.saw_stop {
+            Outcome::Ok
         } else {
             Outcome::Truncated
         };
