@@ -22,9 +22,10 @@ after(async () => relay?.close());
 
 
 /** One streamed request; hangs up after the first content chunk when `hangUp`. */
-function streamOnce(i, hangUp) {
+function streamOnce(i, hangUp, model = 'mock-long') {
+  const hangAfter = model === 'mock-long' ? '"w1 "' : '"Hello "';
   const body = JSON.stringify({
-    model: 'mock-long',
+    model,
     messages: [{ role: 'user', content: `request ${i}` }],
     stream: true,
     // Half the requests ask for usage themselves (bytes pass unchanged), half do not (stripped).
@@ -43,7 +44,7 @@ function streamOnce(i, hangUp) {
       let text = '';
       res.on('data', (c) => {
         text += c;
-        if (hangUp && text.includes('"w1 "')) {
+        if (hangUp && text.includes(hangAfter)) {
           res.destroy();
           req.destroy();
           resolve({ id, hungUp: true });
@@ -103,4 +104,35 @@ test(`${TOTAL} streamed requests at concurrency ${CONCURRENCY} with hang-ups lea
   assert.ok(byOutcome.find((r) => r.outcome === 'client_cancelled').min_out >= 1, 'cancelled rows estimate what streamed');
   const rowIds = new Set((await relay.db.prepare('SELECT request_id FROM usage').all()).results.map((r) => r.request_id));
   assert.ok(ids.every((id) => rowIds.has(id)), 'each response id has its row');
+  await assertOutcomes(results);
+});
+
+/** Each request's own row: a stream the client hung up on is client_cancelled, one it read to [DONE] ok. */
+async function assertOutcomes(results) {
+  const wrong = [];
+  for (const r of results) {
+    const row = await relay.row(r.id);
+    const want = r.hungUp ? 'client_cancelled' : 'ok';
+    if (row.outcome !== want) wrong.push(`${r.id}: ${row.outcome}, want ${want}`);
+  }
+  assert.deepEqual(wrong, [], `${wrong.length} of ${results.length} rows have the wrong outcome`);
+}
+
+test('a burst where the provider streams faster than the clients read: every hang-up is client_cancelled', async () => {
+  // The whole answer reaches the relay (and the relay its [DONE]) before the client has read
+  // the first chunk, so only what the client took decides the outcome.
+  relay.provider.reset();
+  const results = [];
+  let next = 0;
+  const burst = Math.min(TOTAL, 120);
+  const worker = async () => {
+    while (next < burst) {
+      const i = next;
+      next += 1;
+      results.push(await streamOnce(i, i % 2 === 0, 'mock-ok-fast'));
+    }
+  };
+  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  assert.equal(results.filter((r) => r.hungUp).length, burst / 2);
+  await assertOutcomes(results);
 });
