@@ -153,11 +153,19 @@ export async function startMockProvider(opts = {}) {
         }
         return playSse(res, sleep, isClosed, chunkDelayMs, frames);
       }
-      case 'mock-ok-fast': {
-        // mock-ok's answer with no gaps: the whole stream is out before a client reads a byte.
-        const plan = textPlan('mock-ok', body);
+      case 'mock-big-tail': {
+        // A greeting, then in one write a 7 MB content event, the finish, usage and [DONE]: more
+        // than socket buffers hold, so a client that stops reading cannot have all of it even
+        // though the relay has read the end.
         if (!stream) break;
-        return playSse(res, sleep, isClosed, 0, textFrames(ctx, plan.words, { usage: plan.usage }));
+        const big = 'x'.repeat(7 * 1024 * 1024);
+        const tail = [
+          frame(chunkJson(ctx, choice({ content: big }))),
+          frame(chunkJson(ctx, choice({}, 'stop'))),
+          ...(ctx.includeUsage ? [frame(chunkJson(ctx, [], usageObject(promptTokens(body), 2)))] : []),
+          frame('[DONE]'),
+        ].join('');
+        return playSse(res, sleep, isClosed, 200, [...[...textFrames(ctx, REPLY_WORDS.slice(0, 1), { end: false })].filter(Boolean), tail]);
       }
       case 'mock-bad-json':
         return sendJson(res, 200, 'not json');
