@@ -5,6 +5,7 @@ pub mod anthropic;
 pub mod auth;
 pub mod cache;
 pub mod chat;
+pub mod chunk;
 pub mod config;
 pub mod cursor;
 pub mod dashboard;

@@ -203,11 +203,11 @@ impl UsageQuery {
              r AS (SELECT f.*, ROW_NUMBER() OVER ({partition}ORDER BY duration_ms) AS rn, \
              COUNT(*) OVER ({partition_trim}) AS cnt FROM f) \
              SELECT {select_groups}COUNT(*) AS requests, \
-             COALESCE(SUM(prompt_tokens), 0) AS prompt_tokens, \
-             COALESCE(SUM(completion_tokens), 0) AS completion_tokens, \
-             COALESCE(SUM(cached_tokens), 0) AS cached_tokens, \
-             COALESCE(SUM(cache_write_tokens), 0) AS cache_write_tokens, \
-             COALESCE(SUM(reasoning_tokens), 0) AS reasoning_tokens, \
+             {sum_prompt_tokens} AS prompt_tokens, \
+             {sum_completion_tokens} AS completion_tokens, \
+             {sum_cached_tokens} AS cached_tokens, \
+             {sum_cache_write_tokens} AS cache_write_tokens, \
+             {sum_reasoning_tokens} AS reasoning_tokens, \
              SUM(cost_usd) AS cost_usd, \
              COALESCE(SUM(CASE WHEN cost_usd IS NULL THEN 1 ELSE 0 END), 0) AS unpriced_requests, \
              COALESCE(SUM(CASE WHEN outcome != 'ok' THEN 1 ELSE 0 END), 0) AS errors, \
@@ -215,6 +215,11 @@ impl UsageQuery {
              MIN(CASE WHEN rn * 100 >= cnt * 95 THEN duration_ms END) AS p95_duration_ms \
              FROM r",
             groups = groups.iter().map(|g| format!("{g}, ")).collect::<String>(),
+            sum_prompt_tokens = token_sum("prompt_tokens"),
+            sum_completion_tokens = token_sum("completion_tokens"),
+            sum_cached_tokens = token_sum("cached_tokens"),
+            sum_cache_write_tokens = token_sum("cache_write_tokens"),
+            sum_reasoning_tokens = token_sum("reasoning_tokens"),
             partition_trim = partition.trim_end(),
             select_groups = select_groups.iter().map(|g| format!("{g}, ")).collect::<String>(),
         );
@@ -224,6 +229,16 @@ impl UsageQuery {
         }
         (sql, params)
     }
+}
+
+/// Largest sum a report states: JSON numbers above 2^53 lose precision in JavaScript clients.
+pub const MAX_REPORTED_SUM: u64 = (1 << 53) - 1;
+
+/// A token column's sum that cannot fail: `TOTAL` adds in floating point (SQLite's `SUM` of
+/// integers raises "integer overflow" past i64, which rows written before counts were capped
+/// can reach), clamped to `MAX_REPORTED_SUM` and returned as an integer.
+fn token_sum(col: &str) -> String {
+    format!("CAST(MIN(TOTAL({col}), {MAX_REPORTED_SUM}) AS INTEGER)")
 }
 
 fn csv_field(v: &Value) -> String {

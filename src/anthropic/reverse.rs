@@ -1027,10 +1027,10 @@ impl Relay for ReverseTranslator {
     fn settle(&self, prompt_chars: u64, cancelled: bool) -> Settled {
         let outcome = if self.upstream_error.is_some() {
             Outcome::UpstreamError
-        } else if (self.saw_done || self.stopped) && !self.truncated {
-            Outcome::Ok
         } else if cancelled {
             Outcome::ClientCancelled
+        } else if (self.saw_done || self.stopped) && !self.truncated {
+            Outcome::Ok
         } else {
             Outcome::Truncated
         };

@@ -66,7 +66,10 @@ impl AnthropicMeter {
                 }
                 if let Some(u) = v.get("usage").filter(|u| u.is_object()) {
                     self.usage.get_or_insert_with(Usage::default).overwrite(u);
-                    self.output_final |= u.get("output_tokens").is_some_and(Value::is_u64);
+                    self.output_final |= u
+                        .get("output_tokens")
+                        .and_then(crate::usage::token_count)
+                        .is_some();
                 }
             }
             "message_stop" => self.saw_stop = true,
@@ -84,10 +87,10 @@ impl AnthropicMeter {
     pub fn settle(&self, prompt_chars: u64, cancelled: bool) -> (Outcome, Tokens, UsageSource) {
         let outcome = if self.upstream_error.is_some() {
             Outcome::UpstreamError
-        } else if self.saw_stop {
-            Outcome::Ok
         } else if cancelled {
             Outcome::ClientCancelled
+        } else if self.saw_stop {
+            Outcome::Ok
         } else {
             Outcome::Truncated
         };
@@ -436,7 +439,7 @@ impl StreamTranslator {
             self.head(),
             t.prompt,
             t.completion,
-            t.prompt + t.completion,
+            t.total(),
             t.cached,
             t.cache_write
         )

@@ -59,7 +59,6 @@ pub async fn messages(
     if let Some(rec) = ctx.rec() {
         rec.model_requested = Some(parsed.model.clone());
         rec.stream = parsed.stream && !count_tokens;
-        rec.tokens = Tokens::estimated(parsed.prompt_chars, 0);
     }
     let wanted = keys::effective_model(relay_key(ctx)?, &parsed.model)?;
     // relay-echo speaks OpenAI only, and OpenAI-format providers cannot count tokens.
@@ -88,6 +87,7 @@ pub async fn messages(
         count_tokens,
     };
     let (mut resp, target) = send_with_fallback(req, &targets, ctx, &plan, &parsed.model).await?;
+    super::served(ctx, parsed.prompt_chars);
     if target.provider == Provider::OpenAi {
         return via_openai_respond(resp, &parsed, ctx, wctx).await;
     }

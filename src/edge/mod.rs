@@ -262,8 +262,6 @@ async fn chat_completions(
         rec.client_shape = Some(shape.as_str().to_string());
         rec.model_requested = Some(parsed.model.clone());
         rec.stream = parsed.stream;
-        // Until the provider reports, the prompt is the best estimate we have.
-        rec.tokens = Tokens::estimated(parsed.prompt_chars, 0);
     }
     let wanted = keys::effective_model(relay_key(ctx)?, &parsed.model)?;
     let targets = models::resolve_all(&ctx.config, &wanted)?;
@@ -283,6 +281,7 @@ async fn chat_completions(
         path: "/chat/completions",
     };
     let (resp, target) = send_with_fallback(req, &targets, ctx, &plan, &parsed.model).await?;
+    served(ctx, parsed.prompt_chars);
     match target.provider {
         Provider::Anthropic => claude::respond(resp, &parsed, ctx, wctx).await,
         _ => relay_upstream(resp, &parsed, target.stream_usage, ctx, wctx).await,
@@ -333,7 +332,6 @@ async fn legacy(
     if let Some(rec) = ctx.rec() {
         rec.model_requested = Some(parsed.model.clone());
         rec.stream = parsed.stream;
-        rec.tokens = Tokens::estimated(parsed.prompt_chars, 0);
     }
     let wanted = keys::effective_model(relay_key(ctx)?, &parsed.model)?;
     let targets: Vec<models::Target> = models::resolve_all(&ctx.config, &wanted)?
@@ -352,7 +350,38 @@ async fn legacy(
         path,
     };
     let (resp, target) = send_with_fallback(req, &targets, ctx, &plan, &parsed.model).await?;
+    served(ctx, parsed.prompt_chars);
     relay_upstream(resp, &parsed, target.stream_usage, ctx, wctx).await
+}
+
+/// A provider accepted the request: from here on it is billed, so until the provider reports
+/// its count the prompt estimate stands. Refusals before this point (by the relay or the
+/// provider) keep zero tokens and cost nothing, unless the provider reported usage.
+pub fn served(ctx: &mut Ctx, prompt_chars: u64) {
+    if let Some(rec) = ctx.rec() {
+        rec.tokens = Tokens::estimated(prompt_chars, 0);
+        rec.usage_source = UsageSource::None;
+    }
+}
+
+fn reset_tokens(ctx: &mut Ctx) {
+    if let Some(rec) = ctx.rec() {
+        rec.tokens = Tokens::default();
+    }
+}
+
+/// Usage a provider reported in an error body, which it bills as it reports.
+fn reported_usage(ctx: &mut Ctx, body: &[u8]) {
+    let Ok(json) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return;
+    };
+    let tokens = json
+        .get("usage")
+        .and_then(|u| Tokens::from_openai(u).or_else(|| crate::anthropic::tokens_from_usage(u)));
+    if let (Some(tokens), Some(rec)) = (tokens, ctx.rec()) {
+        rec.tokens = tokens;
+        rec.usage_source = UsageSource::Upstream;
+    }
 }
 
 /// Attempts per target before moving to the next, and in all: each attempt is a subrequest,
@@ -483,6 +512,7 @@ pub async fn send_with_fallback<'t>(
                             .or_else(|| resp.headers().get("request-id").ok().flatten());
                     }
                     let bytes = resp.bytes().await.unwrap_or_default();
+                    reported_usage(ctx, &bytes);
                     plan.failure(target, status, bytes, retry_after)
                 }
                 Err(e) => e,
@@ -559,6 +589,8 @@ async fn relay_upstream(
     ctx.upstream_answered(upstream_id);
     if status >= 400 {
         let body = resp.bytes().await.unwrap_or_default();
+        reset_tokens(ctx);
+        reported_usage(ctx, &body);
         let retry_after = upstream_headers.get("retry-after").ok().flatten();
         return Err(RelayError::from_upstream_status(status, body, retry_after));
     }
@@ -575,7 +607,10 @@ async fn relay_upstream(
     }
     let (body, json) = read_json(&mut resp).await?;
     if json.get("error").is_some_and(|e| e.is_object()) {
-        // Some OpenAI-compatible providers answer errors with 200 + JSON (R8.15).
+        // Some OpenAI-compatible providers answer errors with 200 + JSON (R8.15): a rejection,
+        // billed only as far as it reports usage.
+        reset_tokens(ctx);
+        reported_usage(ctx, &body);
         return Err(RelayError::UpstreamUnavailable(
             "upstream answered 200 with an error body".to_string(),
         ));
@@ -592,12 +627,9 @@ async fn relay_upstream(
                 rec.usage_source = UsageSource::Upstream;
             }
             None => {
-                let text = json
+                let chars = json
                     .pointer("/choices/0/message")
-                    .map(|m| m.to_string())
-                    .unwrap_or_default();
-                let chars = crate::stream::string_field_chars(&text, "content")
-                    + crate::stream::string_field_chars(&text, "arguments");
+                    .map_or(0, crate::chunk::message_chars);
                 rec.tokens = Tokens::estimated(parsed.prompt_chars, chars);
                 rec.usage_source = UsageSource::Estimated;
             }

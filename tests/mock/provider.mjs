@@ -138,6 +138,36 @@ export async function startMockProvider(opts = {}) {
         return sendJson(res, 429, errorBody('You exceeded your current quota, please check your plan and billing details.', 'insufficient_quota', 'insufficient_quota'));
       case 'mock-hang':
         return; // left open on purpose; close() or the client ends it
+      case 'mock-error-400-usage':
+        // A rejection that the provider still counted (and bills).
+        return sendJson(res, 400, JSON.stringify({
+          ...JSON.parse(errorBody('mock 400 error', 'invalid_request_error', 'mock_400')),
+          usage: usageObject(7, 0),
+        }));
+      case 'mock-huge-usage': {
+        // Counts no real provider sends: 2^64-1 and 2^63, written as exact JSON integers.
+        const frames = textFrames(ctx, REPLY_WORDS, { usage: null });
+        const usage = '{"prompt_tokens":18446744073709551615,"completion_tokens":9223372036854775808,"total_tokens":1,"prompt_tokens_details":{"cached_tokens":18446744073709551615}}';
+        if (!stream) {
+          const text = JSON.stringify(completionBody(ctx, { ...textPlan('mock-ok', body), usage: { marker: 1 } }));
+          return sendJson(res, 200, text.replace('{"marker":1}', usage));
+        }
+        return playSse(res, sleep, isClosed, chunkDelayMs, frames);
+      }
+      case 'mock-big-tail': {
+        // A greeting, then in one write a 7 MB content event, the finish, usage and [DONE]: more
+        // than socket buffers hold, so a client that stops reading cannot have all of it even
+        // though the relay has read the end.
+        if (!stream) break;
+        const big = 'x'.repeat(7 * 1024 * 1024);
+        const tail = [
+          frame(chunkJson(ctx, choice({ content: big }))),
+          frame(chunkJson(ctx, choice({}, 'stop'))),
+          ...(ctx.includeUsage ? [frame(chunkJson(ctx, [], usageObject(promptTokens(body), 2)))] : []),
+          frame('[DONE]'),
+        ].join('');
+        return playSse(res, sleep, isClosed, 200, [...[...textFrames(ctx, REPLY_WORDS.slice(0, 1), { end: false })].filter(Boolean), tail]);
+      }
       case 'mock-bad-json':
         return sendJson(res, 200, 'not json');
       case 'mock-json-on-stream':
