@@ -10,11 +10,9 @@ pub use transcripts::*;
 
 use serde_json::{json, Value};
 
-/// Token counts past 2^53 (up to 2^64 − 1) in provider-reported usage. Off until provider
-/// numbers saturate (issue 12 item 6); with it on, today's core overflows at the prompt sum in
-/// `anthropic::Usage::tokens`, the `total_tokens` sums of `anthropic::openai_usage` and of
-/// `StreamTranslator`'s usage chunk. Flip it once those saturate.
-pub const HUGE_NUMBERS: bool = false;
+/// Token counts past 2^53 (up to 2^64 − 1) in provider-reported usage: provider numbers are
+/// untrusted and must saturate (issue 12 item 6). A switch so a run can isolate other findings.
+pub const HUGE_NUMBERS: bool = true;
 
 /// splitmix64: tiny, fast, and every seed gives a full-period, well-mixed sequence.
 #[derive(Debug, Clone)]
