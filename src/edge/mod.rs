@@ -119,7 +119,8 @@ async fn fetch(mut req: Request, env: Env, wctx: Context) -> worker::Result<Resp
             render_error(&e, anthropic_errors)
         }
     };
-    let mut response = finish_headers(response, &request_id, origin.as_deref());
+    let same_origin_only = routes::is_admin_surface(&path);
+    let mut response = finish_headers(response, &request_id, origin.as_deref(), same_origin_only);
     if crate::dashboard::is_dashboard_path(&path) {
         dashboard::secure(&mut response);
     }
@@ -154,6 +155,12 @@ fn cached_config(env: &Env) -> Result<Config, RelayError> {
             .ok()
     })?;
     let prices = PriceTable::load(config.prices.as_deref()).map_err(RelayError::Internal)?;
+    if let Some(n) = config.admin_token_too_short {
+        console_error!(
+            "config: ADMIN_TOKEN is {n} characters, under the {} required: /admin and /dashboard are disabled (404) until it is replaced by a longer random string",
+            crate::config::MIN_ADMIN_TOKEN_CHARS
+        );
+    }
     for warning in models::cursor_warnings(config.routes.iter().map(|r| r.name.as_str())) {
         worker::console_warn!("config lint: ROUTES {warning}");
     }
@@ -690,7 +697,7 @@ where
 pub fn copy_headers(from: &Headers) -> Headers {
     let out = Headers::new();
     for (name, value) in from.entries() {
-        if !upstream::drop_response_header(&name) {
+        if crate::headers::return_to_client(&name) {
             let _ = out.append(&name, &value);
         }
     }
@@ -760,12 +767,31 @@ fn render_error(e: &RelayError, anthropic: bool) -> Response {
         .fixed(body)
 }
 
-/// Headers every response carries: the relay's request id and CORS (R1.11, R1.13).
-fn finish_headers(mut resp: Response, request_id: &str, origin: Option<&str>) -> Response {
+/// Headers every response carries: the relay's request id, and CORS on the API routes
+/// (R1.11, R1.13). `/admin` and `/dashboard` get no CORS headers at all: the dashboard calls
+/// the admin API from its own origin, which needs none, and a page on any other origin must
+/// not be able to read admin answers (nor probe tokens) from a browser.
+fn finish_headers(
+    mut resp: Response,
+    request_id: &str,
+    origin: Option<&str>,
+    same_origin_only: bool,
+) -> Response {
     let headers = resp.headers_mut();
     let _ = headers.set("x-request-id", request_id);
     // Anthropic's convention (R1.11); its SDK reports this one.
     let _ = headers.set("request-id", request_id);
+    if same_origin_only {
+        for name in [
+            "access-control-allow-origin",
+            "access-control-allow-methods",
+            "access-control-allow-headers",
+            "access-control-max-age",
+        ] {
+            let _ = headers.delete(name);
+        }
+        return resp;
+    }
     let _ = headers.set("access-control-allow-origin", origin.unwrap_or("*"));
     let _ = headers.set("access-control-expose-headers", "x-request-id, request-id");
     let _ = headers.set("vary", "Origin");
