@@ -164,7 +164,9 @@ impl Config {
                 "ANTHROPIC_MAX_TOKENS",
                 DEFAULT_ANTHROPIC_MAX_TOKENS,
             )?,
-            admin_token: admin_token.clone().filter(|t| t.chars().count() >= MIN_ADMIN_TOKEN_CHARS),
+            admin_token: admin_token
+                .clone()
+                .filter(|t| t.chars().count() >= MIN_ADMIN_TOKEN_CHARS),
             admin_token_too_short: admin_token
                 .map(|t| t.chars().count())
                 .filter(|n| *n < MIN_ADMIN_TOKEN_CHARS),

@@ -208,10 +208,24 @@ mod tests {
 
     #[test]
     fn admin_surface() {
-        for p in ["/admin", "/admin/", "/admin/keys", "/admin/usage/export", "/dashboard", "/dashboard/app.js"] {
+        for p in [
+            "/admin",
+            "/admin/",
+            "/admin/keys",
+            "/admin/usage/export",
+            "/dashboard",
+            "/dashboard/app.js",
+        ] {
             assert!(is_admin_surface(p), "{p}");
         }
-        for p in ["/", "/v1/chat/completions", "/administrator", "/dashboards", "/v1/models", "/health"] {
+        for p in [
+            "/",
+            "/v1/chat/completions",
+            "/administrator",
+            "/dashboards",
+            "/v1/models",
+            "/health",
+        ] {
             assert!(!is_admin_surface(p), "{p}");
         }
     }
