@@ -16,6 +16,7 @@ pub mod messages;
 pub mod models;
 pub mod pricing;
 pub mod providers;
+pub mod refused;
 pub mod report;
 pub mod request_log;
 pub mod routes;

@@ -1,6 +1,7 @@
 //! Admin routes: the key lifecycle, usage reports, the per-request listing and the audit log.
-//! Enabled only when the `ADMIN_TOKEN` secret is set (404 otherwise, so a relay without one does
-//! not even reveal that they exist); the token is compared in constant time.
+//! Enabled only when the `ADMIN_TOKEN` secret is set and at least 32 characters long (404
+//! otherwise, so a relay without one does not even reveal that they exist); the token is
+//! compared in constant time, and addresses that keep failing are throttled (`throttle`).
 
 use serde_json::{json, Map, Value};
 use worker::{Headers, Request, Response};
@@ -10,6 +11,7 @@ use crate::auth::{self, KeyRecord, KeyStatus};
 use crate::error::RelayError;
 use crate::keys::{self, KeyChange};
 use crate::models;
+use crate::refused;
 use crate::report::{self, UsageQuery};
 use crate::request_log::RequestsQuery;
 use crate::routes::{self, Route};
@@ -225,10 +227,28 @@ async fn usage(req: &Request, ctx: &mut Ctx) -> Result<Response, RelayError> {
         .into_iter()
         .take_while(|c| !report::MEASURES.contains(c))
         .collect();
+    let refused = refused_totals(ctx, q.scope.from.as_deref(), q.scope.to.as_deref()).await?;
     json_response(
         200,
-        &json!({"object": "list", "from": q.scope.from, "to": q.scope.to, "group_by": group_by, "data": rows}),
+        &json!({"object": "list", "from": q.scope.from, "to": q.scope.to, "group_by": group_by, "data": rows, "refused": refused}),
     )
+}
+
+/// Requests throttled in the range, by reason (`{"invalid_api_key": 120, …}`): they have no
+/// usage row, so no key, team or model either, and only the range applies to them.
+async fn refused_totals(
+    ctx: &Ctx,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> Result<Map<String, Value>, RelayError> {
+    let rows = keystore::query(&ctx.env, refused::TOTALS_SQL, &[json!(from), json!(to)]).await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| {
+            let reason = r.get("reason")?.as_str()?.to_string();
+            Some((reason, r.get("count").cloned().unwrap_or(json!(0))))
+        })
+        .collect())
 }
 
 /// `GET /admin/requests`: usage rows one by one, newest first, a page at a time.

@@ -8,6 +8,7 @@ mod dashboard;
 mod keystore;
 mod metered;
 mod store;
+mod throttle;
 mod upstream;
 
 use std::cell::RefCell;
@@ -85,6 +86,9 @@ async fn fetch(mut req: Request, env: Env, wctx: Context) -> worker::Result<Resp
     let anthropic_errors = header(&req, "anthropic-version").is_some()
         || routes::route(req.method().as_ref(), &path).is_ok_and(|r| r.is_anthropic());
     let origin = header(&req, "origin");
+    let ip = throttle::client_ip(&req);
+    // Set when the request is throttled: it is tallied in `refused`, not given a usage row.
+    let mut refused = None;
 
     let config = cached_config(&env);
     let mut ctx = Ctx {
@@ -99,9 +103,24 @@ async fn fetch(mut req: Request, env: Env, wctx: Context) -> worker::Result<Resp
     let result = match config {
         Ok(c) => {
             ctx.config = c;
-            dispatch(&mut req, &mut ctx, &wctx).await
+            match admin_blocked(&req, &ctx, &ip) {
+                // Before the token is even compared: a blocked address learns nothing.
+                Some(throttled) => {
+                    refused = Some(crate::refused::Reason::InvalidAdminToken);
+                    Err(throttled)
+                }
+                None => dispatch(&mut req, &mut ctx, &wctx).await,
+            }
         }
         Err(e) => Err(e),
+    };
+    let result = match result {
+        Err(e) if refused.is_none() => {
+            let (e, reason) = throttle::judge(&env, &ip, e).await;
+            refused = reason;
+            Err(e)
+        }
+        other => other,
     };
     let response = match result {
         Ok(resp) => resp,
@@ -124,12 +143,26 @@ async fn fetch(mut req: Request, env: Env, wctx: Context) -> worker::Result<Resp
     if crate::dashboard::is_dashboard_path(&path) {
         dashboard::secure(&mut response);
     }
+    if let Some(reason) = refused {
+        ctx.record = None;
+        throttle::count(&env, &wctx, reason);
+    }
     if let Some(mut rec) = ctx.record.take() {
         rec.status = response.status_code();
         rec.duration_ms = now_ms().saturating_sub(started_ms);
         wctx.wait_until(async move { store::write_usage(&env, &rec, true).await });
     }
     Ok(response)
+}
+
+/// An admin route from an address blocked for wrong admin tokens (only while admin is on).
+fn admin_blocked(req: &Request, ctx: &Ctx, ip: &str) -> Option<RelayError> {
+    let admin = routes::route(req.method().as_ref(), &req.path()).is_ok_and(|r| r.is_admin());
+    if admin && ctx.config.admin_token.is_some() {
+        throttle::blocked(crate::refused::Reason::InvalidAdminToken, ip)
+    } else {
+        None
+    }
 }
 
 thread_local! {
