@@ -60,16 +60,17 @@ test('/admin and /dashboard answer no CORS headers to another origin; the API st
 
 test('CSV export prefixes text cells that start a formula; numbers stay numbers', async () => {
   const models = ['=HYPERLINK("https://evil.example","x")', '+SUM(1)', '-2+3', '@cmd', 'plain'];
+  const { key: holder } = await relay.seedKey({ team: 'formula', user: 'mallory' });
   for (const model of models) {
-    const r = await call(relay, '/v1/chat/completions', { key, body: { model, messages: [{ role: 'user', content: 'hi' }] } });
+    const r = await call(relay, '/v1/chat/completions', { key: holder, body: { model, messages: [{ role: 'user', content: 'hi' }] } });
     assert.equal(r.res.status, 404, r.text);
     await relay.row(r.requestId);
   }
-  const r = await call(relay, '/admin/usage/export?format=csv&group_by=model&team=csv', { method: 'GET', key: ADMIN_TOKEN });
+  const r = await call(relay, '/admin/usage/export?format=csv&group_by=model&team=formula', { method: 'GET', key: ADMIN_TOKEN });
   assert.equal(r.res.status, 200, r.text);
   const lines = r.text.split('\r\n').slice(1, -1);
   assert.equal(lines.length, models.length, r.text);
-  const firstCells = lines.map((l) => (l.startsWith('"') ? l.slice(0, l.indexOf('",') + 1) : l.slice(0, l.indexOf(','))));
+  const firstCells = lines.map((l) => (l.startsWith('"') ? l.slice(0, l.lastIndexOf('",') + 1) : l.slice(0, l.indexOf(','))));
   assert.deepEqual(firstCells.sort(), [
     '"\'=HYPERLINK(""https://evil.example"",""x"")"',
     "'+SUM(1)",

@@ -39,8 +39,11 @@ const CLIENT_HEADERS = {
   'anthropic-beta': 'prompt-caching-2024-07-31',
 };
 
-/** Framing the runtime sets on every outgoing request, whatever the relay does. */
-const RUNTIME_FRAMING = new Set(['host', 'content-length', 'connection', 'accept-encoding', 'accept']);
+/**
+ * What the runtime itself sets on every subrequest, whatever the relay does: framing, and
+ * `cf-worker` (the calling zone, which Cloudflare adds to every Worker subrequest).
+ */
+const RUNTIME_FRAMING = new Set(['host', 'content-length', 'connection', 'accept-encoding', 'accept', 'cf-worker']);
 
 function forwarded(up) {
   return Object.keys(up.headers).filter((h) => !RUNTIME_FRAMING.has(h)).sort();
