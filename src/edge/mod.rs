@@ -87,8 +87,6 @@ async fn fetch(mut req: Request, env: Env, wctx: Context) -> worker::Result<Resp
         || routes::route(req.method().as_ref(), &path).is_ok_and(|r| r.is_anthropic());
     let origin = header(&req, "origin");
     let ip = throttle::client_ip(&req);
-    // Set when the request is throttled: it is tallied in `refused`, not given a usage row.
-    let mut refused = None;
 
     let config = cached_config(&env);
     let mut ctx = Ctx {
@@ -100,27 +98,12 @@ async fn fetch(mut req: Request, env: Env, wctx: Context) -> worker::Result<Resp
         key: None,
         idle_timeout_ms: None,
     };
-    let result = match config {
+    let (result, refused) = match config {
         Ok(c) => {
             ctx.config = c;
-            match admin_blocked(&req, &ctx, &ip) {
-                // Before the token is even compared: a blocked address learns nothing.
-                Some(throttled) => {
-                    refused = Some(crate::refused::Reason::InvalidAdminToken);
-                    Err(throttled)
-                }
-                None => dispatch(&mut req, &mut ctx, &wctx).await,
-            }
+            guarded(&mut req, &mut ctx, &wctx, &ip).await
         }
-        Err(e) => Err(e),
-    };
-    let result = match result {
-        Err(e) if refused.is_none() => {
-            let (e, reason) = throttle::judge(&env, &ip, e).await;
-            refused = reason;
-            Err(e)
-        }
-        other => other,
+        Err(e) => (Err(e), None),
     };
     let response = match result {
         Ok(resp) => resp,
@@ -144,6 +127,7 @@ async fn fetch(mut req: Request, env: Env, wctx: Context) -> worker::Result<Resp
         dashboard::secure(&mut response);
     }
     if let Some(reason) = refused {
+        // Throttled: tallied in `refused` instead of a usage row (README: "Usage rows").
         ctx.record = None;
         throttle::count(&env, &wctx, reason);
     }
@@ -153,6 +137,31 @@ async fn fetch(mut req: Request, env: Env, wctx: Context) -> worker::Result<Resp
         wctx.wait_until(async move { store::write_usage(&env, &rec, true).await });
     }
     Ok(response)
+}
+
+/// The request behind the failed-authentication throttle: an address blocked for wrong admin
+/// tokens is refused before the token is compared (a right guess there is not recognised),
+/// and a failure that counts against the address may become a 429. The reason is set when
+/// the answer is such a 429.
+async fn guarded(
+    req: &mut Request,
+    ctx: &mut Ctx,
+    wctx: &Context,
+    ip: &str,
+) -> (Result<Response, RelayError>, Option<crate::refused::Reason>) {
+    if let Some(throttled) = admin_blocked(req, ctx, ip) {
+        return (
+            Err(throttled),
+            Some(crate::refused::Reason::InvalidAdminToken),
+        );
+    }
+    match dispatch(req, ctx, wctx).await {
+        Ok(resp) => (Ok(resp), None),
+        Err(e) => {
+            let (e, reason) = throttle::judge(&ctx.env, ip, e).await;
+            (Err(e), reason)
+        }
+    }
 }
 
 /// An admin route from an address blocked for wrong admin tokens (only while admin is on).
