@@ -241,9 +241,16 @@ fn token_sum(col: &str) -> String {
     format!("CAST(MIN(TOTAL({col}), {MAX_REPORTED_SUM}) AS INTEGER)")
 }
 
+/// First characters that make a spreadsheet read a cell as a formula (OWASP "CSV Injection").
+const FORMULA_STARTS: &[char] = &['=', '+', '-', '@', '\t', '\r'];
+
+/// One cell. Text that a spreadsheet would run as a formula gets a leading `'`, so a key
+/// holder's model name such as `=HYPERLINK(…)` opens as text. Numbers come from the report's
+/// measures (D1 numbers, never client text) and are written as they are, so `-1` stays a number.
 fn csv_field(v: &Value) -> String {
     let text = match v {
         Value::Null => String::new(),
+        Value::String(s) if s.starts_with(FORMULA_STARTS) => format!("'{s}"),
         Value::String(s) => s.clone(),
         other => other.to_string(),
     };
@@ -342,6 +349,23 @@ mod tests {
         assert_eq!(
             csv(&["team", "requests", "cost_usd"], &rows),
             "team,requests,cost_usd\r\n\"a,b\",2,\r\n\"say \"\"hi\"\"\",1,0.5\r\n"
+        );
+    }
+
+    #[test]
+    fn csv_neutralises_formulas_in_text_but_not_numbers() {
+        let rows = vec![
+            json!({"model": "=HYPERLINK(\"https://evil\",\"x\")", "requests": -1}),
+            json!({"model": "+1", "requests": 0}),
+            json!({"model": "-1", "requests": -2.5}),
+            json!({"model": "@SUM(A1)", "requests": 1}),
+            json!({"model": "\tx", "requests": 1}),
+            json!({"model": "\rx", "requests": 1}),
+            json!({"model": "gpt-4o=x", "requests": 1}),
+        ];
+        assert_eq!(
+            csv(&["model", "requests"], &rows),
+            "model,requests\r\n\"'=HYPERLINK(\"\"https://evil\"\",\"\"x\"\")\",-1\r\n'+1,0\r\n'-1,-2.5\r\n'@SUM(A1),1\r\n'\tx,1\r\n\"'\rx\",1\r\ngpt-4o=x,1\r\n"
         );
     }
 }

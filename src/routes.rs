@@ -144,6 +144,15 @@ fn dashboard_route(method: &str, path: &str, bare: &str) -> Option<Result<Route,
     })
 }
 
+/// Whether `path` is the admin API or the dashboard (any method, known route or not): the
+/// same-origin surface, which gets no CORS headers.
+pub fn is_admin_surface(path: &str) -> bool {
+    ["/admin", "/dashboard"].iter().any(|root| {
+        path.strip_prefix(root)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
+}
+
 pub fn route(method: &str, path: &str) -> Result<Route, RelayError> {
     if method == "OPTIONS" {
         return Ok(Route::Preflight);
@@ -199,6 +208,30 @@ pub fn route(method: &str, path: &str) -> Result<Route, RelayError> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn admin_surface() {
+        for p in [
+            "/admin",
+            "/admin/",
+            "/admin/keys",
+            "/admin/usage/export",
+            "/dashboard",
+            "/dashboard/app.js",
+        ] {
+            assert!(is_admin_surface(p), "{p}");
+        }
+        for p in [
+            "/",
+            "/v1/chat/completions",
+            "/administrator",
+            "/dashboards",
+            "/v1/models",
+            "/health",
+        ] {
+            assert!(!is_admin_surface(p), "{p}");
+        }
+    }
 
     #[test]
     fn table() {

@@ -8,6 +8,7 @@ mod dashboard;
 mod keystore;
 mod metered;
 mod store;
+mod throttle;
 mod upstream;
 
 use std::cell::RefCell;
@@ -85,6 +86,7 @@ async fn fetch(mut req: Request, env: Env, wctx: Context) -> worker::Result<Resp
     let anthropic_errors = header(&req, "anthropic-version").is_some()
         || routes::route(req.method().as_ref(), &path).is_ok_and(|r| r.is_anthropic());
     let origin = header(&req, "origin");
+    let ip = throttle::client_ip(&req);
 
     let config = cached_config(&env);
     let mut ctx = Ctx {
@@ -96,12 +98,12 @@ async fn fetch(mut req: Request, env: Env, wctx: Context) -> worker::Result<Resp
         key: None,
         idle_timeout_ms: None,
     };
-    let result = match config {
+    let (result, refused) = match config {
         Ok(c) => {
             ctx.config = c;
-            dispatch(&mut req, &mut ctx, &wctx).await
+            guarded(&mut req, &mut ctx, &wctx, &ip).await
         }
-        Err(e) => Err(e),
+        Err(e) => (Err(e), None),
     };
     let response = match result {
         Ok(resp) => resp,
@@ -119,9 +121,15 @@ async fn fetch(mut req: Request, env: Env, wctx: Context) -> worker::Result<Resp
             render_error(&e, anthropic_errors)
         }
     };
-    let mut response = finish_headers(response, &request_id, origin.as_deref());
+    let same_origin_only = routes::is_admin_surface(&path);
+    let mut response = finish_headers(response, &request_id, origin.as_deref(), same_origin_only);
     if crate::dashboard::is_dashboard_path(&path) {
         dashboard::secure(&mut response);
+    }
+    if let Some(reason) = refused {
+        // Throttled: tallied in `refused` instead of a usage row (README: "Usage rows").
+        ctx.record = None;
+        throttle::count(&env, &wctx, reason);
     }
     if let Some(mut rec) = ctx.record.take() {
         rec.status = response.status_code();
@@ -129,6 +137,41 @@ async fn fetch(mut req: Request, env: Env, wctx: Context) -> worker::Result<Resp
         wctx.wait_until(async move { store::write_usage(&env, &rec, true).await });
     }
     Ok(response)
+}
+
+/// The request behind the failed-authentication throttle: an address blocked for wrong admin
+/// tokens is refused before the token is compared (a right guess there is not recognised),
+/// and a failure that counts against the address may become a 429. The reason is set when
+/// the answer is such a 429.
+async fn guarded(
+    req: &mut Request,
+    ctx: &mut Ctx,
+    wctx: &Context,
+    ip: &str,
+) -> (Result<Response, RelayError>, Option<crate::refused::Reason>) {
+    if let Some(throttled) = admin_blocked(req, ctx, ip) {
+        return (
+            Err(throttled),
+            Some(crate::refused::Reason::InvalidAdminToken),
+        );
+    }
+    match dispatch(req, ctx, wctx).await {
+        Ok(resp) => (Ok(resp), None),
+        Err(e) => {
+            let (e, reason) = throttle::judge(&ctx.env, ip, e).await;
+            (Err(e), reason)
+        }
+    }
+}
+
+/// An admin route from an address blocked for wrong admin tokens (only while admin is on).
+fn admin_blocked(req: &Request, ctx: &Ctx, ip: &str) -> Option<RelayError> {
+    let admin = routes::route(req.method().as_ref(), &req.path()).is_ok_and(|r| r.is_admin());
+    if admin && ctx.config.admin_token.is_some() {
+        throttle::blocked(crate::refused::Reason::InvalidAdminToken, ip)
+    } else {
+        None
+    }
 }
 
 thread_local! {
@@ -154,6 +197,12 @@ fn cached_config(env: &Env) -> Result<Config, RelayError> {
             .ok()
     })?;
     let prices = PriceTable::load(config.prices.as_deref()).map_err(RelayError::Internal)?;
+    if let Some(n) = config.admin_token_too_short {
+        console_error!(
+            "config: ADMIN_TOKEN is {n} characters, under the {} required: /admin and /dashboard are disabled (404) until it is replaced by a longer random string",
+            crate::config::MIN_ADMIN_TOKEN_CHARS
+        );
+    }
     for warning in models::cursor_warnings(config.routes.iter().map(|r| r.name.as_str())) {
         worker::console_warn!("config lint: ROUTES {warning}");
     }
@@ -725,7 +774,7 @@ where
 pub fn copy_headers(from: &Headers) -> Headers {
     let out = Headers::new();
     for (name, value) in from.entries() {
-        if !upstream::drop_response_header(&name) {
+        if crate::headers::return_to_client(&name) {
             let _ = out.append(&name, &value);
         }
     }
@@ -795,12 +844,31 @@ fn render_error(e: &RelayError, anthropic: bool) -> Response {
         .fixed(body)
 }
 
-/// Headers every response carries: the relay's request id and CORS (R1.11, R1.13).
-fn finish_headers(mut resp: Response, request_id: &str, origin: Option<&str>) -> Response {
+/// Headers every response carries: the relay's request id, and CORS on the API routes
+/// (R1.11, R1.13). `/admin` and `/dashboard` get no CORS headers at all: the dashboard calls
+/// the admin API from its own origin, which needs none, and a page on any other origin must
+/// not be able to read admin answers (nor probe tokens) from a browser.
+fn finish_headers(
+    mut resp: Response,
+    request_id: &str,
+    origin: Option<&str>,
+    same_origin_only: bool,
+) -> Response {
     let headers = resp.headers_mut();
     let _ = headers.set("x-request-id", request_id);
     // Anthropic's convention (R1.11); its SDK reports this one.
     let _ = headers.set("request-id", request_id);
+    if same_origin_only {
+        for name in [
+            "access-control-allow-origin",
+            "access-control-allow-methods",
+            "access-control-allow-headers",
+            "access-control-max-age",
+        ] {
+            let _ = headers.delete(name);
+        }
+        return resp;
+    }
     let _ = headers.set("access-control-allow-origin", origin.unwrap_or("*"));
     let _ = headers.set("access-control-expose-headers", "x-request-id, request-id");
     let _ = headers.set("vary", "Origin");

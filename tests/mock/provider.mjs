@@ -71,6 +71,21 @@ export function parseSse(text) {
   return out;
 }
 
+/** Response headers `mock-headers` adds to an ordinary answer. */
+export const PROVIDER_RESPONSE_HEADERS = {
+  server: 'cloudflare',
+  'set-cookie': '__cf_bm=abc; path=/; HttpOnly',
+  'cf-ray': '8f00000000000000-SJC',
+  'openai-organization': 'org-relay-account',
+  'openai-processing-ms': '321',
+  'openai-version': '2020-10-01',
+  'x-ratelimit-limit-requests': '10000',
+  'x-ratelimit-remaining-requests': '9999',
+  'x-ratelimit-remaining-tokens': '1999000',
+  via: '1.1 google',
+  'retry-after-ms': '5',
+};
+
 export async function startMockProvider(opts = {}) {
   const apiKey = opts.apiKey ?? 'sk-mock';
   const chunkDelayMs = opts.chunkDelayMs ?? 10;
@@ -206,6 +221,11 @@ export async function startMockProvider(opts = {}) {
         if (isClosed()) return;
         if (!stream) break;
         return playSse(res, sleep, isClosed, 100, textFrames(ctx, REPLY_WORDS, { usage: textPlan('mock-ok', body).usage }));
+      case 'mock-headers':
+        // What real providers answer with besides the body: their infrastructure, the relay's
+        // account and its limits, cookies. None of it is the client's business.
+        for (const [k, v] of Object.entries(PROVIDER_RESPONSE_HEADERS)) res.setHeader(k, v);
+        break;
       case 'mock-comments':
         if (!stream) break;
         return playSse(res, sleep, isClosed, chunkDelayMs, commentFrames(ctx, textPlan('mock-ok', body)));
