@@ -104,6 +104,8 @@ test('claude -p answers through the relay on an OpenAI-format model (ANTHROPIC_A
   assert.ok(calls.length >= 1);
   const up = calls[0];
   assert.equal(up.headers.authorization, 'Bearer sk-mock');
+  const leaked = Object.keys(up.headers).filter((h) => /^(anthropic-|x-claude-code-)/.test(h));
+  assert.deepEqual(leaked, [], 'no Claude-only header reaches an OpenAI-format upstream');
   assert.equal(up.body.max_completion_tokens, 16384, 'Claude Code asks for 32000; gpt-4o-mini takes 16384');
   const roles = up.body.messages.map((m) => m.role);
   assert.ok(roles.indexOf('system', 1) > 0, `a mid-conversation system message, kept in place: ${roles}`);

@@ -64,6 +64,10 @@ test('Claude Code recorded requests answer on gpt-4o-mini: mid-conversation syst
 
     const [up] = relay.provider.requests;
     assert.equal(up.body.max_completion_tokens, 16384, `${fx.name}: clamped to gpt-4o-mini's cap`);
+    // Only the headers OpenAI's protocol defines: no Anthropic betas, version or Claude Code ids.
+    const leaked = Object.keys(up.headers).filter((h) => /^(anthropic-|x-claude-code-|x-app$)/.test(h));
+    assert.deepEqual(leaked, [], `${fx.name}: Claude-only headers reached the OpenAI-format upstream`);
+    assert.ok(Object.keys(fx.headers).some((h) => h.startsWith('x-claude-code-')), 'the fixture sends them');
     for (const field of ['thinking', 'context_management', 'output_config', 'metadata', 'max_tokens', 'system']) {
       assert.equal(up.body[field], undefined, `${fx.name}: ${field} not sent`);
     }
