@@ -176,8 +176,16 @@ pub fn parse_for(body: &[u8], endpoint: Endpoint) -> Result<ChatRequest<'_>, Rel
 /// A body's top-level fields in order, each value still as raw JSON.
 type RawFields<'a> = Vec<(String, &'a RawValue)>;
 
-/// The body's top-level fields and its `model`, with the errors OpenAI gives for each.
+/// Longest `model` the relay accepts: real model ids are under 100 characters, and the name is
+/// stored in the usage row, whose size must not be the client's choice (a 2 MB name once made
+/// the row write fail, leaving a served request unmetered).
+pub const MAX_MODEL_CHARS: usize = 256;
+
+/// The body's top-level fields and its `model`, with the errors OpenAI gives for each. Every
+/// OpenAI and Anthropic JSON route comes through here, so this is where a body that repeats a
+/// key is refused.
 fn fields_and_model(body: &[u8]) -> Result<(RawFields<'_>, String), RelayError> {
+    crate::json::refuse_duplicate_keys(body)?;
     let Fields(fields) = serde_json::from_slice(body).map_err(|_| {
         RelayError::invalid(
             "We could not parse the JSON body of your request. The body must be a JSON object.",
@@ -192,6 +200,12 @@ fn fields_and_model(body: &[u8]) -> Result<(RawFields<'_>, String), RelayError> 
         None => {
             return Err(RelayError::invalid(
                 "You must provide a model parameter.",
+                Some("model"),
+            ))
+        }
+        Some(Value::String(s)) if s.chars().count() > MAX_MODEL_CHARS => {
+            return Err(RelayError::invalid(
+                format!("'model' must be at most {MAX_MODEL_CHARS} characters."),
                 Some("model"),
             ))
         }
@@ -424,6 +438,53 @@ mod tests {
                 "Invalid type for 'stream': expected a boolean, but got a string instead.",
                 Some("stream")
             )
+        );
+    }
+
+    #[test]
+    fn a_repeated_key_is_refused_on_every_endpoint() {
+        // serde would read the first `model`, the provider the last: refuse instead.
+        let body = br#"{"model":"gpt-cheap","messages":[{"role":"user","content":"x"}],"model":"gpt-forbidden-expensive"}"#;
+        let want = RelayError::invalid(
+            "Duplicate key 'model' in the request body: each key may appear only once in an object.",
+            Some("model"),
+        );
+        assert_eq!(parse(body).unwrap_err(), want);
+        let legacy = br#"{"model":"a","prompt":"x","model":"b"}"#;
+        assert_eq!(parse_for(legacy, Endpoint::Completions).unwrap_err(), want);
+        let embed = br#"{"model":"a","input":"x","model":"b"}"#;
+        assert_eq!(parse_for(embed, Endpoint::Embeddings).unwrap_err(), want);
+        let options = br#"{"model":"m","messages":[{"role":"user"}],"stream":true,"stream_options":{"include_usage":true,"include_usage":false}}"#;
+        assert_eq!(
+            parse(options).unwrap_err(),
+            RelayError::invalid(
+                "Duplicate key 'stream_options.include_usage' in the request body: each key may appear only once in an object.",
+                Some("stream_options.include_usage"),
+            )
+        );
+        let twice = br#"{"model":"m","messages":[{"role":"user"}],"stream_options":{},"stream_options":{"include_usage":true}}"#;
+        assert!(
+            matches!(parse(twice), Err(RelayError::InvalidRequest { param: Some(p), .. }) if p == "stream_options")
+        );
+    }
+
+    #[test]
+    fn model_is_capped_before_it_reaches_the_row() {
+        let at_cap = format!(
+            r#"{{"model":"{}","messages":[{{"role":"user"}}]}}"#,
+            "m".repeat(MAX_MODEL_CHARS)
+        );
+        assert_eq!(
+            parse(at_cap.as_bytes()).unwrap().model.len(),
+            MAX_MODEL_CHARS
+        );
+        let over = format!(
+            r#"{{"model":"{}","input":"x"}}"#,
+            "é".repeat(MAX_MODEL_CHARS + 1)
+        );
+        assert_eq!(
+            parse_for(over.as_bytes(), Endpoint::Embeddings).unwrap_err(),
+            RelayError::invalid("'model' must be at most 256 characters.", Some("model"))
         );
     }
 

@@ -297,6 +297,9 @@ fn cursor_normalize(body: Vec<u8>) -> Result<(cursor::Shape, Vec<u8>), RelayErro
     if !may_need {
         return Ok((cursor::Shape::Chat, body));
     }
+    // The rewrite below re-serialises a `Value`, which would silently keep one of a repeated
+    // key; chat::parse only sees the result, so the check must come first.
+    crate::json::refuse_duplicate_keys(&body)?;
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(&body) else {
         // chat::parse reports the malformed body in OpenAI's words.
         return Ok((cursor::Shape::Chat, body));
