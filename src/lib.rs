@@ -10,6 +10,7 @@ pub mod cursor;
 pub mod dashboard;
 pub mod echo;
 pub mod error;
+pub mod ids;
 pub mod json;
 pub mod keys;
 pub mod messages;

@@ -245,7 +245,10 @@ mod tests {
         let b = rec.bounded();
         assert_eq!(b.route.chars().count(), MAX_ROUTE_CHARS);
         // Cut on a character boundary, never inside a multibyte one.
-        assert_eq!(b.model_requested.as_deref(), Some("é".repeat(MAX_TEXT_CHARS).as_str()));
+        assert_eq!(
+            b.model_requested.as_deref(),
+            Some("é".repeat(MAX_TEXT_CHARS).as_str())
+        );
         assert_eq!(b.finish_reason.map(|s| s.len()), Some(MAX_TEXT_CHARS));
         assert_eq!(b.upstream_request_id.map(|s| s.len()), Some(MAX_TEXT_CHARS));
         let short = UsageRecord::begin("req_2", "POST", "/v1/chat/completions", "t".into());

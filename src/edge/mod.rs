@@ -22,6 +22,7 @@ use crate::config::Config;
 use crate::cursor;
 use crate::echo::{self, Echo};
 use crate::error::RelayError;
+use crate::ids;
 use crate::keys;
 use crate::models::{self, Provider, Target};
 use crate::pricing::PriceTable;
@@ -34,14 +35,32 @@ pub fn now_ms() -> u64 {
     worker::js_sys::Date::now() as u64
 }
 
-/// `req_` + 24 base62 characters (~142 bits): unique without coordination.
+thread_local! {
+    static REQUESTS_SEEN: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// `req_` + 24 base62 characters (~142 bits): unique without coordination. Should the RNG
+/// fail, the id falls back to time, this isolate's request count and `Math.random`, and the
+/// failure is logged.
 fn new_request_id() -> String {
     let mut buf = [0u8; 64];
-    let _ = getrandom::fill(&mut buf);
-    format!(
-        "req_{}",
-        auth::base62(&buf, 24).unwrap_or_else(|| now_ms().to_string())
-    )
+    let seq = REQUESTS_SEEN.with(|n| {
+        n.set(n.get().wrapping_add(1));
+        n.get()
+    });
+    let random = match getrandom::fill(&mut buf) {
+        Ok(()) => Some(&buf[..]),
+        Err(e) => {
+            console_error!("getrandom failed ({e}); request id from the fallback");
+            None
+        }
+    };
+    let fallback = ids::Fallback {
+        now_ms: now_ms(),
+        seq,
+        noise: (worker::js_sys::Math::random() * 9_007_199_254_740_992.0) as u64,
+    };
+    ids::request_id(random, fallback)
 }
 
 /// The request as the flow sees it, plus the row it will leave behind.
