@@ -252,18 +252,32 @@ async fn authenticate(req: &Request, ctx: &mut Ctx, anthropic: bool) -> Result<(
     Ok(())
 }
 
-/// Reads the body, refusing it at the documented cap before and while reading.
+/// Reads the body as it arrives and stops at the cap: a declared length over it is refused
+/// before a byte is read, and a chunked upload is refused at the chunk that crosses it, so the
+/// isolate never holds more than about `limit` of a body. Dropping the stream cancels the
+/// rest of the upload.
 pub async fn read_body(req: &mut Request, limit: usize) -> Result<Vec<u8>, RelayError> {
-    let declared = header(req, "content-length").and_then(|v| v.trim().parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
+    use futures_util::StreamExt;
+    let declared = header(req, "content-length").and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
         return Err(RelayError::PayloadTooLarge { limit });
     }
-    let body = req
-        .bytes()
-        .await
+    if req.inner().body().is_none() {
+        return Ok(Vec::new());
+    }
+    let mut stream = req
+        .stream()
         .map_err(|e| RelayError::invalid(format!("Could not read the request body: {e}"), None))?;
-    if body.len() > limit {
-        return Err(RelayError::PayloadTooLarge { limit });
+    let expected = declared.map_or(0, |n| n as usize);
+    let mut body = Vec::with_capacity(expected.min(limit));
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            RelayError::invalid(format!("Could not read the request body: {e}"), None)
+        })?;
+        if chunk.len() > limit - body.len() {
+            return Err(RelayError::PayloadTooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
     }
     Ok(body)
 }
@@ -308,31 +322,13 @@ async fn chat_completions(
 }
 
 /// Cursor's two body shapes (R7.6): a Responses-API body sent to `/chat/completions` becomes a
-/// Chat body, and Chat bodies get the fixes upstreams need (`content: []`, flat tools). The
-/// body is only parsed when it can need either, so plain chat bytes go through untouched.
+/// Chat body, and Chat bodies get the fixes upstreams need (`content: []`, flat tools).
 fn cursor_normalize(body: Vec<u8>) -> Result<(cursor::Shape, Vec<u8>), RelayError> {
-    let contains = |needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
-    let may_need = contains(b"\"input\"") || contains(b"\"tools\"") || contains(b"[]");
-    if !may_need {
-        return Ok((cursor::Shape::Chat, body));
-    }
-    // The rewrite below re-serialises a `Value`, which would silently keep one of a repeated
-    // key; chat::parse only sees the result, so the check must come first.
-    crate::json::refuse_duplicate_keys(&body)?;
-    let Ok(value) = serde_json::from_slice::<serde_json::Value>(&body) else {
-        // chat::parse reports the malformed body in OpenAI's words.
-        return Ok((cursor::Shape::Chat, body));
-    };
-    if value
-        .get("previous_response_id")
-        .is_some_and(|v| !v.is_null())
-    {
+    let n = cursor::normalize_bytes(&body)?;
+    if n.dropped_previous_response {
         worker::console_log!("previous_response_id dropped: the relay is stateless (R7.6)");
     }
-    match cursor::normalize(&value)? {
-        (shape, Some(normalized)) => Ok((shape, normalized.to_string().into_bytes())),
-        (shape, None) => Ok((shape, body)),
-    }
+    Ok((n.shape, n.body.unwrap_or(body)))
 }
 
 /// `/v1/completions` and `/v1/embeddings`: passed through to OpenAI-format providers only
