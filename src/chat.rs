@@ -66,13 +66,15 @@ struct Text {
 
 impl Text {
     fn of(s: &str) -> Text {
+        let s_head = s.trim_start();
+        let end = s_head
+            .char_indices()
+            .nth(crate::echo::MAX_ECHO_CHARS)
+            .map_or(s_head.len(), |(at, _)| at);
         Text {
             chars: s.chars().count() as u64,
-            head: s
-                .trim_start()
-                .chars()
-                .take(crate::echo::MAX_ECHO_CHARS)
-                .collect(),
+            // One slice copy: pushing the head char by char cost more than parsing the body.
+            head: s_head[..end].to_string(),
         }
     }
 }
