@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { readFileSync, readdirSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { startRelay, call, makeKey, sha256 } from './harness.mjs';
+import { startRelay, call, makeKey, sha256, ADMIN_TOKEN } from './harness.mjs';
 
 const CAP = 1024 * 1024;
 let relay;
@@ -81,7 +81,7 @@ test('/v1/messages and count_tokens refuse a second `model` in Anthropic shape',
 
 test('admin key bodies refuse a repeated key', async () => {
   const r = await call(relay, '/admin/keys', {
-    headers: { authorization: 'Bearer test-admin-token-0123456789', 'content-type': 'application/json' },
+    headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
     raw: '{"team":"t","user":"u","models":["mock-ok"],"models":null}',
   });
   assert.equal(r.res.status, 400);
