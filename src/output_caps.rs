@@ -4,7 +4,7 @@
 //! relay lowers `max_tokens` instead, and says so in the log. Shipped table, overridden by the
 //! `MAX_OUTPUT_TOKENS` var (JSON `{"model": cap, "prefix*": cap, "name": null}`).
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// Output caps from the providers' model pages (as of 2026-11). Keys ending in `*` match by
 /// prefix, the longest winning; an exact name beats every prefix. Unknown models are never
@@ -36,11 +36,11 @@ pub const DEFAULT_CAPS: &[(&str, u64)] = &[
     ("claude-3-opus*", 4_096),
 ];
 
-/// The caps in force: exact names, and prefixes longest first.
+/// The caps in force, as `(name or prefix*, cap)`. A plain list searched per lookup: it has
+/// a few dozen entries, and a sorted map would cost the worker bundle more than the search.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct OutputCaps {
-    exact: Vec<(String, u64)>,
-    prefixes: Vec<(String, u64)>,
+    entries: Vec<(String, u64)>,
 }
 
 /// One lowered request, for the log line.
@@ -55,52 +55,55 @@ impl OutputCaps {
     /// The shipped table with `overrides` applied: a number replaces or adds an entry, `null`
     /// removes one (that model is then never clamped). Anything else is a configuration error.
     pub fn load(overrides: Option<&str>) -> Result<OutputCaps, String> {
-        let mut table: Map<String, Value> = DEFAULT_CAPS
+        let mut entries: Vec<(String, Option<u64>)> = DEFAULT_CAPS
             .iter()
-            .map(|(k, v)| ((*k).to_string(), Value::from(*v)))
+            .map(|(k, v)| ((*k).to_string(), Some(*v)))
             .collect();
         if let Some(json) = overrides {
             let parsed: Value = serde_json::from_str(json)
                 .map_err(|e| format!("MAX_OUTPUT_TOKENS is not valid JSON: {e}"))?;
-            let Value::Object(entries) = parsed else {
+            let Value::Object(given) = parsed else {
                 return Err("MAX_OUTPUT_TOKENS must be a JSON object of model → cap".to_string());
             };
-            for (model, cap) in entries {
-                match cap {
-                    Value::Null => {
-                        table.remove(&model);
-                    }
-                    Value::Number(n) if n.as_u64().is_some_and(|n| n > 0) => {
-                        table.insert(model, Value::Number(n));
-                    }
+            for (model, cap) in given {
+                let cap = match cap {
+                    Value::Null => None,
+                    Value::Number(n) if n.as_u64().is_some_and(|n| n > 0) => n.as_u64(),
                     other => {
                         return Err(format!(
                             "MAX_OUTPUT_TOKENS.{model}: expected a positive integer or null, got {other}"
                         ))
                     }
+                };
+                match entries.iter_mut().find(|(k, _)| *k == model) {
+                    Some(entry) => entry.1 = cap,
+                    None => entries.push((model, cap)),
                 }
             }
         }
-        let mut caps = OutputCaps::default();
-        for (model, cap) in table {
-            let cap = cap.as_u64().unwrap_or(u64::MAX);
-            match model.strip_suffix('*') {
-                Some(prefix) => caps.prefixes.push((prefix.to_string(), cap)),
-                None => caps.exact.push((model, cap)),
-            }
-        }
-        caps.prefixes
-            .sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(&b.0)));
-        Ok(caps)
+        let entries = entries
+            .into_iter()
+            .filter_map(|(k, cap)| Some((k, cap?)))
+            .collect();
+        Ok(OutputCaps { entries })
     }
 
-    /// The most output tokens `model` (the provider's name for it) accepts, when known.
+    /// The most output tokens `model` (the provider's name for it) accepts, when known: an exact
+    /// name first, else the longest matching prefix.
     pub fn cap(&self, model: &str) -> Option<u64> {
-        self.exact
-            .iter()
-            .find(|(m, _)| m == model)
-            .or_else(|| self.prefixes.iter().find(|(p, _)| model.starts_with(p)))
-            .map(|(_, cap)| *cap)
+        let mut best: Option<(usize, u64)> = None;
+        for (name, cap) in &self.entries {
+            match name.strip_suffix('*') {
+                None if name == model => return Some(*cap),
+                Some(prefix)
+                    if model.starts_with(prefix) && best.is_none_or(|(n, _)| prefix.len() > n) =>
+                {
+                    best = Some((prefix.len(), *cap));
+                }
+                _ => {}
+            }
+        }
+        best.map(|(_, cap)| cap)
     }
 
     /// Lowers the first of `fields` present in `body` to `model`'s cap; the one it lowered.

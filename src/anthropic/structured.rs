@@ -5,7 +5,7 @@
 //! tool whose `input_schema` is the wanted schema, and the model is made to call it; the call's
 //! input comes back to the client as the message content, never as a tool call.
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use crate::error::RelayError;
 
@@ -188,10 +188,13 @@ pub fn unwrap_answer(completion: &mut Value) {
         .unwrap_or("{}")
         .to_string();
     if let Some(m) = message.as_object_mut() {
-        if !others {
-            m.remove("tool_calls");
+        // Rebuilt rather than `remove`d: map removal is code the worker bundle has nowhere else.
+        let mut rebuilt = Map::new();
+        for (k, v) in m.iter().filter(|(k, _)| others || *k != "tool_calls") {
+            rebuilt.insert(k.clone(), v.clone());
         }
-        m.insert("content".into(), json!(answer));
+        rebuilt.insert("content".into(), Value::String(answer));
+        *m = rebuilt;
     }
     if !others {
         if let Some(f) = completion.pointer_mut("/choices/0/finish_reason") {
