@@ -17,6 +17,7 @@ pub mod pricing;
 pub mod providers;
 pub mod report;
 pub mod request_log;
+pub mod responses;
 pub mod routes;
 pub mod sse;
 pub mod stream;

@@ -1,0 +1,202 @@
+//! The Response object (protocol.md §4, R4.2 answer mapping): the fields echoed from the
+//! request, output items built from a Chat completion's message, and the status a Chat
+//! `finish_reason` means. The stream translator builds its items with the same functions, so a
+//! streamed `response.completed` and a non-stream answer carry identical output.
+
+use serde_json::{json, Map, Value};
+
+use super::{usage_json, Request};
+use crate::usage::Tokens;
+
+/// What every Response of one request shares: its ids, time, model and the request's settings.
+#[derive(Debug, Clone)]
+pub struct Skeleton {
+    pub id: String,
+    /// Prefix of the request's item ids (`msg_<base>_<n>`), stable across a stream's events.
+    pub base: String,
+    pub created_at: u64,
+    pub model: String,
+    echoed: Map<String, Value>,
+}
+
+/// Request settings a Response repeats, with OpenAI's defaults when the request set none.
+type Fallback = fn() -> Value;
+
+const ECHOED: &[(&str, Fallback)] = &[
+    ("instructions", || Value::Null),
+    ("max_output_tokens", || Value::Null),
+    ("metadata", || json!({})),
+    ("parallel_tool_calls", || json!(true)),
+    ("temperature", || json!(1.0)),
+    ("tool_choice", || json!("auto")),
+    ("tools", || json!([])),
+    ("top_p", || json!(1.0)),
+    ("user", || Value::Null),
+];
+
+impl Skeleton {
+    /// `base` is the relay's request id without its `req_` prefix.
+    pub fn new(base: &str, created_at: u64, req: &Request) -> Self {
+        let mut echoed = Map::new();
+        for (name, default) in ECHOED {
+            let v = req.body.get(*name).filter(|v| !v.is_null()).cloned();
+            echoed.insert((*name).to_string(), v.unwrap_or_else(default));
+        }
+        let effort = req
+            .body
+            .get("reasoning")
+            .and_then(|r| r.get("effort"))
+            .cloned()
+            .unwrap_or(Value::Null);
+        echoed.insert(
+            "reasoning".into(),
+            json!({"effort": effort, "summary": null}),
+        );
+        let mut text = req
+            .body
+            .get("text")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        text.entry("format").or_insert(json!({"type": "text"}));
+        echoed.insert("text".into(), Value::Object(text));
+        Skeleton {
+            id: format!("resp_{base}"),
+            base: base.to_string(),
+            created_at,
+            model: req.model.clone(),
+            echoed,
+        }
+    }
+
+    /// A Response in `status`. Translated routes keep nothing, so `store` is always false.
+    pub fn response(&self, status: &str, output: Vec<Value>, usage: Option<&Tokens>) -> Value {
+        let mut r = self.echoed.clone();
+        r.insert("id".into(), json!(self.id));
+        r.insert("object".into(), json!("response"));
+        r.insert("created_at".into(), json!(self.created_at));
+        r.insert("status".into(), json!(status));
+        r.insert("background".into(), json!(false));
+        r.insert("error".into(), Value::Null);
+        r.insert("incomplete_details".into(), Value::Null);
+        r.insert("model".into(), json!(self.model));
+        r.insert("output".into(), Value::Array(output));
+        r.insert("previous_response_id".into(), Value::Null);
+        r.insert("store".into(), json!(false));
+        r.insert("truncation".into(), json!("disabled"));
+        r.insert("usage".into(), usage.map_or(Value::Null, usage_json));
+        Value::Object(r)
+    }
+
+    /// The finished Response for a Chat `finish_reason`: `length` and `content_filter` leave it
+    /// incomplete, with the reason clients show.
+    pub fn finished(
+        &self,
+        finish_reason: Option<&str>,
+        output: Vec<Value>,
+        usage: Option<&Tokens>,
+    ) -> Value {
+        let incomplete = match finish_reason {
+            Some("length") => Some("max_output_tokens"),
+            Some("content_filter") => Some("content_filter"),
+            _ => None,
+        };
+        let mut r = self.response(
+            if incomplete.is_some() {
+                "incomplete"
+            } else {
+                "completed"
+            },
+            output,
+            usage,
+        );
+        if let Some(reason) = incomplete {
+            r["incomplete_details"] = json!({ "reason": reason });
+        }
+        r
+    }
+
+    pub fn item_id(&self, prefix: &str, output_index: usize) -> String {
+        format!("{prefix}_{}_{output_index}", self.base)
+    }
+}
+
+/// An output message item; `parts` are `(is_refusal, text)` in order.
+pub fn message_item(id: &str, status: &str, parts: &[(bool, String)]) -> Value {
+    let content: Vec<Value> = parts.iter().map(|(r, t)| part(*r, t)).collect();
+    json!({"id": id, "type": "message", "status": status, "role": "assistant", "content": content})
+}
+
+/// One content part of an output message.
+pub fn part(refusal: bool, text: &str) -> Value {
+    if refusal {
+        json!({"type": "refusal", "refusal": text})
+    } else {
+        json!({"type": "output_text", "text": text, "annotations": [], "logprobs": []})
+    }
+}
+
+/// A tool-call item: a function call (`arguments`) or a custom tool call (`input`).
+pub fn call_item(
+    id: &str,
+    status: &str,
+    custom: bool,
+    call_id: &str,
+    name: &str,
+    payload: &str,
+) -> Value {
+    if custom {
+        json!({"id": id, "type": "custom_tool_call", "status": status, "call_id": call_id,
+               "name": name, "input": payload})
+    } else {
+        json!({"id": id, "type": "function_call", "status": status, "call_id": call_id,
+               "name": name, "arguments": payload})
+    }
+}
+
+/// A non-stream Chat completion as a Response: text and refusal become one message item, each
+/// tool call its own item, after it (the order Chat implies).
+pub fn from_chat(completion: &Value, sk: &Skeleton) -> Value {
+    let choice = completion.pointer("/choices/0");
+    let message = choice.and_then(|c| c.get("message"));
+    let str_of = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
+    let mut parts = Vec::new();
+    match message.and_then(|m| m.get("content")) {
+        Some(Value::String(s)) => parts.push((false, s.clone())),
+        Some(Value::Array(ps)) => {
+            let text: String = ps
+                .iter()
+                .filter_map(|p| p.get("text").and_then(Value::as_str))
+                .collect();
+            parts.push((false, text));
+        }
+        _ => {}
+    }
+    if let Some(refusal) = str_of(message.and_then(|m| m.get("refusal"))) {
+        parts.push((true, refusal));
+    }
+    let mut output = Vec::new();
+    if !parts.is_empty() {
+        output.push(message_item(&sk.item_id("msg", 0), "completed", &parts));
+    }
+    let calls = message
+        .and_then(|m| m.get("tool_calls"))
+        .and_then(Value::as_array);
+    for call in calls.into_iter().flatten() {
+        let custom = call.get("type").and_then(Value::as_str) == Some("custom");
+        let inner = call.get(if custom { "custom" } else { "function" });
+        let field = |k: &str| str_of(inner.and_then(|f| f.get(k))).unwrap_or_default();
+        let index = output.len();
+        output.push(call_item(
+            &sk.item_id(if custom { "ctc" } else { "fc" }, index),
+            "completed",
+            custom,
+            &str_of(call.get("id")).unwrap_or_default(),
+            &field("name"),
+            &field(if custom { "input" } else { "arguments" }),
+        ));
+    }
+    let usage = completion.get("usage").and_then(Tokens::from_openai);
+    let finish = str_of(choice.and_then(|c| c.get("finish_reason")));
+    sk.finished(finish.as_deref(), output, usage.as_ref())
+}
