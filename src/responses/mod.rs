@@ -166,34 +166,30 @@ impl Request {
         Ok(())
     }
 
-    /// The Chat Completions body for this request (R4.2). Hosted tools run on OpenAI's side
-    /// only, so a translated request naming one is refused with the tool's index.
+    /// The Chat Completions body for this request (R4.2). Hosted tools (`web_search`,
+    /// `image_generation`, tool `namespace`s, …) run on OpenAI's side only: they are left out,
+    /// so a client that offers them by default (Codex offers `web_search`) still works, with
+    /// the model simply not seeing them. Naming one in `tool_choice` is still a 400.
     pub fn to_chat(&self) -> Result<Value, RelayError> {
         self.refuse_state()?;
-        if let Some(Value::Array(tools)) = self.body.get("tools") {
-            for (i, tool) in tools.iter().enumerate() {
-                match tool.get("type").and_then(Value::as_str) {
-                    Some("function" | "custom") | None => {}
-                    Some(hosted) => {
-                        return Err(RelayError::invalid(
-                            format!(
-                                "Tool '{hosted}' is a hosted tool that only OpenAI models run; \
-                                 model '{}' is served by a provider without it.",
-                                self.model
-                            ),
-                            Some(&format!("tools[{i}].type")),
-                        ))
-                    }
-                }
-            }
-        }
         if matches!(self.body.get("input"), Some(Value::Array(items)) if items.is_empty()) {
             return Err(RelayError::invalid(
                 "'input' must contain at least one item.",
                 Some("input"),
             ));
         }
-        let mut chat = cursor::from_responses(&self.body)?;
+        let mut body = self.body.clone();
+        if let Some(Value::Array(tools)) = body.get_mut("tools") {
+            tools.retain(|t| !is_hosted(t));
+        }
+        let mut chat = cursor::from_responses(&body)?;
+        if chat
+            .get("tools")
+            .and_then(Value::as_array)
+            .is_some_and(Vec::is_empty)
+        {
+            chat.remove("tools");
+        }
         for key in DROPPED_FOR_CHAT {
             chat.remove(*key);
         }
@@ -207,6 +203,12 @@ impl Request {
         }
         Ok(Value::Object(chat))
     }
+}
+
+/// A tool the provider would have to run itself: anything but a function or a custom tool.
+/// A tool without a string `type` is left for the mapping to report.
+fn is_hosted(tool: &Value) -> bool {
+    matches!(tool.get("type").and_then(Value::as_str), Some(t) if t != "function" && t != "custom")
 }
 
 /// Reads a Responses `usage` object (protocol.md §4 "Usage"); None without `input_tokens`.

@@ -127,7 +127,7 @@ fn custom_tools_and_json_schema() {
 }
 
 #[test]
-fn state_and_hosted_tools_refused_naming_the_param() {
+fn state_refused_naming_the_param() {
     let e = chat_err(json!({"model": "m", "input": "x", "previous_response_id": "resp_1"}));
     assert_eq!(
         e,
@@ -155,15 +155,32 @@ fn state_and_hosted_tools_refused_naming_the_param() {
             .to_chat()
             .is_ok()
     );
-    let e = chat_err(json!({"model": "m", "input": "x",
-        "tools": [{"type": "function", "name": "f"}, {"type": "web_search"}]}));
+}
+
+#[test]
+fn hosted_tools_are_left_out() {
+    // What Codex offers by default besides its functions.
+    let out = chat(json!({"model": "m", "input": "x", "tools": [
+        {"type": "function", "name": "f"},
+        {"type": "web_search"},
+        {"type": "namespace", "name": "multi_agent_v1", "tools": []},
+    ]}));
     assert_eq!(
-        e,
-        RelayError::invalid(
-            "Tool 'web_search' is a hosted tool that only OpenAI models run; model 'm' is served \
-             by a provider without it.",
-            Some("tools[1].type")
-        )
+        out["tools"],
+        json!([{"type": "function", "function": {"name": "f"}}])
+    );
+    let only_hosted = chat(json!({"model": "m", "input": "x", "tools": [{"type": "web_search"}]}));
+    assert_eq!(
+        only_hosted.get("tools"),
+        None,
+        "an empty tools array is refused by some servers"
+    );
+    let e = chat_err(
+        json!({"model": "m", "input": "x", "tools": [{"type": "web_search"}],
+        "tool_choice": {"type": "web_search"}}),
+    );
+    assert!(
+        matches!(e, RelayError::InvalidRequest { param: Some(p), .. } if p == "tool_choice.type")
     );
 }
 
