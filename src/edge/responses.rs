@@ -351,9 +351,16 @@ pub async fn stored(
         None => format!("/responses/{id}"),
     };
     let mut url = spec.url(&path);
-    if let Some(query) = req.url().ok().and_then(|u| u.query().map(str::to_string)) {
+    // The raw query, still percent-encoded; read from the string so the URL crate (and its
+    // Unicode tables) stays out of the bundle.
+    let full = req.inner().url();
+    let query = full
+        .split_once('?')
+        .map(|(_, q)| q.split('#').next().unwrap_or(""))
+        .unwrap_or("");
+    if !query.is_empty() {
         url.push(if url.contains('?') { '&' } else { '?' });
-        url.push_str(&query);
+        url.push_str(query);
     }
     if let Some(rec) = ctx.rec() {
         rec.provider = Some(spec.id.clone());

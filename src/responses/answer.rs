@@ -3,9 +3,9 @@
 //! `finish_reason` means. The stream translator builds its items with the same functions, so a
 //! streamed `response.completed` and a non-stream answer carry identical output.
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
-use super::{usage_json, Request};
+use super::{obj, usage_json, Request};
 use crate::usage::Tokens;
 
 /// What every Response of one request shares: its ids, time, model and the request's settings.
@@ -25,12 +25,12 @@ type Fallback = fn() -> Value;
 const ECHOED: &[(&str, Fallback)] = &[
     ("instructions", || Value::Null),
     ("max_output_tokens", || Value::Null),
-    ("metadata", || json!({})),
-    ("parallel_tool_calls", || json!(true)),
-    ("temperature", || json!(1.0)),
-    ("tool_choice", || json!("auto")),
-    ("tools", || json!([])),
-    ("top_p", || json!(1.0)),
+    ("metadata", || Value::Object(Map::new())),
+    ("parallel_tool_calls", || true.into()),
+    ("temperature", || 1.0.into()),
+    ("tool_choice", || "auto".into()),
+    ("tools", || Value::Array(Vec::new())),
+    ("top_p", || 1.0.into()),
     ("user", || Value::Null),
 ];
 
@@ -50,7 +50,7 @@ impl Skeleton {
             .unwrap_or(Value::Null);
         echoed.insert(
             "reasoning".into(),
-            json!({"effort": effort, "summary": null}),
+            obj(vec![("effort", effort), ("summary", Value::Null)]),
         );
         let mut text = req
             .body
@@ -58,7 +58,8 @@ impl Skeleton {
             .and_then(Value::as_object)
             .cloned()
             .unwrap_or_default();
-        text.entry("format").or_insert(json!({"type": "text"}));
+        text.entry("format")
+            .or_insert_with(|| obj(vec![("type", "text".into())]));
         echoed.insert("text".into(), Value::Object(text));
         Skeleton {
             id: format!("resp_{base}"),
@@ -72,19 +73,24 @@ impl Skeleton {
     /// A Response in `status`. Translated routes keep nothing, so `store` is always false.
     pub fn response(&self, status: &str, output: Vec<Value>, usage: Option<&Tokens>) -> Value {
         let mut r = self.echoed.clone();
-        r.insert("id".into(), json!(self.id));
-        r.insert("object".into(), json!("response"));
-        r.insert("created_at".into(), json!(self.created_at));
-        r.insert("status".into(), json!(status));
-        r.insert("background".into(), json!(false));
-        r.insert("error".into(), Value::Null);
-        r.insert("incomplete_details".into(), Value::Null);
-        r.insert("model".into(), json!(self.model));
-        r.insert("output".into(), Value::Array(output));
-        r.insert("previous_response_id".into(), Value::Null);
-        r.insert("store".into(), json!(false));
-        r.insert("truncation".into(), json!("disabled"));
-        r.insert("usage".into(), usage.map_or(Value::Null, usage_json));
+        let fields: [(&str, Value); 13] = [
+            ("id", self.id.as_str().into()),
+            ("object", "response".into()),
+            ("created_at", self.created_at.into()),
+            ("status", status.into()),
+            ("background", false.into()),
+            ("error", Value::Null),
+            ("incomplete_details", Value::Null),
+            ("model", self.model.as_str().into()),
+            ("output", Value::Array(output)),
+            ("previous_response_id", Value::Null),
+            ("store", false.into()),
+            ("truncation", "disabled".into()),
+            ("usage", usage.map_or(Value::Null, usage_json)),
+        ];
+        for (k, v) in fields {
+            r.insert(k.to_string(), v);
+        }
         Value::Object(r)
     }
 
@@ -111,7 +117,7 @@ impl Skeleton {
             usage,
         );
         if let Some(reason) = incomplete {
-            r["incomplete_details"] = json!({ "reason": reason });
+            r["incomplete_details"] = obj(vec![("reason", reason.into())]);
         }
         r
     }
@@ -124,15 +130,26 @@ impl Skeleton {
 /// An output message item; `parts` are `(is_refusal, text)` in order.
 pub fn message_item(id: &str, status: &str, parts: &[(bool, String)]) -> Value {
     let content: Vec<Value> = parts.iter().map(|(r, t)| part(*r, t)).collect();
-    json!({"id": id, "type": "message", "status": status, "role": "assistant", "content": content})
+    obj(vec![
+        ("id", id.into()),
+        ("type", "message".into()),
+        ("status", status.into()),
+        ("role", "assistant".into()),
+        ("content", Value::Array(content)),
+    ])
 }
 
 /// One content part of an output message.
 pub fn part(refusal: bool, text: &str) -> Value {
     if refusal {
-        json!({"type": "refusal", "refusal": text})
+        obj(vec![("type", "refusal".into()), ("refusal", text.into())])
     } else {
-        json!({"type": "output_text", "text": text, "annotations": [], "logprobs": []})
+        obj(vec![
+            ("type", "output_text".into()),
+            ("text", text.into()),
+            ("annotations", Value::Array(Vec::new())),
+            ("logprobs", Value::Array(Vec::new())),
+        ])
     }
 }
 
@@ -145,13 +162,19 @@ pub fn call_item(
     name: &str,
     payload: &str,
 ) -> Value {
-    if custom {
-        json!({"id": id, "type": "custom_tool_call", "status": status, "call_id": call_id,
-               "name": name, "input": payload})
+    let (kind, key) = if custom {
+        ("custom_tool_call", "input")
     } else {
-        json!({"id": id, "type": "function_call", "status": status, "call_id": call_id,
-               "name": name, "arguments": payload})
-    }
+        ("function_call", "arguments")
+    };
+    obj(vec![
+        ("id", id.into()),
+        ("type", kind.into()),
+        ("status", status.into()),
+        ("call_id", call_id.into()),
+        ("name", name.into()),
+        (key, payload.into()),
+    ])
 }
 
 /// A non-stream Chat completion as a Response: text and refusal become one message item, each

@@ -11,7 +11,7 @@ pub mod claude;
 pub mod passthrough;
 pub mod translate;
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use crate::cursor;
 use crate::error::RelayError;
@@ -178,26 +178,56 @@ impl Request {
                 Some("input"),
             ));
         }
-        let mut body = self.body.clone();
-        if let Some(Value::Array(tools)) = body.get_mut("tools") {
-            tools.retain(|t| !is_hosted(t));
+        // The mapping sees the body without what Chat has no use for. Hosted tools stand in as
+        // placeholders so that an error in a later tool still names that tool's own index, and
+        // are taken out of the result; with no other tool, `tools` goes (some servers refuse an
+        // empty array).
+        let mut body = Map::new();
+        let mut hosted = Vec::new();
+        for (k, v) in &self.body {
+            match (k.as_str(), v) {
+                (k, _) if DROPPED_FOR_CHAT.contains(&k) => {}
+                ("tools", Value::Array(tools)) => {
+                    let mut mapped = Vec::with_capacity(tools.len());
+                    for (i, tool) in tools.iter().enumerate() {
+                        if is_hosted(tool) {
+                            hosted.push(i);
+                            mapped.push(obj(vec![
+                                ("type", "function".into()),
+                                ("name", "hosted".into()),
+                            ]));
+                        } else {
+                            mapped.push(tool.clone());
+                        }
+                    }
+                    if hosted.len() < tools.len() {
+                        body.insert(k.to_string(), Value::Array(mapped));
+                    } else {
+                        hosted.clear();
+                    }
+                }
+                _ => {
+                    body.insert(k.to_string(), v.clone());
+                }
+            }
         }
         let mut chat = cursor::from_responses(&body)?;
-        if chat
-            .get("tools")
-            .and_then(Value::as_array)
-            .is_some_and(Vec::is_empty)
-        {
-            chat.remove("tools");
-        }
-        for key in DROPPED_FOR_CHAT {
-            chat.remove(*key);
+        if let Some(Value::Array(tools)) = chat.get_mut("tools") {
+            let kept = std::mem::take(tools)
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| !hosted.contains(i))
+                .map(|(_, t)| t)
+                .collect();
+            *tools = kept;
         }
         // Every Chat server knows `system`; not all know `developer`.
         if let Some(Value::Array(messages)) = chat.get_mut("messages") {
             for m in messages.iter_mut() {
-                if m.get("role").and_then(Value::as_str) == Some("developer") {
-                    m["role"] = json!("system");
+                if let Some(m) = m.as_object_mut() {
+                    if m.get("role").and_then(Value::as_str) == Some("developer") {
+                        m.insert("role".into(), "system".into());
+                    }
                 }
             }
         }
@@ -235,37 +265,54 @@ pub fn tokens_from_usage(usage: &Value) -> Option<Tokens> {
 
 /// Our tokens as a Responses `usage` object, for translated answers.
 pub fn usage_json(t: &Tokens) -> Value {
-    json!({
-        "input_tokens": t.prompt,
-        "input_tokens_details": {"cached_tokens": t.cached},
-        "output_tokens": t.completion,
-        "output_tokens_details": {"reasoning_tokens": t.reasoning},
-        "total_tokens": t.prompt.saturating_add(t.completion),
-    })
+    obj(vec![
+        ("input_tokens", t.prompt.into()),
+        (
+            "input_tokens_details",
+            obj(vec![("cached_tokens", t.cached.into())]),
+        ),
+        ("output_tokens", t.completion.into()),
+        (
+            "output_tokens_details",
+            obj(vec![("reasoning_tokens", t.reasoning.into())]),
+        ),
+        ("total_tokens", t.prompt.saturating_add(t.completion).into()),
+    ])
+}
+
+/// A JSON object from `(key, value)` pairs. Built in one loop rather than with `json!`, whose
+/// per-key inlined inserts cost the Worker bundle kilobytes across the many Responses shapes.
+pub fn obj(fields: Vec<(&str, Value)>) -> Value {
+    let mut map = Map::new();
+    for (k, v) in fields {
+        map.insert(k.to_string(), v);
+    }
+    Value::Object(map)
 }
 
 /// One Responses stream event: both an `event:` and a `data:` line, `type` equal to the name.
-pub fn event(name: &str, mut payload: Map<String, Value>, sequence_number: u64) -> Vec<u8> {
-    payload.insert("type".into(), json!(name));
-    payload.insert("sequence_number".into(), json!(sequence_number));
-    format!("event: {name}\ndata: {}\n\n", Value::Object(payload)).into_bytes()
+pub fn event(name: &str, mut fields: Vec<(&str, Value)>, sequence_number: u64) -> Vec<u8> {
+    fields.push(("type", name.into()));
+    fields.push(("sequence_number", sequence_number.into()));
+    format!("event: {name}\ndata: {}\n\n", obj(fields)).into_bytes()
 }
 
 /// The end of a stream that failed after its first byte: an `error` event, then
 /// `response.failed` carrying `response` (status and error filled in) — never a silent end.
 pub fn failure_tail(mut response: Value, code: &str, message: &str, seq: u64) -> Vec<u8> {
-    let mut err = Map::new();
-    err.insert("code".into(), json!(code));
-    err.insert("message".into(), json!(message));
-    err.insert("param".into(), Value::Null);
-    let mut out = event("error", err, seq);
+    let fields = vec![("code", code.into()), ("message", message.into())];
+    let mut with_param = fields.clone();
+    with_param.push(("param", Value::Null));
+    let mut out = event("error", with_param, seq);
     if let Some(r) = response.as_object_mut() {
-        r.insert("status".into(), json!("failed"));
-        r.insert("error".into(), json!({"code": code, "message": message}));
+        r.insert("status".into(), "failed".into());
+        r.insert("error".into(), obj(fields));
     }
-    let mut failed = Map::new();
-    failed.insert("response".into(), response);
-    out.extend(event("response.failed", failed, seq + 1));
+    out.extend(event(
+        "response.failed",
+        vec![("response", response)],
+        seq + 1,
+    ));
     out
 }
 

@@ -4,9 +4,9 @@
 //! gets an `error` event and `response.failed` at the end (protocol.md §4), numbered after the
 //! upstream's last event.
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use super::{error_fields, failure_tail, tokens_from_usage};
+use super::{error_fields, failure_tail, obj, tokens_from_usage};
 use crate::error::RelayError;
 use crate::sse::{SseDecoder, SseEvent};
 use crate::stream::{string_field_chars, Relay, Settled};
@@ -136,9 +136,14 @@ impl PassThrough {
         }
         let body = serde_json::from_slice::<Value>(&error.openai_body()).unwrap_or(Value::Null);
         let (code, message) = error_fields(&body);
-        let response = self.meter.created.clone().unwrap_or_else(
-            || json!({"id": null, "object": "response", "output": [], "usage": null}),
-        );
+        let response = self.meter.created.clone().unwrap_or_else(|| {
+            obj(vec![
+                ("id", Value::Null),
+                ("object", "response".into()),
+                ("output", Value::Array(Vec::new())),
+                ("usage", Value::Null),
+            ])
+        });
         out.extend(failure_tail(response, &code, &message, self.meter.events));
         out
     }

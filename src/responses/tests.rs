@@ -216,6 +216,10 @@ fn malformed_items_are_400_with_param() {
             "tools[0].name",
         ),
         (
+            json!({"model": "m", "input": "x", "tools": [{"type": "web_search"}, {"type": "function"}]}),
+            "tools[1].name",
+        ),
+        (
             json!({"model": "m", "input": "x", "text": {"format": {"type": "yaml"}}}),
             "text.format.type",
         ),

@@ -9,7 +9,7 @@
 //! late fragment for an already closed tool call (no Chat server sends one) still reaches the
 //! final `response.completed` output.
 
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
 use super::answer::{call_item, message_item, part, Skeleton};
 use super::{error_fields, event, failure_tail};
@@ -94,13 +94,28 @@ impl ChatToResponses {
         }
     }
 
-    fn emit(&mut self, out: &mut Vec<u8>, name: &str, payload: Value) {
-        let map = match payload {
-            Value::Object(m) => m,
-            _ => Map::new(),
-        };
-        out.extend(event(name, map, self.seq));
+    fn emit(&mut self, out: &mut Vec<u8>, name: &str, fields: Vec<(&str, Value)>) {
+        out.extend(event(name, fields, self.seq));
         self.seq += 1;
+    }
+
+    /// `item_id`, `output_index` and (for message parts) `content_index`: what every event of
+    /// an item carries, plus `extra`.
+    fn at(
+        &self,
+        index: usize,
+        content_index: Option<usize>,
+        extra: Vec<(&'static str, Value)>,
+    ) -> Vec<(&'static str, Value)> {
+        let mut fields = vec![
+            ("item_id", self.items[index].id.as_str().into()),
+            ("output_index", index.into()),
+        ];
+        if let Some(c) = content_index {
+            fields.push(("content_index", c.into()));
+        }
+        fields.extend(extra);
+        fields
     }
 
     fn start(&mut self, out: &mut Vec<u8>) {
@@ -109,8 +124,8 @@ impl ChatToResponses {
         }
         self.started = true;
         let r = self.skeleton.response("in_progress", Vec::new(), None);
-        self.emit(out, "response.created", json!({ "response": r }));
-        self.emit(out, "response.in_progress", json!({ "response": r }));
+        self.emit(out, "response.created", vec![("response", r.clone())]);
+        self.emit(out, "response.in_progress", vec![("response", r)]);
     }
 
     /// Chat bytes from the inner relay, as events for the client.
@@ -189,7 +204,7 @@ impl ChatToResponses {
                 self.emit(
                     out,
                     "response.output_item.added",
-                    json!({"output_index": index, "item": item}),
+                    vec![("output_index", index.into()), ("item", item)],
                 );
                 index
             }
@@ -203,13 +218,12 @@ impl ChatToResponses {
                 *part_open = true;
             }
             let content_index = self.part_count(index).saturating_sub(1);
-            let item_id = self.items[index].id.clone();
-            self.emit(
-                out,
-                "response.content_part.added",
-                json!({"item_id": item_id, "output_index": index,
-                       "content_index": content_index, "part": part(refusal, "")}),
+            let fields = self.at(
+                index,
+                Some(content_index),
+                vec![("part", part(refusal, ""))],
             );
+            self.emit(out, "response.content_part.added", fields);
         }
         if let Kind::Message { parts, .. } = &mut self.items[index].kind {
             if let Some((_, text)) = parts.last_mut() {
@@ -217,22 +231,17 @@ impl ChatToResponses {
             }
         }
         let content_index = self.part_count(index).saturating_sub(1);
-        let item_id = self.items[index].id.clone();
-        if refusal {
-            self.emit(
-                out,
-                "response.refusal.delta",
-                json!({"item_id": item_id, "output_index": index,
-                       "content_index": content_index, "delta": delta}),
-            );
+        let (name, mut extra) = if refusal {
+            ("response.refusal.delta", Vec::new())
         } else {
-            self.emit(
-                out,
+            (
                 "response.output_text.delta",
-                json!({"item_id": item_id, "output_index": index,
-                       "content_index": content_index, "delta": delta, "logprobs": []}),
-            );
-        }
+                vec![("logprobs", Value::Array(Vec::new()))],
+            )
+        };
+        extra.insert(0, ("delta", delta.into()));
+        let fields = self.at(index, Some(content_index), extra);
+        self.emit(out, name, fields);
     }
 
     fn part_count(&self, index: usize) -> usize {
@@ -254,29 +263,29 @@ impl ChatToResponses {
         let Some((refusal, text)) = parts.last().cloned() else {
             return;
         };
-        let content_index = parts.len() - 1;
-        let item_id = self.items[index].id.clone();
-        if refusal {
-            self.emit(
-                out,
+        let content_index = parts.len().saturating_sub(1);
+        let (name, extra) = if refusal {
+            (
                 "response.refusal.done",
-                json!({"item_id": item_id, "output_index": index,
-                       "content_index": content_index, "refusal": text}),
-            );
+                vec![("refusal", text.as_str().into())],
+            )
         } else {
-            self.emit(
-                out,
+            (
                 "response.output_text.done",
-                json!({"item_id": item_id, "output_index": index,
-                       "content_index": content_index, "text": text, "logprobs": []}),
-            );
-        }
-        self.emit(
-            out,
-            "response.content_part.done",
-            json!({"item_id": item_id, "output_index": index,
-                   "content_index": content_index, "part": part(refusal, &text)}),
+                vec![
+                    ("text", text.as_str().into()),
+                    ("logprobs", Value::Array(Vec::new())),
+                ],
+            )
+        };
+        let fields = self.at(index, Some(content_index), extra);
+        self.emit(out, name, fields);
+        let fields = self.at(
+            index,
+            Some(content_index),
+            vec![("part", part(refusal, &text))],
         );
+        self.emit(out, "response.content_part.done", fields);
     }
 
     /// One `tool_calls[]` fragment: `id`, `type` and the name come in the first one only.
@@ -320,7 +329,7 @@ impl ChatToResponses {
                 self.emit(
                     out,
                     "response.output_item.added",
-                    json!({"output_index": index, "item": item}),
+                    vec![("output_index", index.into()), ("item", item)],
                 );
                 index
             }
@@ -345,17 +354,13 @@ impl ChatToResponses {
         if done || fragment.is_empty() {
             return;
         }
-        let item_id = self.items[index].id.clone();
         let name = if custom {
             "response.custom_tool_call_input.delta"
         } else {
             "response.function_call_arguments.delta"
         };
-        self.emit(
-            out,
-            name,
-            json!({"item_id": item_id, "output_index": index, "delta": fragment}),
-        );
+        let fields = self.at(index, None, vec![("delta", fragment.into())]);
+        self.emit(out, name, fields);
     }
 
     /// Closes the open item: its part or payload `.done` event, then `output_item.done`.
@@ -364,7 +369,6 @@ impl ChatToResponses {
             return;
         };
         self.close_part(out, index);
-        let item_id = self.items[index].id.clone();
         if let Kind::Call {
             custom,
             name,
@@ -372,27 +376,26 @@ impl ChatToResponses {
             ..
         } = self.items[index].kind.clone()
         {
-            if custom {
-                self.emit(
-                    out,
+            let (event, extra) = if custom {
+                (
                     "response.custom_tool_call_input.done",
-                    json!({"item_id": item_id, "output_index": index, "input": payload}),
-                );
+                    vec![("input", payload.into())],
+                )
             } else {
-                self.emit(
-                    out,
+                (
                     "response.function_call_arguments.done",
-                    json!({"item_id": item_id, "output_index": index,
-                           "name": name, "arguments": payload}),
-                );
-            }
+                    vec![("name", name.into()), ("arguments", payload.into())],
+                )
+            };
+            let fields = self.at(index, None, extra);
+            self.emit(out, event, fields);
         }
         self.items[index].done = true;
         let item = self.items[index].json();
         self.emit(
             out,
             "response.output_item.done",
-            json!({"output_index": index, "item": item}),
+            vec![("output_index", index.into()), ("item", item)],
         );
     }
 
@@ -413,7 +416,7 @@ impl ChatToResponses {
         } else {
             "response.completed"
         };
-        self.emit(out, name, json!({ "response": r }));
+        self.emit(out, name, vec![("response", r)]);
         self.ended = true;
     }
 

@@ -5,6 +5,7 @@
 import { sendJson, playSse } from './http.mjs';
 
 export const RESPONSES_WORDS = ['Hello ', 'from ', 'the ', 'mock ', 'Responses ', 'API.'];
+const LONG_WORDS = Array.from({ length: 100 }, (_, i) => `w${i} `);
 const CALLS = [
   { call_id: 'call_A', name: 'get_weather', chunks: ['{"city":', '"SF"}'] },
   { call_id: 'call_B', name: 'get_weather', chunks: ['{"city":"NYC"}'] },
@@ -83,13 +84,14 @@ export async function responsesApi({ req, res, rec, n, sleep, isClosed, drop, ch
     usage: null,
   };
   const tools = model === 'mock-tools';
+  const words = model === 'mock-long' ? LONG_WORDS : RESPONSES_WORDS;
   const output = tools
     ? CALLS.map((c, i) => ({ id: `fc_mock${n}_${i}`, type: 'function_call', status: 'completed', call_id: c.call_id, name: c.name, arguments: c.chunks.join('') }))
-    : [{ id: `msg_mock${n}`, type: 'message', status: 'completed', role: 'assistant', content: [{ type: 'output_text', text: RESPONSES_WORDS.join(''), annotations: [] }] }];
-  const final = { ...base, status: 'completed', output, usage: usageFor(model, body, tools ? 12 : RESPONSES_WORDS.length) };
+    : [{ id: `msg_mock${n}`, type: 'message', status: 'completed', role: 'assistant', content: [{ type: 'output_text', text: words.join(''), annotations: [] }] }];
+  const final = { ...base, status: 'completed', output, usage: usageFor(model, body, tools ? 12 : words.length) };
   if (final.store) store.set(id, { response: final, input: inputItems(body) });
   if (body.stream !== true) return sendJson(res, 200, JSON.stringify(final));
-  const frames = tools ? toolEvents(base, final, n) : textEvents(base, final);
+  const frames = tools ? toolEvents(base, final) : textEvents(base, final, words);
   if (model === 'mock-drop') {
     await playSse(res, sleep, isClosed, chunkDelayMs, [...frames.slice(0, 6), null]);
     if (!isClosed()) { await sleep(chunkDelayMs); drop(); }
@@ -103,7 +105,7 @@ function numbered() {
   return (type, payload) => `event: ${type}\ndata: ${JSON.stringify({ type, sequence_number: seq++, ...payload })}\n\n`;
 }
 
-function textEvents(base, final) {
+function textEvents(base, final, words) {
   const ev = numbered();
   const item = final.output[0];
   const ids = { item_id: item.id, output_index: 0, content_index: 0 };
@@ -113,8 +115,8 @@ function textEvents(base, final) {
     ev('response.output_item.added', { output_index: 0, item: { ...item, status: 'in_progress', content: [] } }),
     ev('response.content_part.added', { ...ids, part: { type: 'output_text', text: '', annotations: [] } }),
   ];
-  for (const w of RESPONSES_WORDS) out.push(ev('response.output_text.delta', { ...ids, delta: w }));
-  const text = RESPONSES_WORDS.join('');
+  for (const w of words) out.push(ev('response.output_text.delta', { ...ids, delta: w }));
+  const text = words.join('');
   out.push(
     ev('response.output_text.done', { ...ids, text }),
     ev('response.content_part.done', { ...ids, part: item.content[0] }),
@@ -124,7 +126,7 @@ function textEvents(base, final) {
   return out;
 }
 
-function toolEvents(base, final, n) {
+function toolEvents(base, final) {
   const ev = numbered();
   const out = [ev('response.created', { response: base }), ev('response.in_progress', { response: base })];
   CALLS.forEach((c, i) => {

@@ -26,6 +26,7 @@ before(async () => {
   const routes = {
     'compat-tools': ['compat:mock-tools'],
     'compat-drop': ['compat:mock-drop'],
+    'compat-long': ['compat:mock-long'],
   };
   relay = await startRelay({
     anthropic: true,
@@ -104,6 +105,9 @@ test('openai client against OpenAI: create, stream with tools, retrieve, input_i
   const n = await relay.count();
   const created = await client.responses.create({ model: 'mock-ok', input: 'Hi', store: true });
   assert.equal(created.output_text, NATIVE_TEXT);
+  // State lives on OpenAI: a follow-up by id passes through (the mock checks the id exists).
+  const followUp = await client.responses.create({ model: 'mock-ok', input: 'And?', previous_response_id: created.id });
+  assert.equal(followUp.previous_response_id, created.id);
   const stream = client.responses.stream({ model: 'mock-tools', input: 'Weather?', tools: [{ type: 'function', name: 'get_weather', parameters: { type: 'object' } }] });
   const args = [];
   for await (const ev of stream) if (ev.type === 'response.function_call_arguments.delta') args.push(ev.delta);
@@ -113,7 +117,7 @@ test('openai client against OpenAI: create, stream with tools, retrieve, input_i
     ['function_call', 'call_B', '{"city":"NYC"}'],
   ]);
   assert.deepEqual(args, ['{"city":', '"SF"}', '{"city":"NYC"}']);
-  const toolRow = await newestRow(n + 2);
+  const toolRow = await newestRow(n + 3);
   assert.deepEqual([toolRow.stream, toolRow.outcome, toolRow.completion_tokens], [1, 'ok', 12]);
 
   relay.provider.reset();
@@ -136,7 +140,7 @@ test('openai client against OpenAI: create, stream with tools, retrieve, input_i
       ['GET', `/v1/responses/${created.id}`, `Bearer ${PROVIDER_KEY}`],
     ],
   );
-  const rows = (await relay.rows()).slice(n + 2);
+  const rows = (await relay.rows()).slice(n + 3);
   assert.equal(rows.length, 5, 'one row per stored-response call');
   assert.deepEqual(rows.map((r) => [r.method, r.status, r.provider]), [
     ['GET', 200, 'openai'], ['GET', 200, 'openai'], ['POST', 400, 'openai'], ['DELETE', 200, 'openai'], ['GET', 404, 'openai'],
@@ -272,5 +276,27 @@ test('a mid-stream drop ends with error + response.failed and a truncated row, o
     assert.equal(evs.at(-1).response.error.code, 'upstream_stream_error');
     const row = await relay.row(r.requestId);
     assert.deepEqual([row.outcome, row.error_code, row.usage_source], ['truncated', 'truncated', 'estimated'], model);
+  }
+});
+
+test('a client that hangs up mid-stream leaves one client_cancelled row, on both paths', async () => {
+  for (const model of ['compat-long', 'mock-long']) {
+    const before = await relay.count();
+    const controller = new AbortController();
+    const res = await fetch(`${relay.base}/responses`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', 'accept-encoding': 'identity' },
+      body: JSON.stringify({ model, input: 'Hi', stream: true }),
+      signal: controller.signal,
+    });
+    const reader = res.body.getReader();
+    const first = await reader.read();
+    assert.match(new TextDecoder().decode(first.value), /^event: response\.created\n/);
+    controller.abort();
+    await reader.read().catch(() => {});
+    const requestId = res.headers.get('x-request-id');
+    const row = await relay.row(requestId, { timeoutMs: 10000 });
+    assert.equal(row.outcome, 'client_cancelled', model);
+    assert.equal(await relay.count(), before + 1, 'exactly one row');
   }
 });
