@@ -116,8 +116,11 @@ impl Skeleton {
             output,
             usage,
         );
-        if let Some(reason) = incomplete {
-            r["incomplete_details"] = obj(vec![("reason", reason.into())]);
+        if let (Some(reason), Some(fields)) = (incomplete, r.as_object_mut()) {
+            fields.insert(
+                "incomplete_details".into(),
+                obj(vec![("reason", reason.into())]),
+            );
         }
         r
     }
