@@ -118,26 +118,35 @@ pub enum Endpoint {
     Completions,
     /// `/v1/embeddings`: `input`, never streamed.
     Embeddings,
+    /// `/v1/moderations`: `input`, never streamed; `model` optional, as at OpenAI.
+    Moderations,
 }
 
-/// Characters of text in a `prompt`/`input` value: a string, or an array of strings (token
-/// arrays count nothing; the provider reports their usage).
+/// The model OpenAI's moderation endpoint uses when the body names none; the relay routes and
+/// authorises that name, so the key's policy applies to the default too.
+pub const DEFAULT_MODERATION_MODEL: &str = "omni-moderation-latest";
+
+/// Characters of text in a `prompt`/`input` value: a string, or an array of strings or of
+/// moderation parts (`{"type":"text","text":…}`); token arrays and images count nothing.
 fn text_chars(v: &Value) -> u64 {
     match v {
         Value::String(s) => s.chars().count() as u64,
         Value::Array(items) => items.iter().map(text_chars).sum(),
+        Value::Object(part) => part.get("text").map_or(0, text_chars),
         _ => 0,
     }
 }
 
-/// Parses a legacy completions or embeddings body: `model` plus the endpoint's required input.
+/// Parses a legacy completions, embeddings or moderations body: `model` plus the endpoint's
+/// required input.
 pub fn parse_for(body: &[u8], endpoint: Endpoint) -> Result<ChatRequest<'_>, RelayError> {
-    let field = match endpoint {
+    let (field, default_model) = match endpoint {
         Endpoint::Chat => return parse(body),
-        Endpoint::Completions => "prompt",
-        Endpoint::Embeddings => "input",
+        Endpoint::Completions => ("prompt", None),
+        Endpoint::Embeddings => ("input", None),
+        Endpoint::Moderations => ("input", Some(DEFAULT_MODERATION_MODEL)),
     };
-    let (fields, model) = fields_and_model(body)?;
+    let (fields, model) = fields_and_model(body, default_model)?;
     let get = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| *v);
     let input = get(field).map(parse_value).ok_or_else(|| {
         RelayError::invalid(
@@ -153,6 +162,12 @@ pub fn parse_for(body: &[u8], endpoint: Endpoint) -> Result<ChatRequest<'_>, Rel
         (Endpoint::Embeddings, Some(_)) => {
             return Err(RelayError::invalid(
                 "Embeddings cannot be streamed.",
+                Some("stream"),
+            ))
+        }
+        (Endpoint::Moderations, Some(_)) => {
+            return Err(RelayError::invalid(
+                "Moderations cannot be streamed.",
                 Some("stream"),
             ))
         }
@@ -176,8 +191,12 @@ pub fn parse_for(body: &[u8], endpoint: Endpoint) -> Result<ChatRequest<'_>, Rel
 /// A body's top-level fields in order, each value still as raw JSON.
 type RawFields<'a> = Vec<(String, &'a RawValue)>;
 
-/// The body's top-level fields and its `model`, with the errors OpenAI gives for each.
-fn fields_and_model(body: &[u8]) -> Result<(RawFields<'_>, String), RelayError> {
+/// The body's top-level fields and its `model`, with the errors OpenAI gives for each;
+/// `default_model` stands in for an absent `model` where the endpoint has one.
+fn fields_and_model<'a>(
+    body: &'a [u8],
+    default_model: Option<&str>,
+) -> Result<(RawFields<'a>, String), RelayError> {
     let Fields(fields) = serde_json::from_slice(body).map_err(|_| {
         RelayError::invalid(
             "We could not parse the JSON body of your request. The body must be a JSON object.",
@@ -189,12 +208,15 @@ fn fields_and_model(body: &[u8]) -> Result<(RawFields<'_>, String), RelayError> 
         .find(|(k, _)| k == "model")
         .map(|(_, v)| parse_value(v))
     {
-        None => {
-            return Err(RelayError::invalid(
-                "You must provide a model parameter.",
-                Some("model"),
-            ))
-        }
+        None => match default_model {
+            Some(model) => model.to_string(),
+            None => {
+                return Err(RelayError::invalid(
+                    "You must provide a model parameter.",
+                    Some("model"),
+                ))
+            }
+        },
         Some(Value::String(s)) if !s.is_empty() => s,
         Some(Value::String(_)) => {
             return Err(RelayError::invalid(
@@ -208,7 +230,7 @@ fn fields_and_model(body: &[u8]) -> Result<(RawFields<'_>, String), RelayError> 
 }
 
 pub fn parse(body: &[u8]) -> Result<ChatRequest<'_>, RelayError> {
-    let (fields, model) = fields_and_model(body)?;
+    let (fields, model) = fields_and_model(body, None)?;
     let get = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| *v);
 
     let stream = match get("stream").map(parse_value) {
@@ -301,7 +323,13 @@ impl ChatRequest<'_> {
     ) -> Vec<u8> {
         let inject = ask_usage && self.stream && !self.client_wants_usage;
         let dropping = |key: &str| drop.iter().any(|d| d == key);
-        if upstream_model == self.model && !inject && !self.fields.iter().any(|(k, _)| dropping(k))
+        // A body without `model` (moderations) names the model the relay authorised, so the
+        // provider cannot fall back to a default of its own.
+        let has_model = self.fields.iter().any(|(k, _)| k == "model");
+        if upstream_model == self.model
+            && has_model
+            && !inject
+            && !self.fields.iter().any(|(k, _)| dropping(k))
         {
             return original.to_vec();
         }
@@ -317,17 +345,15 @@ impl ChatRequest<'_> {
             out.push(b':');
             out.extend_from_slice(value);
         };
+        let model_json = Value::String(upstream_model.to_string()).to_string();
+        if !has_model {
+            push(&mut out, "model", model_json.as_bytes());
+        }
         let mut saw_options = false;
         for (key, raw) in &self.fields {
             match key.as_str() {
                 k if dropping(k) => {}
-                "model" => push(
-                    &mut out,
-                    key,
-                    Value::String(upstream_model.to_string())
-                        .to_string()
-                        .as_bytes(),
-                ),
+                "model" => push(&mut out, key, model_json.as_bytes()),
                 "stream_options" if inject => {
                     saw_options = true;
                     let mut opts = match parse_value(raw) {
@@ -455,6 +481,38 @@ mod tests {
             RelayError::invalid("Embeddings cannot be streamed.", Some("stream"))
         );
         assert!(parse_for(br#"{"model":"m","prompt":5}"#, Endpoint::Completions).is_err());
+    }
+
+    #[test]
+    fn moderation_bodies() {
+        // No `model`: OpenAI's default, named explicitly upstream so the provider reads what
+        // the relay authorised.
+        let body = br#"{"input":["ab",{"type":"text","text":"cde"},{"type":"image_url","image_url":{"url":"x"}}]}"#;
+        let m = parse_for(body, Endpoint::Moderations).unwrap();
+        assert_eq!(m.model, DEFAULT_MODERATION_MODEL);
+        assert_eq!(m.prompt_chars, 5);
+        let up: Value =
+            serde_json::from_slice(&m.upstream_body(body, DEFAULT_MODERATION_MODEL, true, &[]))
+                .unwrap();
+        assert_eq!(up["model"], DEFAULT_MODERATION_MODEL);
+        assert_eq!(up["input"][1]["text"], "cde");
+        let named = br#"{"model":"text-moderation-stable","input":"x"}"#;
+        let m = parse_for(named, Endpoint::Moderations).unwrap();
+        assert_eq!(m.model, "text-moderation-stable");
+        assert_eq!(
+            m.upstream_body(named, "text-moderation-stable", true, &[]),
+            named.to_vec()
+        );
+        assert_eq!(
+            parse_for(br#"{"input":"x","stream":true}"#, Endpoint::Moderations).unwrap_err(),
+            RelayError::invalid("Moderations cannot be streamed.", Some("stream"))
+        );
+        assert_eq!(
+            parse_for(br#"{"model":"m"}"#, Endpoint::Moderations).unwrap_err(),
+            RelayError::invalid("Missing required parameter: 'input'.", Some("input"))
+        );
+        // Everywhere else `model` stays required.
+        assert!(parse_for(br#"{"input":"x"}"#, Endpoint::Embeddings).is_err());
     }
 
     #[test]

@@ -12,9 +12,16 @@ pub const DEFAULT_ANTHROPIC_MODELS: &str =
 /// Anthropic requires `max_tokens`; OpenAI clients often omit it.
 pub const DEFAULT_ANTHROPIC_MAX_TOKENS: u64 = 8192;
 /// Listed by `/v1/models` and routed to OpenAI when `OPENAI_API_KEY` is set; `*` suffixes route
-/// whole families without listing them.
-pub const DEFAULT_OPENAI_MODELS: &str =
-    "gpt-4o,gpt-4o-mini,gpt-4.1,gpt-4.1-mini,o3,o4-mini,gpt-*,chatgpt-*,o1*,o3*,o4*";
+/// whole families without listing them. OpenAI's embedding and moderation models are in it so
+/// `/v1/embeddings` and `/v1/moderations` work with nothing but the key set.
+pub const DEFAULT_OPENAI_MODELS: &str = concat!(
+    "gpt-4o,gpt-4o-mini,gpt-4.1,gpt-4.1-mini,o3,o4-mini,gpt-*,chatgpt-*,o1*,o3*,o4*,",
+    "text-embedding-3-small,text-embedding-3-large,text-embedding-ada-002,text-embedding-*,",
+    "omni-moderation-latest,omni-moderation-*,text-moderation-*"
+);
+/// Shortest `ADMIN_TOKEN` that enables `/admin` and `/dashboard`: 32 characters of a random
+/// string are far beyond guessing, even at the throttle's pace (README: "Admin API").
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 32;
 /// Cursor sends whole files as context; 16 MiB leaves room while stopping accidents.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 pub const DEFAULT_UPSTREAM_TIMEOUT_MS: u64 = 120_000;
@@ -42,7 +49,10 @@ pub struct Config {
     /// `openai` and `anthropic` (from their own vars).
     pub providers: Vec<ProviderSpec>,
     pub routes: Vec<ModelRoute>,
+    /// Set only when long enough; `/admin` and `/dashboard` exist only then.
     pub admin_token: Option<String>,
+    /// The length of an `ADMIN_TOKEN` refused as too short, so the edge can say why admin is off.
+    pub admin_token_too_short: Option<usize>,
     /// The deployer's price overrides (JSON, same shape as src/prices.json).
     pub prices: Option<String>,
     pub max_body_bytes: usize,
@@ -65,6 +75,7 @@ impl Default for Config {
             providers: Vec::new(),
             routes: Vec::new(),
             admin_token: None,
+            admin_token_too_short: None,
             prices: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             upstream_timeout_ms: DEFAULT_UPSTREAM_TIMEOUT_MS,
@@ -138,6 +149,7 @@ impl Config {
             reasoning_models: None,
             responses_api: false,
         });
+        let admin_token = get("ADMIN_TOKEN");
         let ids: Vec<&str> = registry.iter().map(|p| p.id.as_str()).collect();
         let routes = match get("ROUTES") {
             Some(json) => providers::parse_routes(&json, &ids).map_err(RelayError::Internal)?,
@@ -158,7 +170,12 @@ impl Config {
                 "ANTHROPIC_MAX_TOKENS",
                 DEFAULT_ANTHROPIC_MAX_TOKENS,
             )?,
-            admin_token: get("ADMIN_TOKEN"),
+            admin_token: admin_token
+                .clone()
+                .filter(|t| t.chars().count() >= MIN_ADMIN_TOKEN_CHARS),
+            admin_token_too_short: admin_token
+                .map(|t| t.chars().count())
+                .filter(|n| *n < MIN_ADMIN_TOKEN_CHARS),
             prices: get("PRICES"),
             max_body_bytes: number(&get, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES as u64)? as usize,
             upstream_timeout_ms: number(&get, "UPSTREAM_TIMEOUT_MS", DEFAULT_UPSTREAM_TIMEOUT_MS)?,
@@ -243,12 +260,24 @@ mod tests {
     }
 
     #[test]
+    fn wrangler_vars_match_the_built_in_openai_models() {
+        // A deploy reads wrangler.toml's [vars], so its list must be the documented default.
+        let toml = include_str!("../wrangler.toml");
+        let line = toml
+            .lines()
+            .find_map(|l| l.strip_prefix("OPENAI_MODELS = "))
+            .unwrap();
+        assert_eq!(line.trim_matches('"'), DEFAULT_OPENAI_MODELS);
+    }
+
+    #[test]
     fn defaults() {
         let c = cfg(&[]).unwrap();
         assert_eq!(c.openai_base_url, DEFAULT_OPENAI_BASE_URL);
         assert_eq!(c.openai_api_key, None);
         assert_eq!(c.admin_token, None);
         assert!(c.openai_models.contains(&"gpt-*".to_string()));
+        assert!(c.openai_models.contains(&"text-embedding-*".to_string()));
         assert_eq!(c.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
         assert!(c.openai_stream_usage);
         assert_eq!(c.anthropic_base_url, DEFAULT_ANTHROPIC_BASE_URL);
@@ -301,5 +330,17 @@ mod tests {
                 .openai_stream_usage
         );
         assert!(cfg(&[("OPENAI_STREAM_USAGE", "maybe")]).is_err());
+    }
+
+    #[test]
+    fn a_short_admin_token_leaves_admin_off() {
+        let short = cfg(&[("ADMIN_TOKEN", &"x".repeat(31))]).unwrap();
+        assert_eq!(short.admin_token, None);
+        assert_eq!(short.admin_token_too_short, Some(31));
+        let long = "y".repeat(MIN_ADMIN_TOKEN_CHARS);
+        let ok = cfg(&[("ADMIN_TOKEN", &format!(" {long} "))]).unwrap();
+        assert_eq!(ok.admin_token.as_deref(), Some(long.as_str()));
+        assert_eq!(ok.admin_token_too_short, None);
+        assert_eq!(cfg(&[]).unwrap().admin_token_too_short, None);
     }
 }

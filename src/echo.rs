@@ -33,7 +33,7 @@ fn usage_json(t: &Tokens) -> serde_json::Value {
     json!({
         "prompt_tokens": t.prompt,
         "completion_tokens": t.completion,
-        "total_tokens": t.prompt + t.completion,
+        "total_tokens": t.total(),
         "prompt_tokens_details": {"cached_tokens": 0},
         "completion_tokens_details": {"reasoning_tokens": 0}
     })

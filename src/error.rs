@@ -69,6 +69,13 @@ pub enum RelayError {
     UpstreamTimeout,
     /// The upstream stream stopped before its terminal marker (R2.7).
     UpstreamStreamEnded,
+    /// An admin change is saved in D1 but KV, which requests are checked against, could not
+    /// be brought in line; the detail is for the log. Retrying the same call repairs KV.
+    KeySyncFailed(String),
+    /// Too many failed authentications from one client address (README: "Errors").
+    AuthThrottled {
+        retry_after_s: u64,
+    },
     /// A relay bug or a platform failure (KV/D1 unavailable).
     Internal(String),
 }
@@ -95,7 +102,8 @@ impl RelayError {
             RelayError::UpstreamAuth
             | RelayError::UpstreamUnavailable(_)
             | RelayError::UpstreamStreamEnded => 502,
-            RelayError::UpstreamExhausted { .. } => 503,
+            RelayError::UpstreamExhausted { .. } | RelayError::KeySyncFailed(_) => 503,
+            RelayError::AuthThrottled { .. } => 429,
             RelayError::UpstreamTimeout => 504,
             RelayError::Internal(_) => 500,
         }
@@ -120,6 +128,8 @@ impl RelayError {
             RelayError::UpstreamExhausted { quota: true } => "upstream_unavailable",
             RelayError::UpstreamTimeout => "timeout",
             RelayError::UpstreamStreamEnded => "upstream_stream_error",
+            RelayError::KeySyncFailed(_) => "key_sync_failed",
+            RelayError::AuthThrottled { .. } => "too_many_failed_attempts",
             RelayError::Internal(_) => "internal_error",
         }
     }
@@ -147,6 +157,9 @@ impl RelayError {
             } => vec![("retry-after", v.clone())],
             RelayError::UpstreamAuth | RelayError::UpstreamExhausted { quota: true } => {
                 vec![("x-should-retry", "false".to_string())]
+            }
+            RelayError::AuthThrottled { retry_after_s } => {
+                vec![("retry-after", retry_after_s.to_string())]
             }
             _ => Vec::new(),
         }
@@ -198,6 +211,10 @@ impl RelayError {
             }
             RelayError::UpstreamTimeout => "Upstream timed out.".to_string(),
             RelayError::UpstreamStreamEnded => "Upstream stream ended unexpectedly.".to_string(),
+            RelayError::KeySyncFailed(_) => "The change is saved, but the copy of the key that requests are checked against could not be updated, so the key's previous state (and, after a rotation, its previous secret) may still be accepted. Retry the same request: it repairs the copy.".to_string(),
+            RelayError::AuthThrottled { retry_after_s } => format!(
+                "Too many failed authentication attempts from your address. Try again in {retry_after_s} seconds."
+            ),
             RelayError::Internal(_) => {
                 "The server had an error while processing your request.".to_string()
             }
@@ -302,7 +319,9 @@ impl RelayError {
     /// Detail for the operator's log line, never sent to the client.
     pub fn detail(&self) -> Option<&str> {
         match self {
-            RelayError::UpstreamUnavailable(d) | RelayError::Internal(d) => Some(d),
+            RelayError::UpstreamUnavailable(d)
+            | RelayError::KeySyncFailed(d)
+            | RelayError::Internal(d) => Some(d),
             _ => None,
         }
     }
@@ -355,6 +374,27 @@ mod tests {
         assert_eq!(
             body(&e),
             json!({"error":{"message":"The model 'x' does not exist or you do not have access to it.","type":"invalid_request_error","param":"model","code":"model_not_found"}})
+        );
+    }
+
+    #[test]
+    fn key_sync_and_throttle_shapes() {
+        let e = RelayError::KeySyncFailed("KV put: injected".into());
+        assert_eq!((e.status(), e.detail()), (503, Some("KV put: injected")));
+        let b = body(&e);
+        assert_eq!(b["error"]["type"], "server_error");
+        assert_eq!(b["error"]["code"], "key_sync_failed");
+        assert!(b["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Retry the same request: it repairs the copy."));
+        assert!(!b["error"]["message"].as_str().unwrap().contains("injected"));
+        let t = RelayError::AuthThrottled { retry_after_s: 42 };
+        assert_eq!(t.status(), 429);
+        assert_eq!(t.headers(), vec![("retry-after", "42".to_string())]);
+        assert_eq!(
+            body(&t),
+            json!({"error":{"message":"Too many failed authentication attempts from your address. Try again in 42 seconds.","type":"requests","param":null,"code":"too_many_failed_attempts"}})
         );
     }
 

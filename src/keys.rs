@@ -1,6 +1,7 @@
 //! The key lifecycle as data: validated create and change requests, how a change applies to a
-//! record (and what it changed, for the audit log), the record's public shape, and the per-key
-//! model policy (allowed models and aliases).
+//! record (and what it changed, for the audit log), the record's public shape, the per-key
+//! model policy (allowed models and aliases), and which KV writes bring the request path's
+//! copy of a key in line with D1.
 
 use std::collections::BTreeMap;
 
@@ -347,10 +348,152 @@ pub fn effective_model(rec: &KeyRecord, requested: &str) -> Result<String, Relay
     }
 }
 
+/// What KV holds for one key, read just before a sync. `None` also stands for "could not be
+/// read", which makes the sync write: a write too many is harmless, one too few is not.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KvCopy {
+    /// The record under `key:<hash>`.
+    pub record: Option<KeyRecord>,
+    /// The hash under `id:<id>`.
+    pub id_hash: Option<String>,
+}
+
+/// One KV write of a sync.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KvWrite {
+    /// Delete `key:<hash>`: a secret rotated away must stop working.
+    Retire(String),
+    /// Put D1's record under `key:<hash>` (where a revocation takes effect).
+    PutRecord,
+    /// Put the hash under `id:<id>`.
+    PutIdHash,
+}
+
+/// The writes that make KV agree with D1, the source of truth, given what KV holds now.
+///
+/// Admin changes write D1 first and KV second, and a KV write can fail (one write per second
+/// per key, or an outage). So every change, and every retry of one, runs this against the
+/// stored state rather than against what the request changed: a retried revoke whose D1
+/// write already happened still finds KV active and rewrites it, and a rotation's earlier
+/// secrets (`retired`, kept in D1 until KV has dropped them) are deleted on every attempt.
+/// Retirements come first: they are what stops a leaked secret.
+pub fn kv_repairs(rec: &KeyRecord, hash: &str, retired: &[String], kv: &KvCopy) -> Vec<KvWrite> {
+    let mut out: Vec<KvWrite> = retired
+        .iter()
+        .filter(|h| h.as_str() != hash)
+        .map(|h| KvWrite::Retire(h.clone()))
+        .collect();
+    if kv.record.as_ref() != Some(rec) {
+        out.push(KvWrite::PutRecord);
+    }
+    if kv.id_hash.as_deref() != Some(hash) {
+        out.push(KvWrite::PutIdHash);
+    }
+    out
+}
+
+/// The hashes still to delete from KV after rotating away from `old`: what was pending plus
+/// `old`, minus the hash now in use.
+pub fn retire(pending: &[String], old: &str, new: &str) -> Vec<String> {
+    let mut out: Vec<String> = pending.iter().filter(|h| *h != new).cloned().collect();
+    if old != new && !out.iter().any(|h| h == old) {
+        out.push(old.to_string());
+    }
+    out
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    fn stored() -> KeyRecord {
+        record(
+            new(r#"{"team":"t","user":"u"}"#).unwrap(),
+            "key_1".into(),
+            "2026-01-01T00:00:00.000Z",
+        )
+    }
+
+    #[test]
+    fn kv_in_line_needs_no_write() {
+        let rec = stored();
+        let kv = KvCopy {
+            record: Some(rec.clone()),
+            id_hash: Some("h1".into()),
+        };
+        assert!(kv_repairs(&rec, "h1", &[], &kv).is_empty());
+    }
+
+    #[test]
+    fn a_retried_revoke_rewrites_the_stale_active_copy() {
+        // The first revoke wrote D1 and then failed on KV: D1 says revoked, KV still active.
+        let active = stored();
+        let mut revoked = active.clone();
+        let change = parse_change(br#"{"status":"revoked"}"#).unwrap();
+        assert!(!apply(&mut revoked, &change, "2026-02-01T00:00:00.000Z").is_empty());
+        let kv = KvCopy {
+            record: Some(active.clone()),
+            id_hash: Some("h1".into()),
+        };
+        // The retry's change is a no-op on D1 (already revoked)...
+        let mut again = revoked.clone();
+        assert!(apply(&mut again, &change, "2026-02-01T00:00:01.000Z").is_empty());
+        // ...but the sync still sees KV behind and rewrites the record.
+        assert_eq!(kv_repairs(&again, "h1", &[], &kv), vec![KvWrite::PutRecord]);
+        // Unreadable or missing KV copies are written, never assumed right.
+        assert_eq!(
+            kv_repairs(&again, "h1", &[], &KvCopy::default()),
+            vec![KvWrite::PutRecord, KvWrite::PutIdHash]
+        );
+    }
+
+    #[test]
+    fn a_retried_rotate_retires_every_earlier_secret() {
+        let rec = stored();
+        // First rotation h0 -> h1: D1 written, then KV failed, so h0 is still live in KV.
+        let pending = retire(&[], "h0", "h1");
+        assert_eq!(pending, vec!["h0".to_string()]);
+        // Nothing is stored under the new hash yet; the id still points at the old one.
+        let kv_after_failure = KvCopy {
+            record: None,
+            id_hash: Some("h0".into()),
+        };
+        assert_eq!(
+            kv_repairs(&rec, "h1", &pending, &kv_after_failure),
+            vec![
+                KvWrite::Retire("h0".into()),
+                KvWrite::PutRecord,
+                KvWrite::PutIdHash
+            ]
+        );
+        // The admin retries the rotation (h1 -> h2): both earlier secrets are retired, the
+        // old code deleted only h1 and left h0 working for good.
+        let pending = retire(&pending, "h1", "h2");
+        assert_eq!(pending, vec!["h0".to_string(), "h1".to_string()]);
+        let writes = kv_repairs(&rec, "h2", &pending, &kv_after_failure);
+        assert_eq!(
+            writes,
+            vec![
+                KvWrite::Retire("h0".into()),
+                KvWrite::Retire("h1".into()),
+                KvWrite::PutRecord,
+                KvWrite::PutIdHash
+            ]
+        );
+        // The hash in use is never retired, and nothing is listed twice.
+        assert_eq!(retire(&["h2".into(), "h0".into()], "h0", "h2"), vec!["h0"]);
+        assert!(kv_repairs(
+            &rec,
+            "h2",
+            &["h2".into()],
+            &KvCopy {
+                record: Some(rec.clone()),
+                id_hash: Some("h2".into()),
+            }
+        )
+        .is_empty());
+    }
 
     fn new(body: &str) -> Result<NewKey, RelayError> {
         parse_new(body.as_bytes())

@@ -39,7 +39,7 @@ impl Relay for PassThrough {
                 for ev in &events {
                     self.meter.observe(ev);
                 }
-                self.open_event = self.decoder.boundary() < self.decoder.offset();
+                self.open_event = self.decoder.mid_event();
                 chunk
             }
             Err(_) => self.abort(),
@@ -90,5 +90,25 @@ impl Relay for PassThrough {
             finish_reason: self.meter.stop_reason.clone(),
             upstream_error: self.meter.upstream_error.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncation_tail_does_not_depend_on_a_cut_crlf() {
+        // Found by tests/fuzz, as for the chat relay: a CRLF cut after its CR is no open event.
+        let run = |chunks: &[&[u8]]| {
+            let mut r = PassThrough::new();
+            let mut out: Vec<u8> = chunks.iter().flat_map(|c| r.feed(c.to_vec())).collect();
+            out.extend(r.finish());
+            out
+        };
+        let ping: &[u8] = b"event: ping\r\ndata: {\"type\":\"ping\"}\r\n\r\n";
+        let whole = run(&[ping]);
+        assert_eq!(run(&[&ping[..ping.len() - 1], b"\n"]), whole);
+        assert_eq!(whole, [ping, TRUNCATED_TAIL].concat());
     }
 }

@@ -267,6 +267,40 @@ mod tests {
     }
 
     #[test]
+    fn default_openai_models_route_embeddings_and_moderation() {
+        let c = Config::from_lookup(|k| (k == "OPENAI_API_KEY").then(|| "sk".into())).unwrap();
+        for model in [
+            "gpt-4o",
+            "text-embedding-3-small",
+            "text-embedding-3-large",
+            "text-embedding-ada-002",
+            "text-embedding-4-future",
+            "omni-moderation-latest",
+            "omni-moderation-2024-09-26",
+            "text-moderation-stable",
+        ] {
+            let t = resolve(&c, model).unwrap();
+            assert_eq!(
+                (t.provider, t.upstream_model.as_str()),
+                (Provider::OpenAi, model)
+            );
+        }
+        let ids: Vec<String> = available(&c).into_iter().map(|(id, _)| id).collect();
+        for listed in [
+            "text-embedding-3-small",
+            "text-embedding-3-large",
+            "text-embedding-ada-002",
+            "omni-moderation-latest",
+        ] {
+            assert!(ids.iter().any(|id| id == listed), "{listed} not in {ids:?}");
+        }
+        assert!(
+            !ids.iter().any(|id| id.ends_with('*')),
+            "patterns are not listed"
+        );
+    }
+
+    #[test]
     fn lists_follow_the_key_policy() {
         let c = config(true);
         let mut k = open_key();

@@ -220,6 +220,83 @@ mod tests {
         );
     }
 
+    /// (model, input, cached_input, output) per million: the newest model of each family, and
+    /// the neighbours a prefix rule must not swallow.
+    const FAMILIES: &[(&str, f64, f64, f64)] = &[
+        ("gpt-4o", 2.5, 1.25, 10.0),
+        ("gpt-4o-2024-11-20", 2.5, 1.25, 10.0),
+        ("gpt-4o-mini-2024-07-18", 0.15, 0.075, 0.6),
+        ("gpt-4.1-2025-04-14", 2.0, 0.5, 8.0),
+        ("gpt-4.1-mini-2025-04-14", 0.4, 0.1, 1.6),
+        ("gpt-4.1-nano", 0.1, 0.025, 0.4),
+        ("gpt-5-2025-08-07", 1.25, 0.125, 10.0),
+        ("gpt-5-mini-2025-08-07", 0.25, 0.025, 2.0),
+        ("gpt-5-nano", 0.05, 0.005, 0.4),
+        ("gpt-5.1", 1.25, 0.125, 10.0),
+        ("gpt-5.2", 1.75, 0.175, 14.0),
+        ("gpt-5.4", 2.5, 0.25, 15.0),
+        ("gpt-5.4-mini", 0.75, 0.075, 4.5),
+        ("gpt-5.4-nano", 0.2, 0.02, 1.25),
+        ("gpt-5.4-pro", 30.0, 30.0, 180.0),
+        ("gpt-5.5", 5.0, 0.5, 30.0),
+        ("gpt-5.5-2026-04-23", 5.0, 0.5, 30.0),
+        ("gpt-5.5-pro", 30.0, 30.0, 180.0),
+        ("o1", 15.0, 7.5, 60.0),
+        ("o3-2025-04-16", 2.0, 0.5, 8.0),
+        ("o3-mini", 1.1, 0.55, 4.4),
+        ("o4-mini-2025-04-16", 1.1, 0.275, 4.4),
+        // Opus 4 and 4.1 kept Opus 3's price; 4.5 and later (Claude Code's default
+        // claude-opus-4-8 included) are a third of it.
+        ("claude-opus-4-20250514", 15.0, 1.5, 75.0),
+        ("claude-opus-4-0", 15.0, 1.5, 75.0),
+        ("claude-opus-4-1-20250805", 15.0, 1.5, 75.0),
+        ("claude-opus-4-5-20251101", 5.0, 0.5, 25.0),
+        ("claude-opus-4-6", 5.0, 0.5, 25.0),
+        ("claude-opus-4-8", 5.0, 0.5, 25.0),
+        ("claude-opus-5", 5.0, 0.5, 25.0),
+        ("claude-opus-5-5", 4.0, 0.2, 20.0),
+        ("claude-sonnet-4-20250514", 3.0, 0.3, 15.0),
+        ("claude-sonnet-4-5-20250929", 3.0, 0.3, 15.0),
+        ("claude-sonnet-4-6", 3.0, 0.3, 15.0),
+        ("claude-sonnet-5", 2.0, 0.2, 10.0),
+        ("claude-sonnet-5-5", 2.0, 0.2, 10.0),
+        ("claude-3-7-sonnet-20250219", 3.0, 0.3, 15.0),
+        ("claude-haiku-4-5-20251001", 1.0, 0.1, 5.0),
+        ("claude-haiku-5-5", 0.1, 0.01, 0.5),
+        ("claude-3-5-haiku-20241022", 0.8, 0.08, 4.0),
+    ];
+
+    #[test]
+    fn newest_models_of_each_family_match_the_right_entry() {
+        let table = PriceTable::load(None).unwrap();
+        for &(model, input, cached, output) in FAMILIES {
+            let price = table.lookup(model);
+            assert!(price.is_some(), "{model} unpriced");
+            let r = &price.unwrap().rates;
+            assert_eq!(
+                (r.input, r.cached_input.unwrap_or(r.input), r.output),
+                (input, cached, output),
+                "{model}"
+            );
+        }
+        // Variants priced differently from their family stay unpriced rather than guessed.
+        for model in ["gpt-5-pro", "o3-pro", "o1-pro", "gpt-4o-mini-transcribe"] {
+            assert_eq!(table.lookup(model), None, "{model}");
+        }
+        // The Claude Code default: 1000 in + 1000 out at $5/$25, not Opus 4's $15/$75.
+        assert!(close(
+            table.cost(&["claude-opus-4-8"], &t(1000, 0, 0, 1000)),
+            0.03
+        ));
+    }
+
+    #[test]
+    fn shipped_table_is_dated() {
+        let doc: Value = serde_json::from_str(DEFAULT_PRICES).unwrap();
+        let as_of = doc["as_of"].as_str().unwrap();
+        assert!(crate::time::parse_rfc3339(as_of).is_some(), "{as_of}");
+    }
+
     #[test]
     fn anthropic_cache_writes_and_tiers() {
         let table = PriceTable::load(None).unwrap();

@@ -203,11 +203,11 @@ impl UsageQuery {
              r AS (SELECT f.*, ROW_NUMBER() OVER ({partition}ORDER BY duration_ms) AS rn, \
              COUNT(*) OVER ({partition_trim}) AS cnt FROM f) \
              SELECT {select_groups}COUNT(*) AS requests, \
-             COALESCE(SUM(prompt_tokens), 0) AS prompt_tokens, \
-             COALESCE(SUM(completion_tokens), 0) AS completion_tokens, \
-             COALESCE(SUM(cached_tokens), 0) AS cached_tokens, \
-             COALESCE(SUM(cache_write_tokens), 0) AS cache_write_tokens, \
-             COALESCE(SUM(reasoning_tokens), 0) AS reasoning_tokens, \
+             {sum_prompt_tokens} AS prompt_tokens, \
+             {sum_completion_tokens} AS completion_tokens, \
+             {sum_cached_tokens} AS cached_tokens, \
+             {sum_cache_write_tokens} AS cache_write_tokens, \
+             {sum_reasoning_tokens} AS reasoning_tokens, \
              SUM(cost_usd) AS cost_usd, \
              COALESCE(SUM(CASE WHEN cost_usd IS NULL THEN 1 ELSE 0 END), 0) AS unpriced_requests, \
              COALESCE(SUM(CASE WHEN outcome != 'ok' THEN 1 ELSE 0 END), 0) AS errors, \
@@ -215,6 +215,11 @@ impl UsageQuery {
              MIN(CASE WHEN rn * 100 >= cnt * 95 THEN duration_ms END) AS p95_duration_ms \
              FROM r",
             groups = groups.iter().map(|g| format!("{g}, ")).collect::<String>(),
+            sum_prompt_tokens = token_sum("prompt_tokens"),
+            sum_completion_tokens = token_sum("completion_tokens"),
+            sum_cached_tokens = token_sum("cached_tokens"),
+            sum_cache_write_tokens = token_sum("cache_write_tokens"),
+            sum_reasoning_tokens = token_sum("reasoning_tokens"),
             partition_trim = partition.trim_end(),
             select_groups = select_groups.iter().map(|g| format!("{g}, ")).collect::<String>(),
         );
@@ -226,9 +231,26 @@ impl UsageQuery {
     }
 }
 
+/// Largest sum a report states: JSON numbers above 2^53 lose precision in JavaScript clients.
+pub const MAX_REPORTED_SUM: u64 = (1 << 53) - 1;
+
+/// A token column's sum that cannot fail: `TOTAL` adds in floating point (SQLite's `SUM` of
+/// integers raises "integer overflow" past i64, which rows written before counts were capped
+/// can reach), clamped to `MAX_REPORTED_SUM` and returned as an integer.
+fn token_sum(col: &str) -> String {
+    format!("CAST(MIN(TOTAL({col}), {MAX_REPORTED_SUM}) AS INTEGER)")
+}
+
+/// First characters that make a spreadsheet read a cell as a formula (OWASP "CSV Injection").
+const FORMULA_STARTS: &[char] = &['=', '+', '-', '@', '\t', '\r'];
+
+/// One cell. Text that a spreadsheet would run as a formula gets a leading `'`, so a key
+/// holder's model name such as `=HYPERLINK(…)` opens as text. Numbers come from the report's
+/// measures (D1 numbers, never client text) and are written as they are, so `-1` stays a number.
 fn csv_field(v: &Value) -> String {
     let text = match v {
         Value::Null => String::new(),
+        Value::String(s) if s.starts_with(FORMULA_STARTS) => format!("'{s}"),
         Value::String(s) => s.clone(),
         other => other.to_string(),
     };
@@ -327,6 +349,23 @@ mod tests {
         assert_eq!(
             csv(&["team", "requests", "cost_usd"], &rows),
             "team,requests,cost_usd\r\n\"a,b\",2,\r\n\"say \"\"hi\"\"\",1,0.5\r\n"
+        );
+    }
+
+    #[test]
+    fn csv_neutralises_formulas_in_text_but_not_numbers() {
+        let rows = vec![
+            json!({"model": "=HYPERLINK(\"https://evil\",\"x\")", "requests": -1}),
+            json!({"model": "+1", "requests": 0}),
+            json!({"model": "-1", "requests": -2.5}),
+            json!({"model": "@SUM(A1)", "requests": 1}),
+            json!({"model": "\tx", "requests": 1}),
+            json!({"model": "\rx", "requests": 1}),
+            json!({"model": "gpt-4o=x", "requests": 1}),
+        ];
+        assert_eq!(
+            csv(&["model", "requests"], &rows),
+            "model,requests\r\n\"'=HYPERLINK(\"\"https://evil\"\",\"\"x\"\")\",-1\r\n'+1,0\r\n'-1,-2.5\r\n'@SUM(A1),1\r\n'\tx,1\r\n\"'\rx\",1\r\ngpt-4o=x,1\r\n"
         );
     }
 }

@@ -46,6 +46,16 @@ pub const COLUMNS: &[&str] = &[
     "settled",
 ];
 
+/// A column as listed: token counts are clamped to what a JavaScript number holds exactly,
+/// whatever rows written before counts were capped contain.
+fn select_column(col: &str) -> String {
+    if col.ends_with("_tokens") {
+        format!("MIN({col}, {}) AS {col}", crate::report::MAX_REPORTED_SUM)
+    } else {
+        col.to_string()
+    }
+}
+
 /// Where the previous page ended: its last row's start time and request id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Position {
@@ -146,9 +156,10 @@ impl RequestsQuery {
             format!(" WHERE {}", conds.join(" AND "))
         };
         let n = bind(Value::from(self.limit + 1), &mut params);
+        let select: Vec<String> = COLUMNS.iter().map(|c| select_column(c)).collect();
         let sql = format!(
             "SELECT {} FROM usage{filter} ORDER BY started_at DESC, request_id DESC LIMIT ?{n}",
-            COLUMNS.join(", ")
+            select.join(", ")
         );
         (sql, params)
     }

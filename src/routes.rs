@@ -10,9 +10,10 @@ pub enum Route {
     Models,
     Model(String),
     ChatCompletions,
-    /// Legacy completions and embeddings: OpenAI-format providers only.
+    /// Legacy completions, embeddings and moderations: OpenAI-format providers only.
     Completions,
     Embeddings,
+    Moderations,
     /// Anthropic Messages, native: forwarded byte-faithfully to Anthropic.
     Messages,
     CountTokens,
@@ -50,6 +51,7 @@ impl Route {
                 | Route::ChatCompletions
                 | Route::Completions
                 | Route::Embeddings
+                | Route::Moderations
                 | Route::Messages
                 | Route::CountTokens
                 | Route::Responses
@@ -88,6 +90,7 @@ const TABLE: &[(&str, &str, Route)] = &[
     ("/chat/completions", "POST", Route::ChatCompletions),
     ("/completions", "POST", Route::Completions),
     ("/embeddings", "POST", Route::Embeddings),
+    ("/moderations", "POST", Route::Moderations),
     ("/messages", "POST", Route::Messages),
     ("/messages/count_tokens", "POST", Route::CountTokens),
     ("/responses", "POST", Route::Responses),
@@ -187,6 +190,15 @@ fn dashboard_route(method: &str, path: &str, bare: &str) -> Option<Result<Route,
     })
 }
 
+/// Whether `path` is the admin API or the dashboard (any method, known route or not): the
+/// same-origin surface, which gets no CORS headers.
+pub fn is_admin_surface(path: &str) -> bool {
+    ["/admin", "/dashboard"].iter().any(|root| {
+        path.strip_prefix(root)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
+}
+
 pub fn route(method: &str, path: &str) -> Result<Route, RelayError> {
     if method == "OPTIONS" {
         return Ok(Route::Preflight);
@@ -247,6 +259,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn admin_surface() {
+        for p in [
+            "/admin",
+            "/admin/",
+            "/admin/keys",
+            "/admin/usage/export",
+            "/dashboard",
+            "/dashboard/app.js",
+        ] {
+            assert!(is_admin_surface(p), "{p}");
+        }
+        for p in [
+            "/",
+            "/v1/chat/completions",
+            "/administrator",
+            "/dashboards",
+            "/v1/models",
+            "/health",
+        ] {
+            assert!(!is_admin_surface(p), "{p}");
+        }
+    }
+
+    #[test]
     fn table() {
         assert_eq!(
             route("POST", "/v1/chat/completions"),
@@ -267,6 +303,13 @@ mod tests {
             Ok(Route::Model("anthropic/claude-x".into()))
         );
         assert_eq!(route("GET", "/health"), Ok(Route::Health));
+        assert_eq!(route("POST", "/v1/moderations"), Ok(Route::Moderations));
+        assert_eq!(route("POST", "/moderations"), Ok(Route::Moderations));
+        assert!(Route::Moderations.needs_relay_key());
+        assert!(matches!(
+            route("GET", "/v1/moderations"),
+            Err(RelayError::MethodNotAllowed { allow: "POST", .. })
+        ));
         assert_eq!(route("OPTIONS", "/anything"), Ok(Route::Preflight));
         assert_eq!(route("POST", "/admin/keys"), Ok(Route::CreateKey));
         assert_eq!(route("GET", "/admin/keys"), Ok(Route::ListKeys));

@@ -58,6 +58,11 @@ pub struct SseDecoder {
     event: Option<String>,
     offset: u64,
     boundary: u64,
+    /// Where bytes of an unfinished event start: `boundary`, or one past it when the LF of a
+    /// dispatching CRLF arrived in the next chunk (that LF ends the old event, opens no new one).
+    open_from: u64,
+    /// Offset of that LF when the last chunk began with one.
+    joined_lf: Option<u64>,
     error: Option<SseError>,
 }
 
@@ -83,6 +88,8 @@ impl SseDecoder {
             event: None,
             offset: 0,
             boundary: 0,
+            open_from: 0,
+            joined_lf: None,
             error: None,
         }
     }
@@ -94,6 +101,7 @@ impl SseDecoder {
         if let Some(err) = &self.error {
             return Err(err.clone());
         }
+        self.joined_lf = None;
         let mut buf = std::mem::take(&mut self.pending);
         let base = self.offset.saturating_sub(buf.len() as u64);
         buf.extend_from_slice(chunk);
@@ -106,6 +114,10 @@ impl SseDecoder {
             self.skip_lf = false;
             if buf.first() == Some(&b'\n') {
                 pos = 1;
+                if self.open_from == base {
+                    self.open_from = base + 1;
+                    self.joined_lf = Some(base);
+                }
             }
         }
         let mut scan = self.scan.max(pos);
@@ -183,6 +195,20 @@ impl SseDecoder {
         self.boundary
     }
 
+    /// Whether bytes of an event still in progress have been fed: what a pass-through relay
+    /// must close with a blank line before it appends an event of its own. Unlike
+    /// `boundary() < offset()` it does not depend on where the chunks were cut.
+    pub fn mid_event(&self) -> bool {
+        self.open_from < self.offset
+    }
+
+    /// The offset of the LF that opened the last chunk and finished the CRLF blank line the
+    /// previous chunk ended with: that byte belongs to the event already dispatched (its `end`
+    /// stops at the CR), so a relay that drops that event drops the LF too.
+    pub fn joined_lf(&self) -> Option<u64> {
+        self.joined_lf
+    }
+
     fn check_limit(&self, line_len: usize) -> Result<(), SseError> {
         let event_len = self.event.as_ref().map_or(0, String::len);
         if self.data.len() + event_len + line_len > self.limit {
@@ -227,6 +253,7 @@ impl SseDecoder {
 
     fn dispatch(&mut self, end: u64) -> Option<SseEvent> {
         let start = std::mem::replace(&mut self.boundary, end);
+        self.open_from = end;
         let event = self.event.take();
         if self.data.is_empty() {
             return None;
@@ -441,6 +468,26 @@ data: [DONE]\r\n\r\n";
         ];
         assert_eq!(raw, want);
         assert_split_invariant(bytes);
+    }
+
+    #[test]
+    fn mid_event_ignores_the_lf_of_a_cut_crlf() {
+        // Found by tests/fuzz: "\r" | "\n" left boundary() < offset(), which a pass-through
+        // relay read as a half-sent event the unsplit feed did not have.
+        let mut d = SseDecoder::new();
+        assert_eq!(d.feed(b"data: a\r\n\r").unwrap().len(), 1);
+        assert!(!d.mid_event());
+        assert!(d.feed(b"\n").unwrap().is_empty());
+        assert!(!d.mid_event(), "the LF only finishes the blank line");
+        assert!(d.feed(b"\n").unwrap().is_empty());
+        assert!(!d.mid_event(), "a blank line is a boundary of its own");
+        assert!(d.feed(b"da").unwrap().is_empty());
+        assert!(d.mid_event());
+        // A CR that ends a field line, not an event: the event stays open across the LF.
+        let mut d = SseDecoder::new();
+        assert!(d.feed(b"data: a\r").unwrap().is_empty());
+        assert!(d.feed(b"\n").unwrap().is_empty());
+        assert!(d.mid_event());
     }
 
     #[test]

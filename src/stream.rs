@@ -24,14 +24,16 @@ pub struct StreamMeter {
 }
 
 impl StreamMeter {
-    /// Outcome and tokens for the row; `cancelled` when the client went away first.
+    /// Outcome and tokens for the row; `cancelled` when the client did not take the stream to
+    /// its end. That wins over `[DONE]`: the relay reads ahead of the client, so having seen
+    /// the end upstream says nothing about what the client received.
     pub fn settle(&self, prompt_chars: u64, cancelled: bool) -> (Outcome, Tokens, UsageSource) {
         let outcome = if self.upstream_error.is_some() {
             Outcome::UpstreamError
-        } else if self.saw_done && !self.truncated {
-            Outcome::Ok
         } else if cancelled {
             Outcome::ClientCancelled
+        } else if self.saw_done && !self.truncated {
+            Outcome::Ok
         } else {
             Outcome::Truncated
         };
@@ -85,6 +87,9 @@ pub struct StreamRelay {
     ended: bool,
     /// Pass-through only: the client already has the first bytes of an unfinished event.
     open_event: bool,
+    /// Strip mode only: where the last dropped event ended, so the LF of its CRLF is dropped
+    /// with it when that LF comes in the next chunk.
+    dropped_until: Option<u64>,
 }
 
 impl StreamRelay {
@@ -101,6 +106,7 @@ impl StreamRelay {
             meter: StreamMeter::default(),
             ended: false,
             open_event: false,
+            dropped_until: None,
         }
     }
 
@@ -129,16 +135,29 @@ impl StreamRelay {
             }
         }
         if !self.strip_usage {
-            self.open_event = self.decoder.boundary() < self.decoder.offset();
+            self.open_event = self.decoder.mid_event();
             return chunk;
         }
         self.pending.extend_from_slice(&chunk);
-        let boundary = self.decoder.boundary();
+        // A joined LF goes out (or is dropped) now and with the event it ends, even though the
+        // decoder counts it into the next event's span.
+        let joined_lf = self.decoder.joined_lf();
+        let boundary = self
+            .decoder
+            .boundary()
+            .max(joined_lf.map_or(0, |at| at + 1));
         let mut out = Vec::with_capacity(self.pending.len());
         let mut cursor = self.pending_start;
+        if let Some(at) = joined_lf {
+            if self.dropped_until != Some(at) {
+                out.extend_from_slice(self.slice(cursor, at + 1));
+            }
+            cursor = cursor.max(at + 1);
+        }
         for (start, end) in drop_spans {
             out.extend_from_slice(self.slice(cursor, start));
-            cursor = end;
+            cursor = cursor.max(end);
+            self.dropped_until = Some(end);
         }
         out.extend_from_slice(self.slice(cursor, boundary));
         let keep_from = usize::try_from(boundary.saturating_sub(self.pending_start)).unwrap_or(0);
@@ -196,6 +215,7 @@ impl StreamRelay {
     }
 
     /// Meters one event; true when it is a usage-only chunk (`"choices":[]` with a usage).
+    /// Every event is read as JSON, so any spelling of it meters alike (chunk.rs).
     fn observe(&mut self, ev: &SseEvent) -> bool {
         self.meter.events += 1;
         let data = ev.data.as_str();
@@ -203,26 +223,15 @@ impl StreamRelay {
             self.meter.saw_done = true;
             return false;
         }
-        // `text` carries the output of legacy completions.
-        self.meter.completion_chars += string_field_chars(data, "content")
-            + string_field_chars(data, "refusal")
-            + string_field_chars(data, "arguments")
-            + string_field_chars(data, "text");
-        if let Some(reason) = first_string_field(data, "finish_reason") {
-            self.meter.finish_reason = Some(reason);
-        }
-        // Parse in full only the rare events that can carry usage or an error.
-        let may_have_usage = data.contains("\"usage\"") && !data.contains("\"usage\":null");
-        if !may_have_usage && !data.contains("\"error\"") {
-            return false;
-        }
-        let Ok(v) = serde_json::from_str::<Value>(data) else {
+        let Some(chunk) = crate::chunk::read(data) else {
             return false;
         };
-        if let Some(err) = v
-            .get("error")
-            .filter(|e| !e.is_null() && *e != &Value::Bool(false))
-        {
+        self.meter.completion_chars = self.meter.completion_chars.saturating_add(chunk.text_chars);
+        if chunk.finish_reason.is_some() {
+            self.meter.finish_reason = chunk.finish_reason;
+        }
+        if let Some(err) = chunk.error {
+            let err: Value = serde_json::from_str(err.get()).unwrap_or(Value::Null);
             let code = err
                 .get("code")
                 .and_then(Value::as_str)
@@ -231,13 +240,12 @@ impl StreamRelay {
             self.meter.upstream_error = Some(code.to_string());
             return false;
         }
-        if let Some(tokens) = v.get("usage").and_then(Tokens::from_openai) {
+        let usage = chunk
+            .usage
+            .and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok());
+        if let Some(tokens) = usage.as_ref().and_then(Tokens::from_openai) {
             self.meter.usage = Some(tokens);
-            let no_choices = v
-                .get("choices")
-                .and_then(Value::as_array)
-                .is_some_and(Vec::is_empty);
-            return no_choices;
+            return chunk.choices == Some(0);
         }
         false
     }
@@ -281,83 +289,66 @@ impl Relay for StreamRelay {
     }
 }
 
-/// Sums the lengths of every `"<name>":"…"` string value in `json` without parsing it,
-/// counting an escape sequence as one character. Cheap enough to run on every delta.
-pub fn string_field_chars(json: &str, name: &str) -> u64 {
-    let needle = format!("\"{name}\":\"");
-    let mut total = 0u64;
-    let mut rest = json;
-    while let Some(pos) = rest.find(&needle) {
-        rest = rest.get(pos + needle.len()..).unwrap_or("");
-        let mut chars = rest.chars();
-        let mut consumed = 0usize;
-        while let Some(c) = chars.next() {
-            consumed += c.len_utf8();
-            match c {
-                '"' => break,
-                '\\' => {
-                    let e = chars.next();
-                    consumed += e.map_or(0, char::len_utf8);
-                    if e == Some('u') {
-                        // \uXXXX: four hex digits stand for one character.
-                        for _ in 0..4 {
-                            consumed += chars.next().map_or(0, char::len_utf8);
-                        }
-                    }
-                    total += 1;
-                }
-                _ => total += 1,
-            }
-        }
-        rest = rest.get(consumed..).unwrap_or("");
-    }
-    total
-}
-
-/// The first `"<name>":"value"` in `json`, for fields whose values never need unescaping.
-fn first_string_field(json: &str, name: &str) -> Option<String> {
-    let needle = format!("\"{name}\":\"");
-    let start = json.find(&needle)? + needle.len();
-    let rest = json.get(start..)?;
-    let end = rest.find('"')?;
-    rest.get(..end).map(str::to_string)
-}
-
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn field_chars() {
-        assert_eq!(
-            string_field_chars(r#"{"delta":{"content":"Hello"}}"#, "content"),
-            5
-        );
-        assert_eq!(
-            string_field_chars(r#"{"content":"a\"b\n\u00e9"}"#, "content"),
-            5
-        );
-        assert_eq!(string_field_chars(r#"{"content":null}"#, "content"), 0);
-        assert_eq!(
-            string_field_chars(
-                r#"[{"arguments":"{\"a\":"},{"arguments":"1}"}]"#,
-                "arguments"
-            ),
-            7
-        );
-        assert_eq!(string_field_chars(r#"{"content":"café"}"#, "content"), 4);
+    /// The client bytes for `chunks` and the upstream's end.
+    fn relay_all(strip: bool, chunks: &[&[u8]]) -> Vec<u8> {
+        let mut r = StreamRelay::new(strip);
+        let mut out: Vec<u8> = chunks.iter().flat_map(|c| r.feed(c.to_vec())).collect();
+        out.extend(r.finish());
+        out
     }
 
     #[test]
-    fn finish_reason_read() {
+    fn strip_mode_does_not_depend_on_a_cut_crlf() {
+        // Found by tests/fuzz: the LF of a CRLF blank line cut into the next chunk was held
+        // back (and lost by a truncation), or sent on although its usage event was dropped.
+        let run = |chunks: &[&[u8]]| relay_all(true, chunks);
+        assert_eq!(run(&[b"\r", b"\n"]), run(&[b"\r\n"]));
+        let usage: &[u8] = b"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1}}\r\n\r\n";
+        let stream = [usage, b"data: [DONE]\r\n\r\n"].concat();
+        let whole = run(&[&stream]);
+        assert_eq!(whole, b"data: [DONE]\r\n\r\n");
         assert_eq!(
-            first_string_field(r#"{"finish_reason":"stop"}"#, "finish_reason"),
-            Some("stop".to_string())
+            run(&[&stream[..usage.len() - 1], &stream[usage.len() - 1..]]),
+            whole
         );
+        // The LF of a blank line that is kept, ahead of a usage event that is dropped.
+        let lead = [b"\r\n" as &[u8], usage].concat();
+        let tail = RelayError::UpstreamStreamEnded.openai_stream_tail();
+        assert_eq!(run(&[&lead]), [b"\r\n" as &[u8], &tail].concat());
+        assert_eq!(run(&[&lead[..1], &lead[1..]]), run(&[&lead]));
+    }
+
+    #[test]
+    fn truncation_tail_does_not_depend_on_a_cut_crlf() {
+        // Found by tests/fuzz: with the blank line's LF in the next chunk, the pass-through
+        // relay closed a "half-sent event" that does not exist with an extra "\n\n".
+        let run = |chunks: &[&[u8]]| relay_all(false, chunks);
+        let whole = run(&[b"data: {}\r\n\r\n"]);
+        assert_eq!(run(&[b"data: {}\r\n\r", b"\n"]), whole);
         assert_eq!(
-            first_string_field(r#"{"finish_reason":null}"#, "finish_reason"),
-            None
+            whole,
+            [
+                b"data: {}\r\n\r\n" as &[u8],
+                &RelayError::UpstreamStreamEnded.openai_stream_tail()
+            ]
+            .concat()
         );
+    }
+
+    #[test]
+    fn a_client_that_left_is_cancelled_even_after_done_upstream() {
+        let m = StreamMeter {
+            saw_done: true,
+            usage: Some(Tokens::estimated(8, 8)),
+            ..StreamMeter::default()
+        };
+        assert_eq!(m.settle(0, false).0, Outcome::Ok);
+        assert_eq!(m.settle(0, true).0, Outcome::ClientCancelled);
+        // The provider's count is still the row's: it billed the whole answer.
+        assert_eq!(m.settle(0, true).2, UsageSource::Upstream);
     }
 }

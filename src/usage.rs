@@ -55,19 +55,46 @@ pub struct Tokens {
     pub reasoning: u64,
 }
 
+/// The largest token count the relay records for one bucket of one request; a provider's
+/// number above it (or a float, or one past `u64`) is clamped to it. 2^32 is hundreds of times
+/// any context window, and D1's 10 GB cannot hold enough rows for a column's `SUM` of capped
+/// values to reach `i64::MAX` (SQLite's SUM fails with "integer overflow" there).
+pub const MAX_TOKENS: u64 = 1 << 32;
+
+/// A provider's token count as the relay trusts it: a non-negative JSON number, clamped to
+/// `MAX_TOKENS` (negative counts are 0). None when the value is not a number.
+pub fn token_count(v: &Value) -> Option<u64> {
+    if let Some(n) = v.as_u64() {
+        return Some(n.min(MAX_TOKENS));
+    }
+    let f = v.as_f64()?;
+    Some(if f.is_nan() || f <= 0.0 {
+        0
+    } else if f >= MAX_TOKENS as f64 {
+        MAX_TOKENS
+    } else {
+        f as u64
+    })
+}
+
+/// `a + b` for token counts, clamped like every count.
+pub fn add_tokens(a: u64, b: u64) -> u64 {
+    a.saturating_add(b).min(MAX_TOKENS)
+}
+
 impl Tokens {
     /// Reads an OpenAI `usage` object; None when it is absent, null or lacks the required counts.
     pub fn from_openai(usage: &Value) -> Option<Tokens> {
-        let prompt = usage.get("prompt_tokens")?.as_u64()?;
+        let prompt = token_count(usage.get("prompt_tokens")?)?;
         let completion = usage
             .get("completion_tokens")
-            .and_then(Value::as_u64)
+            .and_then(token_count)
             .unwrap_or(0);
         let detail = |outer: &str, inner: &str| {
             usage
                 .get(outer)
                 .and_then(|d| d.get(inner))
-                .and_then(Value::as_u64)
+                .and_then(token_count)
                 .unwrap_or(0)
         };
         Some(Tokens {
@@ -87,11 +114,27 @@ impl Tokens {
             ..Tokens::default()
         }
     }
+
+    /// Every bucket clamped to `MAX_TOKENS`, as a row stores them.
+    pub fn capped(self) -> Tokens {
+        Tokens {
+            prompt: self.prompt.min(MAX_TOKENS),
+            completion: self.completion.min(MAX_TOKENS),
+            cached: self.cached.min(MAX_TOKENS),
+            cache_write: self.cache_write.min(MAX_TOKENS),
+            reasoning: self.reasoning.min(MAX_TOKENS),
+        }
+    }
+
+    /// `prompt + completion`, for the `total_tokens` a client is shown.
+    pub fn total(&self) -> u64 {
+        add_tokens(self.prompt, self.completion)
+    }
 }
 
 /// ceil(chars / 4): the documented heuristic of §9.3, in Unicode scalar values.
 pub fn estimate_tokens(chars: u64) -> u64 {
-    chars.div_ceil(4)
+    chars.div_ceil(4).min(MAX_TOKENS)
 }
 
 /// One row of the `usage` table. Fields are plain so the D1 glue binds them in one place.
@@ -185,6 +228,34 @@ mod tests {
         assert_eq!(Tokens::from_openai(&json!({"total_tokens":3})), None);
         let embeddings = Tokens::from_openai(&json!({"prompt_tokens":8,"total_tokens":8})).unwrap();
         assert_eq!(embeddings.completion, 0);
+    }
+
+    #[test]
+    fn provider_counts_are_clamped_not_trusted() {
+        let huge = json!({"prompt_tokens": u64::MAX, "completion_tokens": 1e300,
+            "prompt_tokens_details": {"cached_tokens": 18446744073709551616.0_f64},
+            "completion_tokens_details": {"reasoning_tokens": -5}});
+        let t = Tokens::from_openai(&huge).unwrap();
+        assert_eq!(
+            t,
+            Tokens {
+                prompt: MAX_TOKENS,
+                completion: MAX_TOKENS,
+                cached: MAX_TOKENS,
+                cache_write: 0,
+                reasoning: 0
+            }
+        );
+        assert_eq!(t.total(), MAX_TOKENS);
+        let t =
+            Tokens::from_openai(&json!({"prompt_tokens": 12.0, "completion_tokens": 3})).unwrap();
+        assert_eq!((t.prompt, t.completion), (12, 3));
+        assert_eq!(Tokens::from_openai(&json!({"prompt_tokens": "12"})), None);
+        assert_eq!(estimate_tokens(u64::MAX), MAX_TOKENS);
+        // D1 stores i64 and sums them: 10 GB of rows (each far over 100 bytes) of capped
+        // counts cannot reach i64::MAX.
+        let max_rows = 10u64 * 1024 * 1024 * 1024 / 100;
+        assert!(max_rows.checked_mul(MAX_TOKENS).unwrap() < i64::MAX as u64);
     }
 
     #[test]

@@ -6,9 +6,8 @@
 
 use serde_json::{json, Value};
 
-use llm_relay::anthropic::StreamTranslator;
+use llm_relay::anthropic::{ChatRelay, StreamTranslator};
 use llm_relay::responses::answer::Skeleton;
-use llm_relay::responses::claude::MessagesToChat;
 use llm_relay::responses::passthrough::PassThrough;
 use llm_relay::responses::translate::ChatToResponses;
 use llm_relay::responses::{self, parse};
@@ -95,7 +94,7 @@ fn chat_translator() -> Box<dyn Relay> {
 }
 
 fn claude_translator() -> Box<dyn Relay> {
-    let inner = MessagesToChat::new(StreamTranslator::new(
+    let inner = ChatRelay::new(StreamTranslator::new(
         "chatcmpl-r1".into(),
         1,
         "alias".into(),
@@ -353,6 +352,24 @@ fn failures_after_the_first_byte_end_with_response_failed() {
     assert_eq!(evs[n - 2]["code"], "upstream_stream_error");
     assert_eq!(settled.outcome, Outcome::Truncated);
     assert_eq!(settled.source, UsageSource::Estimated);
+}
+
+#[test]
+fn bytes_after_the_terminal_event_still_meter_alike_for_every_split() {
+    // The usage chunk comes after the in-band error: the client's stream ends at the error, but
+    // the row must not depend on whether the usage arrived in the same network chunk.
+    let transcript = format!(
+        "{CHAT_ERROR}{}",
+        "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":3}}\n\n"
+    );
+    let transcript: &'static str = Box::leak(transcript.into_boxed_str());
+    let (bytes, settled) = all_splits(chat_translator, transcript);
+    assert_eq!(events(&bytes).last().unwrap()["type"], "response.failed");
+    assert_eq!(settled.outcome, Outcome::UpstreamError);
+    assert_eq!(
+        settled.tokens.prompt, 7,
+        "the usage after the error is metered"
+    );
 }
 
 #[test]

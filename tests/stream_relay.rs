@@ -3,6 +3,8 @@
 //! the network happened to cut the stream.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use llm_relay::stream::{StreamMeter, StreamRelay};
 use llm_relay::usage::{Outcome, Tokens, UsageSource};
 
@@ -43,11 +45,7 @@ const TAIL: &str = "data: {\"error\":{\"code\":\"upstream_stream_error\",\"messa
 /// Feeds `chunks` and returns (client bytes, meter).
 fn replay(strip: bool, chunks: &[&[u8]]) -> (Vec<u8>, StreamMeter) {
     let mut relay = StreamRelay::new(strip);
-    let mut out = Vec::new();
-    for c in chunks {
-        out.extend(relay.feed(c.to_vec()));
-    }
-    out.extend(relay.finish());
+    let (out, ..) = common::replay(&mut relay, chunks);
     (out, relay.meter().clone())
 }
 

@@ -10,11 +10,11 @@ mod stream;
 use serde_json::{json, Map, Value};
 
 use crate::error::RelayError;
-use crate::usage::Tokens;
+use crate::usage::{add_tokens, token_count, Tokens};
 
 pub use request::to_messages_request;
 pub use reverse::{to_chat_request, to_message, ReverseTranslator};
-pub use stream::{AnthropicMeter, StreamTranslator};
+pub use stream::{AnthropicMeter, ChatRelay, StreamTranslator};
 
 /// Anthropic's raw token counts, kept apart because they are priced differently (§6.4).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -39,7 +39,7 @@ impl Usage {
             ("output_tokens", &mut self.output_tokens),
         ];
         for (name, slot) in fields {
-            if let Some(n) = usage.get(name).and_then(Value::as_u64) {
+            if let Some(n) = usage.get(name).and_then(token_count) {
                 *slot = n;
             }
         }
@@ -48,9 +48,10 @@ impl Usage {
     /// Our buckets: `prompt` includes cache reads and writes, as OpenAI's `prompt_tokens` does.
     pub fn tokens(&self) -> Tokens {
         Tokens {
-            prompt: self.input_tokens
-                + self.cache_creation_input_tokens
-                + self.cache_read_input_tokens,
+            prompt: add_tokens(
+                add_tokens(self.input_tokens, self.cache_creation_input_tokens),
+                self.cache_read_input_tokens,
+            ),
             completion: self.output_tokens,
             cached: self.cache_read_input_tokens,
             cache_write: self.cache_creation_input_tokens,
@@ -61,7 +62,7 @@ impl Usage {
 
 /// Reads an Anthropic `usage` object; None when it is absent or lacks `input_tokens`.
 pub fn tokens_from_usage(usage: &Value) -> Option<Tokens> {
-    usage.get("input_tokens")?.as_u64()?;
+    token_count(usage.get("input_tokens")?)?;
     let mut u = Usage::default();
     u.overwrite(usage);
     Some(u.tokens())
@@ -72,7 +73,7 @@ pub fn openai_usage(t: &Tokens) -> Value {
     json!({
         "prompt_tokens": t.prompt,
         "completion_tokens": t.completion,
-        "total_tokens": t.prompt + t.completion,
+        "total_tokens": t.total(),
         "prompt_tokens_details": {"cached_tokens": t.cached, "cache_write_tokens": t.cache_write},
     })
 }
@@ -225,6 +226,7 @@ pub fn error_from_anthropic(status: u16, body: &[u8]) -> RelayError {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::usage::MAX_TOKENS;
 
     #[test]
     fn t26_usage_mapping() {
@@ -263,6 +265,27 @@ mod tests {
         assert_eq!(t.map(|t| (t.prompt, t.cached)), Some((5, 0)));
         assert_eq!(tokens_from_usage(&json!({"output_tokens":3})), None);
         assert_eq!(tokens_from_usage(&Value::Null), None);
+    }
+
+    #[test]
+    fn huge_anthropic_counts_saturate() {
+        // Panicked with overflow checks on, wrapped silently in release.
+        let t = tokens_from_usage(
+            &json!({"input_tokens": 1u64 << 63, "output_tokens": 1u64 << 63,
+            "cache_read_input_tokens": u64::MAX, "cache_creation_input_tokens": 7}),
+        )
+        .unwrap();
+        assert_eq!(
+            t,
+            Tokens {
+                prompt: MAX_TOKENS,
+                completion: MAX_TOKENS,
+                cached: MAX_TOKENS,
+                cache_write: 7,
+                reasoning: 0
+            }
+        );
+        assert_eq!(openai_usage(&t)["total_tokens"], MAX_TOKENS);
     }
 
     #[test]

@@ -64,6 +64,13 @@ pub fn to_chat_request(
     for (i, msg) in messages.iter().enumerate() {
         map_message(msg, &format!("messages[{i}]"), &mut chat)?;
     }
+    if chat.is_empty() {
+        // Only empty or thinking-only turns: Chat refuses `messages: []`, so say it here.
+        return Err(RelayError::invalid(
+            "'messages' must contain at least one message with content.",
+            Some("messages"),
+        ));
+    }
     out.insert("messages".into(), Value::Array(chat));
 
     if let Some(v) = field("max_tokens") {
@@ -1020,10 +1027,10 @@ impl Relay for ReverseTranslator {
     fn settle(&self, prompt_chars: u64, cancelled: bool) -> Settled {
         let outcome = if self.upstream_error.is_some() {
             Outcome::UpstreamError
-        } else if (self.saw_done || self.stopped) && !self.truncated {
-            Outcome::Ok
         } else if cancelled {
             Outcome::ClientCancelled
+        } else if (self.saw_done || self.stopped) && !self.truncated {
+            Outcome::Ok
         } else {
             Outcome::Truncated
         };
@@ -1096,6 +1103,25 @@ mod tests {
             Err(RelayError::InvalidRequest { param, .. }) => param,
             other => Some(format!("not a 400: {other:?}")),
         }
+    }
+
+    #[test]
+    fn request_with_no_content_left_is_refused() {
+        // Found by tests/fuzz: an empty assistant turn alone became Chat's `messages: []`,
+        // which the provider refuses after the relay had already spent an attempt on it.
+        let empty =
+            json!({"model":"m","max_tokens":1,"messages":[{"role":"assistant","content":[]}]});
+        assert_eq!(param_of(empty).as_deref(), Some("messages"));
+        let thinking = json!({"model":"m","max_tokens":1,"messages":[{"role":"assistant",
+            "content":[{"type":"thinking","thinking":"hm","signature":"s"}]}]});
+        assert_eq!(param_of(thinking).as_deref(), Some("messages"));
+        // A system prompt is content enough for Chat.
+        let with_system = json!({"model":"m","max_tokens":1,"system":"Be brief.",
+            "messages":[{"role":"assistant","content":[]}]});
+        assert_eq!(
+            req(with_system)["messages"].as_array().map(Vec::len),
+            Some(1)
+        );
     }
 
     #[test]

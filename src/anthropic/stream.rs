@@ -1,12 +1,14 @@
 //! Anthropic streams event by event (protocol.md §5.4, §6.5): `AnthropicMeter` meters a native
-//! stream, and `StreamTranslator` turns one into OpenAI chat chunks, feeding its own meter.
+//! stream, and `StreamTranslator` turns one into OpenAI chat chunks, feeding its own meter;
+//! `ChatRelay` wraps it with the SSE decoder for the edge.
 
 use serde_json::Value;
 
 use super::custom::InputDecoder;
 use super::{finish_reason, openai_error_type, Usage};
 use crate::error::RelayError;
-use crate::sse::SseEvent;
+use crate::sse::{SseDecoder, SseEvent};
+use crate::stream::{Relay, Settled};
 use crate::usage::{estimate_tokens, Outcome, Tokens, UsageSource};
 
 /// What an Anthropic stream taught us, read when the usage row is written.
@@ -64,7 +66,10 @@ impl AnthropicMeter {
                 }
                 if let Some(u) = v.get("usage").filter(|u| u.is_object()) {
                     self.usage.get_or_insert_with(Usage::default).overwrite(u);
-                    self.output_final |= u.get("output_tokens").is_some_and(Value::is_u64);
+                    self.output_final |= u
+                        .get("output_tokens")
+                        .and_then(crate::usage::token_count)
+                        .is_some();
                 }
             }
             "message_stop" => self.saw_stop = true,
@@ -82,10 +87,10 @@ impl AnthropicMeter {
     pub fn settle(&self, prompt_chars: u64, cancelled: bool) -> (Outcome, Tokens, UsageSource) {
         let outcome = if self.upstream_error.is_some() {
             Outcome::UpstreamError
-        } else if self.saw_stop {
-            Outcome::Ok
         } else if cancelled {
             Outcome::ClientCancelled
+        } else if self.saw_stop {
+            Outcome::Ok
         } else {
             Outcome::Truncated
         };
@@ -434,7 +439,7 @@ impl StreamTranslator {
             self.head(),
             t.prompt,
             t.completion,
-            t.prompt + t.completion,
+            t.total(),
             t.cached,
             t.cache_write
         )
@@ -466,6 +471,82 @@ fn input_delta(idx: u64, input: &str) -> String {
         "{{\"tool_calls\":[{{\"index\":{idx},\"custom\":{{\"input\":{}}}}}]}}",
         quote(input)
     )
+}
+
+/// An Anthropic stream relayed to an OpenAI chat client: decodes the upstream bytes and feeds
+/// each event to a `StreamTranslator`, so the edge drives it like any other `Relay`.
+#[derive(Debug)]
+pub struct ChatRelay {
+    decoder: SseDecoder,
+    translator: StreamTranslator,
+    ended: bool,
+}
+
+impl ChatRelay {
+    pub fn new(translator: StreamTranslator) -> Self {
+        Self::with_decoder(translator, SseDecoder::new())
+    }
+
+    /// As `new`, with a decoder of the caller's choosing (e.g. a smaller event-size limit).
+    pub fn with_decoder(translator: StreamTranslator, decoder: SseDecoder) -> Self {
+        ChatRelay {
+            decoder,
+            translator,
+            ended: false,
+        }
+    }
+}
+
+impl Relay for ChatRelay {
+    fn feed(&mut self, chunk: Vec<u8>) -> Vec<u8> {
+        if self.ended {
+            return Vec::new();
+        }
+        match self.decoder.feed(&chunk) {
+            Ok(events) => events
+                .iter()
+                .flat_map(|ev| self.translator.on_event(ev))
+                .collect(),
+            Err(_) => self.abort(),
+        }
+    }
+
+    fn finish(&mut self) -> Vec<u8> {
+        if self.ended {
+            return Vec::new();
+        }
+        self.ended = true;
+        let mut out = Vec::new();
+        if let Some(ev) = self.decoder.finish() {
+            out.extend(self.translator.on_event(&ev));
+        }
+        out.extend(self.translator.finish());
+        out
+    }
+
+    fn abort(&mut self) -> Vec<u8> {
+        if self.ended {
+            return Vec::new();
+        }
+        self.ended = true;
+        self.translator.finish()
+    }
+
+    fn ended(&self) -> bool {
+        self.ended
+    }
+
+    fn settle(&self, prompt_chars: u64, cancelled: bool) -> Settled {
+        let meter = self.translator.meter();
+        let (outcome, tokens, source) = meter.settle(prompt_chars, cancelled);
+        Settled {
+            outcome,
+            tokens,
+            source,
+            finish_reason: meter.stop_reason.clone(),
+            upstream_error: meter.upstream_error.clone(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Admin routes: the key lifecycle, usage reports, the per-request listing and the audit log.
-//! Enabled only when the `ADMIN_TOKEN` secret is set (404 otherwise, so a relay without one does
-//! not even reveal that they exist); the token is compared in constant time.
+//! Enabled only when the `ADMIN_TOKEN` secret is set and at least 32 characters long (404
+//! otherwise, so a relay without one does not even reveal that they exist); the token is
+//! compared in constant time, and addresses that keep failing are throttled (`throttle`).
 
 use serde_json::{json, Map, Value};
 use worker::{Headers, Request, Response};
@@ -10,6 +11,7 @@ use crate::auth::{self, KeyRecord, KeyStatus};
 use crate::error::RelayError;
 use crate::keys::{self, KeyChange};
 use crate::models;
+use crate::refused;
 use crate::report::{self, UsageQuery};
 use crate::request_log::RequestsQuery;
 use crate::routes::{self, Route};
@@ -84,8 +86,8 @@ pub async fn handle(
         Route::CreateKey => create(req, ctx).await,
         Route::ListKeys => list(req, ctx).await,
         Route::GetKey(id) => {
-            let (rec, _) = keystore::load(&ctx.env, &id).await?;
-            json_response(200, &keys::public(&rec))
+            let stored = keystore::load(&ctx.env, &id).await?;
+            json_response(200, &keys::public(&stored.rec))
         }
         Route::UpdateKey(id) => {
             let body = read_body(req, MAX_ADMIN_BODY).await?;
@@ -118,10 +120,19 @@ async fn create(req: &mut Request, ctx: &mut Ctx) -> Result<Response, RelayError
     let now = rfc3339(now_ms());
     let rec = keys::record(input, id, &now);
     let key = mint(&rec)?;
-    keystore::save(&ctx.env, &keystore::hash_of(&key), &rec).await?;
-    let created = keys::public(&rec).as_object().cloned().unwrap_or_default();
-    keystore::audit(&ctx.env, &now, "create", &rec.id, created).await?;
-    json_response(201, &with_key(&key, &rec))
+    let stored = keystore::Stored {
+        rec,
+        hash: keystore::hash_of(&key),
+        retired: Vec::new(),
+    };
+    keystore::save(&ctx.env, &stored).await?;
+    let created = keys::public(&stored.rec)
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    keystore::audit(&ctx.env, &now, "create", &stored.rec.id, created).await?;
+    keystore::sync_kv(&ctx.env, &stored, true).await?;
+    json_response(201, &with_key(&key, &stored.rec))
 }
 
 async fn change_key(
@@ -130,27 +141,35 @@ async fn change_key(
     change: &KeyChange,
     action: &str,
 ) -> Result<Response, RelayError> {
-    let (mut rec, hash) = keystore::load(&ctx.env, id).await?;
+    let mut stored = keystore::load(&ctx.env, id).await?;
     let now = rfc3339(now_ms());
-    let diff = keys::apply(&mut rec, change, &now);
+    let diff = keys::apply(&mut stored.rec, change, &now);
     if !diff.is_empty() {
-        keystore::save(&ctx.env, &hash, &rec).await?;
-        keystore::audit(&ctx.env, &now, action, &rec.id, diff).await?;
+        keystore::save(&ctx.env, &stored).await?;
+        keystore::audit(&ctx.env, &now, action, &stored.rec.id, diff).await?;
     }
-    json_response(200, &with_warnings(&rec))
+    // Also when D1 already had the change: an earlier attempt may have stopped before KV.
+    keystore::sync_kv(&ctx.env, &stored, false).await?;
+    json_response(200, &with_warnings(&stored.rec))
 }
 
-/// New secret, same identity and history: usage rows stay under the same key id.
+/// New secret, same identity and history: usage rows stay under the same key id. The old
+/// secret's hash is kept in D1 until KV has dropped it, so a rotation whose KV writes failed
+/// is finished by the next attempt (which mints yet another secret: this one was never shown).
 async fn rotate(ctx: &mut Ctx, id: &str) -> Result<Response, RelayError> {
-    let (mut rec, old_hash) = keystore::load(&ctx.env, id).await?;
+    let mut stored = keystore::load(&ctx.env, id).await?;
     let now = rfc3339(now_ms());
-    let key = mint(&rec)?;
-    rec.updated_at = Some(now.clone());
-    keystore::rehash(&ctx.env, &old_hash, &keystore::hash_of(&key), &rec).await?;
+    let key = mint(&stored.rec)?;
+    let new_hash = keystore::hash_of(&key);
+    stored.retired = keys::retire(&stored.retired, &stored.hash, &new_hash);
+    stored.hash = new_hash;
+    stored.rec.updated_at = Some(now.clone());
+    keystore::save(&ctx.env, &stored).await?;
     let mut changes = Map::new();
     changes.insert("secret".to_string(), json!("rotated"));
-    keystore::audit(&ctx.env, &now, "rotate", &rec.id, changes).await?;
-    json_response(200, &with_key(&key, &rec))
+    keystore::audit(&ctx.env, &now, "rotate", &stored.rec.id, changes).await?;
+    keystore::sync_kv(&ctx.env, &stored, false).await?;
+    json_response(200, &with_key(&key, &stored.rec))
 }
 
 async fn list(req: &Request, ctx: &mut Ctx) -> Result<Response, RelayError> {
@@ -208,10 +227,28 @@ async fn usage(req: &Request, ctx: &mut Ctx) -> Result<Response, RelayError> {
         .into_iter()
         .take_while(|c| !report::MEASURES.contains(c))
         .collect();
+    let refused = refused_totals(ctx, q.scope.from.as_deref(), q.scope.to.as_deref()).await?;
     json_response(
         200,
-        &json!({"object": "list", "from": q.scope.from, "to": q.scope.to, "group_by": group_by, "data": rows}),
+        &json!({"object": "list", "from": q.scope.from, "to": q.scope.to, "group_by": group_by, "data": rows, "refused": refused}),
     )
+}
+
+/// Requests throttled in the range, by reason (`{"invalid_api_key": 120, …}`): they have no
+/// usage row, so no key, team or model either, and only the range applies to them.
+async fn refused_totals(
+    ctx: &Ctx,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> Result<Map<String, Value>, RelayError> {
+    let rows = keystore::query(&ctx.env, refused::TOTALS_SQL, &[json!(from), json!(to)]).await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| {
+            let reason = r.get("reason")?.as_str()?.to_string();
+            Some((reason, r.get("count").cloned().unwrap_or(json!(0))))
+        })
+        .collect())
 }
 
 /// `GET /admin/requests`: usage rows one by one, newest first, a page at a time.

@@ -8,14 +8,12 @@ use super::{
     bytes_response, copy_headers, header, now_ms, read_body, read_json, relay_body, relay_key,
     send_with_fallback, Attempt, Ctx,
 };
-use crate::anthropic::{self, StreamTranslator};
+use crate::anthropic::{self, ChatRelay, StreamTranslator};
 use crate::chat::{self, ChatRequest};
 use crate::error::RelayError;
 use crate::keys;
 use crate::messages::PassThrough;
 use crate::models::{self, Provider, Target};
-use crate::sse::SseDecoder;
-use crate::stream::{Relay, Settled};
 use crate::usage::{Tokens, UsageSource};
 
 /// What Anthropic's SDKs send; used when a client (or the translation) gives none.
@@ -61,7 +59,6 @@ pub async fn messages(
     if let Some(rec) = ctx.rec() {
         rec.model_requested = Some(parsed.model.clone());
         rec.stream = parsed.stream && !count_tokens;
-        rec.tokens = Tokens::estimated(parsed.prompt_chars, 0);
     }
     let wanted = keys::effective_model(relay_key(ctx)?, &parsed.model)?;
     // relay-echo speaks OpenAI only, and OpenAI-format providers cannot count tokens.
@@ -90,6 +87,7 @@ pub async fn messages(
         count_tokens,
     };
     let (mut resp, target) = send_with_fallback(req, &targets, ctx, &plan, &parsed.model).await?;
+    super::served(ctx, parsed.prompt_chars);
     if target.provider == Provider::OpenAi {
         return via_openai_respond(resp, &parsed, ctx, wctx).await;
     }
@@ -139,65 +137,6 @@ pub async fn messages(
     bytes_response(status, &content_type, bytes, copied)
 }
 
-/// An Anthropic stream translated to OpenAI chat chunks for the client.
-struct Translate {
-    decoder: SseDecoder,
-    translator: StreamTranslator,
-    ended: bool,
-}
-
-impl Relay for Translate {
-    fn feed(&mut self, chunk: Vec<u8>) -> Vec<u8> {
-        if self.ended {
-            return Vec::new();
-        }
-        match self.decoder.feed(&chunk) {
-            Ok(events) => events
-                .iter()
-                .flat_map(|ev| self.translator.on_event(ev))
-                .collect(),
-            Err(_) => self.abort(),
-        }
-    }
-
-    fn finish(&mut self) -> Vec<u8> {
-        if self.ended {
-            return Vec::new();
-        }
-        self.ended = true;
-        let mut out = Vec::new();
-        if let Some(ev) = self.decoder.finish() {
-            out.extend(self.translator.on_event(&ev));
-        }
-        out.extend(self.translator.finish());
-        out
-    }
-
-    fn abort(&mut self) -> Vec<u8> {
-        if self.ended {
-            return Vec::new();
-        }
-        self.ended = true;
-        self.translator.finish()
-    }
-
-    fn ended(&self) -> bool {
-        self.ended
-    }
-
-    fn settle(&self, prompt_chars: u64, cancelled: bool) -> Settled {
-        let meter = self.translator.meter();
-        let (outcome, tokens, source) = meter.settle(prompt_chars, cancelled);
-        Settled {
-            outcome,
-            tokens,
-            source,
-            finish_reason: meter.stop_reason.clone(),
-            upstream_error: meter.upstream_error.clone(),
-        }
-    }
-}
-
 /// The Messages request for an OpenAI-format chat body (§6.1).
 pub fn translate_request(body: &[u8], target: &Target, ctx: &Ctx) -> Result<Vec<u8>, RelayError> {
     let openai: serde_json::Value = serde_json::from_slice(body).map_err(|_| {
@@ -223,17 +162,10 @@ pub async fn respond(
     let created = now_ms() / 1000;
     let custom_tools = anthropic::custom::tool_names(parsed.field("tools").as_ref());
     if parsed.stream {
-        let relay = Translate {
-            decoder: SseDecoder::new(),
-            translator: StreamTranslator::new(
-                id,
-                created,
-                parsed.model.clone(),
-                parsed.client_wants_usage,
-            )
-            .with_custom_tools(custom_tools),
-            ended: false,
-        };
+        let relay = ChatRelay::new(
+            StreamTranslator::new(id, created, parsed.model.clone(), parsed.client_wants_usage)
+                .with_custom_tools(custom_tools),
+        );
         return relay_body(
             &mut resp,
             Box::new(relay),

@@ -1,15 +1,17 @@
 //! Where keys live: D1's `keys` table is the admin API's source of truth (list, filter, page),
-//! KV holds the copy the request path reads by hash, and the isolate cache is evicted on every
-//! change so a revocation takes effect at once where it was made. Also the audit log and a
+//! KV holds the copy the request path reads by hash, synced from D1 after every change and
+//! every retry of one, and the isolate cache is evicted on every change so a revocation takes
+//! effect at once where it was made. Also the audit log and a
 //! small helper that runs a D1 query and returns plain JSON rows.
 
 use serde_json::{json, Map, Value};
 use worker::wasm_bindgen::JsValue;
-use worker::Env;
+use worker::{console_warn, Env};
 
 use super::store;
 use crate::auth::{self, KeyRecord};
 use crate::error::RelayError;
+use crate::keys::{self, KvCopy, KvWrite};
 
 const KV_BINDING: &str = "KEYS";
 const D1_BINDING: &str = "DB";
@@ -59,17 +61,25 @@ fn record_of(row: &Value) -> Result<KeyRecord, RelayError> {
     serde_json::from_str(text).map_err(|e| RelayError::Internal(format!("stored key record: {e}")))
 }
 
-async fn kv_put(env: &Env, name: &str, value: String) -> Result<(), RelayError> {
-    let kv = env.kv(KV_BINDING).map_err(internal("KV binding"))?;
+async fn kv_put(kv: &worker::kv::KvStore, name: &str, value: String) -> Result<(), String> {
     kv.put(name, value)
-        .map_err(|e| RelayError::Internal(format!("KV put: {e}")))?
+        .map_err(|e| e.to_string())?
         .execute()
         .await
-        .map_err(|e| RelayError::Internal(format!("KV put: {e}")))
+        .map_err(|e| e.to_string())
 }
 
-/// Writes the record everywhere it lives: D1 (by id), KV (by hash), and drops any cached copy.
-pub async fn save(env: &Env, hash: &str, rec: &KeyRecord) -> Result<(), RelayError> {
+/// A key as D1 holds it: the record, the hash of its current secret, and the hashes of
+/// earlier secrets that KV may still hold (a rotation's KV delete that has not succeeded yet).
+pub struct Stored {
+    pub rec: KeyRecord,
+    pub hash: String,
+    pub retired: Vec<String>,
+}
+
+/// Writes the key to D1, the source of truth. KV follows in `sync_kv`.
+pub async fn save(env: &Env, key: &Stored) -> Result<(), RelayError> {
+    let rec = &key.rec;
     let record = serde_json::to_string(rec).map_err(|e| RelayError::Internal(e.to_string()))?;
     let status = serde_json::to_value(rec.status)
         .ok()
@@ -77,30 +87,104 @@ pub async fn save(env: &Env, hash: &str, rec: &KeyRecord) -> Result<(), RelayErr
         .unwrap_or_default();
     query(
         env,
-        "INSERT INTO keys (id, hash, team, user, status, created_at, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
-         ON CONFLICT(id) DO UPDATE SET hash = excluded.hash, status = excluded.status, record = excluded.record",
+        "INSERT INTO keys (id, hash, team, user, status, created_at, record, retired_hashes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+         ON CONFLICT(id) DO UPDATE SET hash = excluded.hash, status = excluded.status, record = excluded.record, retired_hashes = excluded.retired_hashes",
         &[
             json!(rec.id),
-            json!(hash),
+            json!(key.hash),
             json!(rec.team),
             json!(rec.user),
             json!(status),
             json!(rec.created_at),
             json!(record),
+            json!(json!(key.retired).to_string()),
         ],
     )
     .await?;
-    kv_put(env, &format!("key:{hash}"), record).await?;
-    kv_put(env, &format!("id:{}", rec.id), hash.to_string()).await?;
-    store::forget_key(hash);
     Ok(())
 }
 
-/// The record and its hash, or 404.
-pub async fn load(env: &Env, id: &str) -> Result<(KeyRecord, String), RelayError> {
+/// What KV holds for the key now; a failed read counts as "not there", so it gets written.
+async fn kv_copy(kv: &worker::kv::KvStore, key: &Stored) -> KvCopy {
+    KvCopy {
+        record: kv
+            .get(&format!("key:{}", key.hash))
+            .json::<KeyRecord>()
+            .await
+            .ok()
+            .flatten(),
+        id_hash: kv
+            .get(&format!("id:{}", key.rec.id))
+            .text()
+            .await
+            .ok()
+            .flatten(),
+    }
+}
+
+/// Brings KV (what requests are checked against) in line with D1 for this key, whatever
+/// earlier attempts left behind (`keys::kv_repairs`). Every write is tried even after one
+/// fails; any failure is `KeySyncFailed`, and the same call retried repairs it. `fresh` skips
+/// the reads for a key just minted, which KV cannot hold yet.
+pub async fn sync_kv(env: &Env, key: &Stored, fresh: bool) -> Result<(), RelayError> {
+    let kv = env.kv(KV_BINDING).map_err(internal("KV binding"))?;
+    let now = if fresh {
+        KvCopy::default()
+    } else {
+        kv_copy(&kv, key).await
+    };
+    let mut failures = Vec::new();
+    for write in keys::kv_repairs(&key.rec, &key.hash, &key.retired, &now) {
+        let done = match &write {
+            KvWrite::Retire(old) => kv
+                .delete(&format!("key:{old}"))
+                .await
+                .map_err(|e| format!("KV delete key:{old}: {e}")),
+            KvWrite::PutRecord => match serde_json::to_string(&key.rec) {
+                Ok(json) => kv_put(&kv, &format!("key:{}", key.hash), json)
+                    .await
+                    .map_err(|e| format!("KV put key:{}: {e}", key.hash)),
+                Err(e) => Err(e.to_string()),
+            },
+            KvWrite::PutIdHash => kv_put(&kv, &format!("id:{}", key.rec.id), key.hash.clone())
+                .await
+                .map_err(|e| format!("KV put id:{}: {e}", key.rec.id)),
+        };
+        if let Err(e) = done {
+            failures.push(e);
+        }
+    }
+    store::forget_key(&key.hash);
+    for old in &key.retired {
+        store::forget_key(old);
+    }
+    if !failures.is_empty() {
+        return Err(RelayError::KeySyncFailed(format!(
+            "key {}: {}",
+            key.rec.id,
+            failures.join("; ")
+        )));
+    }
+    if !key.retired.is_empty() {
+        // KV no longer holds them. Should this fail, the next sync deletes them once more.
+        let cleared = query(
+            env,
+            "UPDATE keys SET retired_hashes = '[]' WHERE id = ?1 AND hash = ?2",
+            &[json!(key.rec.id), json!(key.hash)],
+        )
+        .await;
+        if let Err(e) = cleared {
+            console_warn!("key {}: retired hashes not cleared: {e:?}", key.rec.id);
+        }
+    }
+    Ok(())
+}
+
+/// The key as D1 holds it, or 404.
+pub async fn load(env: &Env, id: &str) -> Result<Stored, RelayError> {
     let rows = query(
         env,
-        "SELECT hash, record FROM keys WHERE id = ?1",
+        "SELECT hash, record, retired_hashes FROM keys WHERE id = ?1",
         &[json!(id)],
     )
     .await?;
@@ -113,23 +197,16 @@ pub async fn load(env: &Env, id: &str) -> Result<(KeyRecord, String), RelayError
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_string();
-    Ok((record_of(row)?, hash))
-}
-
-/// Swaps the key's hash after a rotation: the old secret stops working at once.
-pub async fn rehash(
-    env: &Env,
-    old_hash: &str,
-    new_hash: &str,
-    rec: &KeyRecord,
-) -> Result<(), RelayError> {
-    save(env, new_hash, rec).await?;
-    let kv = env.kv(KV_BINDING).map_err(internal("KV binding"))?;
-    kv.delete(&format!("key:{old_hash}"))
-        .await
-        .map_err(|e| RelayError::Internal(format!("KV delete: {e}")))?;
-    store::forget_key(old_hash);
-    Ok(())
+    let retired = row
+        .get("retired_hashes")
+        .and_then(Value::as_str)
+        .and_then(|s| serde_json::from_str::<Vec<String>>(s).ok())
+        .unwrap_or_default();
+    Ok(Stored {
+        rec: record_of(row)?,
+        hash,
+        retired,
+    })
 }
 
 pub struct Page {

@@ -27,7 +27,8 @@ const MAX_TICK_MS: u64 = 250;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum End {
-    /// Upstream finished (or failed) and the tail was handed to the client.
+    /// Upstream finished (or failed), the tail was handed over, and the client asked for more:
+    /// it has the whole stream.
     Finished,
     /// The body was dropped before it finished: the client went away.
     Dropped,
@@ -72,11 +73,7 @@ fn on_item(shared: &RefCell<Shared>, item: Option<worker::Result<Vec<u8>>>) -> (
     s.awaiting_upstream = false;
     s.last_progress_ms = now;
     s.first_byte_ms.get_or_insert(now);
-    let ended = s.relay.ended();
-    if ended {
-        s.finish(End::Finished);
-    }
-    (out, ended)
+    (out, s.relay.ended())
 }
 
 pub struct MeteredBody {
@@ -92,6 +89,9 @@ impl Stream for MeteredBody {
         // event) just move on to the next chunk.
         loop {
             if self.done {
+                // Only a pull after the tail proves the client took it: the relay may have seen
+                // the terminal event (and even the upstream's end) while the client was gone.
+                self.shared.borrow_mut().finish(End::Finished);
                 return Poll::Ready(None);
             }
             let polled = self
@@ -107,7 +107,6 @@ impl Stream for MeteredBody {
                 let mut shared = self.shared.borrow_mut();
                 if shared.timed_out {
                     let tail = shared.relay.timeout();
-                    shared.finish(End::Finished);
                     return Poll::Ready(Some(Ok(tail)));
                 }
                 return Poll::Ready(None);
@@ -200,7 +199,9 @@ fn snapshot(shared: &Shared, m: &Metering, now: u64, cancelled: bool) -> UsageRe
 /// pending timer calls `clearTimeout` in global scope, which throws and traps the wasm instance
 /// (seen under concurrent streams). A timer that has fired is dropped without `clearTimeout`.
 async fn watch(shared: Rc<RefCell<Shared>>, m: Metering, env: Env) {
-    let tick = Duration::from_millis((m.idle_ms / 2).clamp(50, MAX_TICK_MS));
+    // Ticks fine enough for the shorter of the two limits, so neither is overshot by much.
+    let shortest = m.idle_ms.min(m.idle_timeout_ms);
+    let tick = Duration::from_millis((shortest / 2).clamp(50, MAX_TICK_MS));
     let max_ticks = MAX_WATCH_MS / (tick.as_millis() as u64).max(1);
     let mut provisional_at: Option<u64> = None;
     for _ in 0..max_ticks {
@@ -213,7 +214,15 @@ async fn watch(shared: Rc<RefCell<Shared>>, m: Metering, env: Env) {
             let s = shared.borrow();
             (s.last_progress_ms, !s.awaiting_upstream)
         };
-        if now.saturating_sub(idle_since) < m.idle_ms {
+        let silent = now.saturating_sub(idle_since);
+        // The provider's own limit is checked on its own: a provider timeout shorter than
+        // `idle_ms` must not wait for it.
+        let limit = if client_side {
+            m.idle_ms
+        } else {
+            m.idle_ms.min(m.idle_timeout_ms)
+        };
+        if silent < limit {
             continue;
         }
         if client_side {
@@ -224,7 +233,7 @@ async fn watch(shared: Rc<RefCell<Shared>>, m: Metering, env: Env) {
             s.finish(End::Dropped);
             break;
         }
-        if now.saturating_sub(idle_since) >= m.idle_timeout_ms {
+        if silent >= m.idle_timeout_ms {
             // The provider went silent: cancel it and let the body end with the error event.
             let waker = {
                 let mut s = shared.borrow_mut();

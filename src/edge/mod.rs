@@ -9,6 +9,7 @@ mod keystore;
 mod metered;
 mod responses;
 mod store;
+mod throttle;
 mod upstream;
 
 use std::cell::RefCell;
@@ -86,6 +87,7 @@ async fn fetch(mut req: Request, env: Env, wctx: Context) -> worker::Result<Resp
     let anthropic_errors = header(&req, "anthropic-version").is_some()
         || routes::route(req.method().as_ref(), &path).is_ok_and(|r| r.is_anthropic());
     let origin = header(&req, "origin");
+    let ip = throttle::client_ip(&req);
 
     let config = cached_config(&env);
     let mut ctx = Ctx {
@@ -97,12 +99,12 @@ async fn fetch(mut req: Request, env: Env, wctx: Context) -> worker::Result<Resp
         key: None,
         idle_timeout_ms: None,
     };
-    let result = match config {
+    let (result, refused) = match config {
         Ok(c) => {
             ctx.config = c;
-            dispatch(&mut req, &mut ctx, &wctx).await
+            guarded(&mut req, &mut ctx, &wctx, &ip).await
         }
-        Err(e) => Err(e),
+        Err(e) => (Err(e), None),
     };
     let response = match result {
         Ok(resp) => resp,
@@ -120,9 +122,15 @@ async fn fetch(mut req: Request, env: Env, wctx: Context) -> worker::Result<Resp
             render_error(&e, anthropic_errors)
         }
     };
-    let mut response = finish_headers(response, &request_id, origin.as_deref());
+    let same_origin_only = routes::is_admin_surface(&path);
+    let mut response = finish_headers(response, &request_id, origin.as_deref(), same_origin_only);
     if crate::dashboard::is_dashboard_path(&path) {
         dashboard::secure(&mut response);
+    }
+    if let Some(reason) = refused {
+        // Throttled: tallied in `refused` instead of a usage row (README: "Usage rows").
+        ctx.record = None;
+        throttle::count(&env, &wctx, reason);
     }
     if let Some(mut rec) = ctx.record.take() {
         rec.status = response.status_code();
@@ -130,6 +138,41 @@ async fn fetch(mut req: Request, env: Env, wctx: Context) -> worker::Result<Resp
         wctx.wait_until(async move { store::write_usage(&env, &rec, true).await });
     }
     Ok(response)
+}
+
+/// The request behind the failed-authentication throttle: an address blocked for wrong admin
+/// tokens is refused before the token is compared (a right guess there is not recognised),
+/// and a failure that counts against the address may become a 429. The reason is set when
+/// the answer is such a 429.
+async fn guarded(
+    req: &mut Request,
+    ctx: &mut Ctx,
+    wctx: &Context,
+    ip: &str,
+) -> (Result<Response, RelayError>, Option<crate::refused::Reason>) {
+    if let Some(throttled) = admin_blocked(req, ctx, ip) {
+        return (
+            Err(throttled),
+            Some(crate::refused::Reason::InvalidAdminToken),
+        );
+    }
+    match dispatch(req, ctx, wctx).await {
+        Ok(resp) => (Ok(resp), None),
+        Err(e) => {
+            let (e, reason) = throttle::judge(&ctx.env, ip, e).await;
+            (Err(e), reason)
+        }
+    }
+}
+
+/// An admin route from an address blocked for wrong admin tokens (only while admin is on).
+fn admin_blocked(req: &Request, ctx: &Ctx, ip: &str) -> Option<RelayError> {
+    let admin = routes::route(req.method().as_ref(), &req.path()).is_ok_and(|r| r.is_admin());
+    if admin && ctx.config.admin_token.is_some() {
+        throttle::blocked(crate::refused::Reason::InvalidAdminToken, ip)
+    } else {
+        None
+    }
 }
 
 thread_local! {
@@ -155,6 +198,12 @@ fn cached_config(env: &Env) -> Result<Config, RelayError> {
             .ok()
     })?;
     let prices = PriceTable::load(config.prices.as_deref()).map_err(RelayError::Internal)?;
+    if let Some(n) = config.admin_token_too_short {
+        console_error!(
+            "config: ADMIN_TOKEN is {n} characters, under the {} required: /admin and /dashboard are disabled (404) until it is replaced by a longer random string",
+            crate::config::MIN_ADMIN_TOKEN_CHARS
+        );
+    }
     for warning in models::cursor_warnings(config.routes.iter().map(|r| r.name.as_str())) {
         worker::console_warn!("config lint: ROUTES {warning}");
     }
@@ -197,6 +246,7 @@ async fn dispatch(
         Route::ChatCompletions => chat_completions(req, ctx, wctx).await,
         Route::Completions => legacy(req, ctx, wctx, chat::Endpoint::Completions).await,
         Route::Embeddings => legacy(req, ctx, wctx, chat::Endpoint::Embeddings).await,
+        Route::Moderations => legacy(req, ctx, wctx, chat::Endpoint::Moderations).await,
         Route::Messages => claude::messages(req, ctx, wctx, false).await,
         Route::CountTokens => claude::messages(req, ctx, wctx, true).await,
         Route::Responses => responses::create(req, ctx, wctx).await,
@@ -264,8 +314,6 @@ async fn chat_completions(
         rec.client_shape = Some(shape.as_str().to_string());
         rec.model_requested = Some(parsed.model.clone());
         rec.stream = parsed.stream;
-        // Until the provider reports, the prompt is the best estimate we have.
-        rec.tokens = Tokens::estimated(parsed.prompt_chars, 0);
     }
     let wanted = keys::effective_model(relay_key(ctx)?, &parsed.model)?;
     let targets = models::resolve_all(&ctx.config, &wanted)?;
@@ -285,6 +333,7 @@ async fn chat_completions(
         path: "/chat/completions",
     };
     let (resp, target) = send_with_fallback(req, &targets, ctx, &plan, &parsed.model).await?;
+    served(ctx, parsed.prompt_chars);
     match target.provider {
         Provider::Anthropic => claude::respond(resp, &parsed, ctx, wctx).await,
         _ => relay_upstream(resp, &parsed, target.stream_usage, ctx, wctx).await,
@@ -316,8 +365,9 @@ fn cursor_normalize(body: Vec<u8>) -> Result<(cursor::Shape, Vec<u8>), RelayErro
     }
 }
 
-/// `/v1/completions` and `/v1/embeddings`: passed through to OpenAI-format providers only
-/// (R3.1), with the same fallback and metering as chat; embeddings keep their encoding (R3.2).
+/// `/v1/completions`, `/v1/embeddings` and `/v1/moderations`: passed through to OpenAI-format
+/// providers only (R3.1), with the same fallback and metering as chat; embeddings keep their
+/// encoding (R3.2). A moderation answer carries no usage, so its row holds the estimate.
 async fn legacy(
     req: &mut Request,
     ctx: &mut Ctx,
@@ -326,6 +376,7 @@ async fn legacy(
 ) -> Result<Response, RelayError> {
     let path = match endpoint {
         chat::Endpoint::Embeddings => "/embeddings",
+        chat::Endpoint::Moderations => "/moderations",
         _ => "/completions",
     };
     let body = read_body(req, ctx.config.max_body_bytes).await?;
@@ -333,7 +384,6 @@ async fn legacy(
     if let Some(rec) = ctx.rec() {
         rec.model_requested = Some(parsed.model.clone());
         rec.stream = parsed.stream;
-        rec.tokens = Tokens::estimated(parsed.prompt_chars, 0);
     }
     let wanted = keys::effective_model(relay_key(ctx)?, &parsed.model)?;
     let targets: Vec<models::Target> = models::resolve_all(&ctx.config, &wanted)?
@@ -352,7 +402,38 @@ async fn legacy(
         path,
     };
     let (resp, target) = send_with_fallback(req, &targets, ctx, &plan, &parsed.model).await?;
+    served(ctx, parsed.prompt_chars);
     relay_upstream(resp, &parsed, target.stream_usage, ctx, wctx).await
+}
+
+/// A provider accepted the request: from here on it is billed, so until the provider reports
+/// its count the prompt estimate stands. Refusals before this point (by the relay or the
+/// provider) keep zero tokens and cost nothing, unless the provider reported usage.
+pub fn served(ctx: &mut Ctx, prompt_chars: u64) {
+    if let Some(rec) = ctx.rec() {
+        rec.tokens = Tokens::estimated(prompt_chars, 0);
+        rec.usage_source = UsageSource::None;
+    }
+}
+
+fn reset_tokens(ctx: &mut Ctx) {
+    if let Some(rec) = ctx.rec() {
+        rec.tokens = Tokens::default();
+    }
+}
+
+/// Usage a provider reported in an error body, which it bills as it reports.
+fn reported_usage(ctx: &mut Ctx, body: &[u8]) {
+    let Ok(json) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return;
+    };
+    let tokens = json
+        .get("usage")
+        .and_then(|u| Tokens::from_openai(u).or_else(|| crate::anthropic::tokens_from_usage(u)));
+    if let (Some(tokens), Some(rec)) = (tokens, ctx.rec()) {
+        rec.tokens = tokens;
+        rec.usage_source = UsageSource::Upstream;
+    }
 }
 
 /// Attempts per target before moving to the next, and in all: each attempt is a subrequest,
@@ -483,6 +564,7 @@ pub async fn send_with_fallback<'t>(
                             .or_else(|| resp.headers().get("request-id").ok().flatten());
                     }
                     let bytes = resp.bytes().await.unwrap_or_default();
+                    reported_usage(ctx, &bytes);
                     plan.failure(target, status, bytes, retry_after)
                 }
                 Err(e) => e,
@@ -559,6 +641,8 @@ async fn relay_upstream(
     ctx.upstream_answered(upstream_id);
     if status >= 400 {
         let body = resp.bytes().await.unwrap_or_default();
+        reset_tokens(ctx);
+        reported_usage(ctx, &body);
         let retry_after = upstream_headers.get("retry-after").ok().flatten();
         return Err(RelayError::from_upstream_status(status, body, retry_after));
     }
@@ -575,7 +659,10 @@ async fn relay_upstream(
     }
     let (body, json) = read_json(&mut resp).await?;
     if json.get("error").is_some_and(|e| e.is_object()) {
-        // Some OpenAI-compatible providers answer errors with 200 + JSON (R8.15).
+        // Some OpenAI-compatible providers answer errors with 200 + JSON (R8.15): a rejection,
+        // billed only as far as it reports usage.
+        reset_tokens(ctx);
+        reported_usage(ctx, &body);
         return Err(RelayError::UpstreamUnavailable(
             "upstream answered 200 with an error body".to_string(),
         ));
@@ -592,12 +679,9 @@ async fn relay_upstream(
                 rec.usage_source = UsageSource::Upstream;
             }
             None => {
-                let text = json
+                let chars = json
                     .pointer("/choices/0/message")
-                    .map(|m| m.to_string())
-                    .unwrap_or_default();
-                let chars = crate::stream::string_field_chars(&text, "content")
-                    + crate::stream::string_field_chars(&text, "arguments");
+                    .map_or(0, crate::chunk::message_chars);
                 rec.tokens = Tokens::estimated(parsed.prompt_chars, chars);
                 rec.usage_source = UsageSource::Estimated;
             }
@@ -693,7 +777,7 @@ where
 pub fn copy_headers(from: &Headers) -> Headers {
     let out = Headers::new();
     for (name, value) in from.entries() {
-        if !upstream::drop_response_header(&name) {
+        if crate::headers::return_to_client(&name) {
             let _ = out.append(&name, &value);
         }
     }
@@ -763,12 +847,31 @@ fn render_error(e: &RelayError, anthropic: bool) -> Response {
         .fixed(body)
 }
 
-/// Headers every response carries: the relay's request id and CORS (R1.11, R1.13).
-fn finish_headers(mut resp: Response, request_id: &str, origin: Option<&str>) -> Response {
+/// Headers every response carries: the relay's request id, and CORS on the API routes
+/// (R1.11, R1.13). `/admin` and `/dashboard` get no CORS headers at all: the dashboard calls
+/// the admin API from its own origin, which needs none, and a page on any other origin must
+/// not be able to read admin answers (nor probe tokens) from a browser.
+fn finish_headers(
+    mut resp: Response,
+    request_id: &str,
+    origin: Option<&str>,
+    same_origin_only: bool,
+) -> Response {
     let headers = resp.headers_mut();
     let _ = headers.set("x-request-id", request_id);
     // Anthropic's convention (R1.11); its SDK reports this one.
     let _ = headers.set("request-id", request_id);
+    if same_origin_only {
+        for name in [
+            "access-control-allow-origin",
+            "access-control-allow-methods",
+            "access-control-allow-headers",
+            "access-control-max-age",
+        ] {
+            let _ = headers.delete(name);
+        }
+        return resp;
+    }
     let _ = headers.set("access-control-allow-origin", origin.unwrap_or("*"));
     let _ = headers.set("access-control-expose-headers", "x-request-id, request-id");
     let _ = headers.set("vary", "Origin");

@@ -16,7 +16,7 @@ use super::{
     bytes_response, claude, copy_headers, now_ms, read_body, read_json, relay_body, relay_key,
     send_with_fallback, stream_response, Attempt, Ctx,
 };
-use crate::anthropic::{self, StreamTranslator};
+use crate::anthropic::{self, ChatRelay, StreamTranslator};
 use crate::chat;
 use crate::echo::{self, Echo};
 use crate::error::RelayError;
@@ -24,7 +24,6 @@ use crate::keys;
 use crate::models::{self, Provider, Target};
 use crate::providers::{KeyHeader, ProviderSpec};
 use crate::responses::answer::{self, Skeleton};
-use crate::responses::claude::MessagesToChat;
 use crate::responses::passthrough::PassThrough;
 use crate::responses::translate::ChatToResponses;
 use crate::responses::{self, Request as ResponsesRequest};
@@ -209,7 +208,7 @@ async fn translated(
             let translator =
                 StreamTranslator::new(chat_id, skeleton.created_at, parsed.model.clone(), true)
                     .with_custom_tools(custom_tools);
-            Box::new(MessagesToChat::new(translator))
+            Box::new(ChatRelay::new(translator))
         } else {
             Box::new(StreamRelay::new(false))
         };
@@ -334,7 +333,7 @@ fn stored_provider(ctx: &Ctx) -> Option<&ProviderSpec> {
 }
 
 /// `GET`/`DELETE /v1/responses/{id}`, `POST …/cancel`, `GET …/input_items`: passed to OpenAI
-/// with its key and the client's query string, nothing else of the client's.
+/// with its key, the client's query string and the headers the allow-list lets through.
 pub async fn stored(
     req: &Request,
     ctx: &mut Ctx,
@@ -373,7 +372,19 @@ pub async fn stored(
     };
     let internal =
         |e: worker::Error| RelayError::Internal(format!("building upstream request: {e}"));
+    // The same allow-list as every provider call (headers.rs), and the relay's user-agent.
     let headers = Headers::new();
+    let client: Vec<(String, String)> = req.headers().entries().collect();
+    let allowed = crate::headers::provider_headers(
+        spec.kind,
+        client.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+    );
+    for (name, value) in &allowed {
+        headers.set(name, value).map_err(internal)?;
+    }
+    headers
+        .set("user-agent", crate::headers::USER_AGENT)
+        .map_err(internal)?;
     let key = spec.api_key.clone().unwrap_or_default();
     match spec.key_header {
         KeyHeader::Bearer => headers.set("authorization", &format!("Bearer {key}")),

@@ -146,12 +146,14 @@ fn bindings(r: &UsageRecord, settled: bool) -> Vec<JsValue> {
 /// the cost stays NULL rather than guessed.
 fn priced(r: &UsageRecord) -> UsageRecord {
     let mut out = r.clone();
+    // Every path already clamps provider counts; this keeps any new one from storing more.
+    out.tokens = r.tokens.capped();
     let models: Vec<&str> = [&r.model_upstream, &r.model_requested]
         .into_iter()
         .flatten()
         .map(String::as_str)
         .collect();
-    out.cost_usd = super::price_table().and_then(|t| t.cost(&models, &r.tokens));
+    out.cost_usd = super::price_table().and_then(|t| t.cost(&models, &out.tokens));
     if out.cost_usd.is_none() {
         console_warn!(
             "no price for model {:?}; cost_usd left NULL for request {}",

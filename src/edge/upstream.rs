@@ -1,5 +1,6 @@
-//! Calls to the provider: header hygiene both ways (protocol.md §1.3), the provider key in place
-//! of the client's, a time-to-first-byte timeout, and upstream errors mapped to `RelayError`.
+//! Calls to the provider: only the client headers `crate::headers` allows (protocol.md §1.3),
+//! the provider key in place of the client's, a time-to-first-byte timeout, and upstream errors
+//! mapped to `RelayError`.
 
 use std::time::Duration;
 
@@ -9,50 +10,16 @@ use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestIni
 
 use super::{claude, Ctx};
 use crate::error::RelayError;
+use crate::headers;
 use crate::models::{Provider, Target};
-use crate::providers::KeyHeader;
-
-/// Never forwarded upstream: credentials, hop-by-hop and client-identity headers (R1.10).
-fn drop_request_header(name: &str) -> bool {
-    matches!(
-        name,
-        "authorization"
-            | "x-api-key"
-            | "cookie"
-            | "host"
-            | "content-length"
-            | "connection"
-            | "accept-encoding"
-            | "x-real-ip"
-            | "openai-organization"
-            | "openai-project"
-            | "origin"
-            | "referer"
-    ) || name.starts_with("cf-")
-        || name.starts_with("x-forwarded-")
-}
-
-/// Never copied back to the client: framing the runtime redoes, and the relay's account (R1.11).
-pub fn drop_response_header(name: &str) -> bool {
-    matches!(
-        name,
-        "content-length"
-            | "content-encoding"
-            | "transfer-encoding"
-            | "connection"
-            | "set-cookie"
-            | "openai-organization"
-            | "openai-project"
-            | "anthropic-organization-id"
-            | "x-request-id"
-            | "request-id"
-    ) || name.starts_with("access-control-")
-}
+use crate::providers::{KeyHeader, Kind};
 
 pub struct Call<'a> {
     pub url: String,
     pub api_key: String,
     pub key_header: KeyHeader,
+    /// The provider's wire format, which decides the client headers it may see.
+    pub kind: Kind,
     /// Set after the client's headers, so they win over anything the client sent.
     pub extra_headers: Vec<(&'static str, String)>,
     pub client_headers: &'a Headers,
@@ -74,6 +41,7 @@ pub fn call<'a>(
         url: spec.map(|s| s.url(path)).unwrap_or_default(),
         api_key: spec.and_then(|s| s.api_key.clone()).unwrap_or_default(),
         key_header: spec.map_or(KeyHeader::Bearer, |s| s.key_header),
+        kind: spec.map_or(Kind::OpenAi, |s| s.kind),
         extra_headers: if target.provider == Provider::Anthropic {
             claude::anthropic_headers(req)
         } else {
@@ -90,13 +58,19 @@ pub fn call<'a>(
 /// Sends the request and waits for the response headers, or fails with a `RelayError`.
 pub async fn send(call: Call<'_>) -> Result<Response, RelayError> {
     let headers = Headers::new();
-    for (name, value) in call.client_headers.entries() {
-        if !drop_request_header(&name) {
-            let _ = headers.set(&name, &value);
-        }
-    }
     let internal =
         |e: worker::Error| RelayError::Internal(format!("building upstream request: {e}"));
+    let client: Vec<(String, String)> = call.client_headers.entries().collect();
+    let allowed = headers::provider_headers(
+        call.kind,
+        client.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+    );
+    for (name, value) in &allowed {
+        headers.set(name, value).map_err(internal)?;
+    }
+    headers
+        .set("user-agent", headers::USER_AGENT)
+        .map_err(internal)?;
     match call.key_header {
         KeyHeader::Bearer => headers
             .set("authorization", &format!("Bearer {}", call.api_key))

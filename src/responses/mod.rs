@@ -2,12 +2,11 @@
 //! beside Chat and Messages. Chat is the hub: a Responses request for a provider without the
 //! Responses API becomes a Chat request (`to_chat`, whose item mapping is `cursor`'s), and the
 //! Chat answer comes back as a Response (`answer`) or as Responses stream events (`translate`).
-//! Claude goes through the existing Chat ⇄ Messages translation (`claude`), so this protocol
-//! costs two translators, not one per provider. OpenAI's own upstreams get the body byte for
+//! Claude goes through the existing Chat ⇄ Messages translation (`anthropic::ChatRelay` feeding
+//! `translate`), so this protocol costs two translators, not one per provider. OpenAI's own upstreams get the body byte for
 //! byte and are only metered (`passthrough`).
 
 pub mod answer;
-pub mod claude;
 pub mod passthrough;
 pub mod translate;
 

@@ -4,12 +4,15 @@
 //! gets an `error` event and `response.failed` at the end (protocol.md §4), numbered after the
 //! upstream's last event.
 
+use std::borrow::Cow;
+
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::{error_fields, failure_tail, obj, tokens_from_usage};
 use crate::error::RelayError;
 use crate::sse::{SseDecoder, SseEvent};
-use crate::stream::{string_field_chars, Relay, Settled};
+use crate::stream::{Relay, Settled};
 use crate::usage::{Outcome, Tokens, UsageSource};
 
 /// What a Responses stream taught us, read when the usage row is written.
@@ -32,7 +35,10 @@ impl Meter {
         // Deltas are the bulk of a stream and carry no usage: their text is counted for the
         // estimate without parsing them. An event without an `event:` line is parsed in full.
         if matches!(name, Some(n) if n.ends_with(".delta")) {
-            self.completion_chars += string_field_chars(&ev.data, "delta");
+            if let Ok(d) = serde_json::from_str::<Delta<'_>>(&ev.data) {
+                let chars = d.delta.map_or(0, |t| t.chars().count() as u64);
+                self.completion_chars = self.completion_chars.saturating_add(chars);
+            }
             return;
         }
         if name.is_some_and(|n| !is_read(n)) {
@@ -73,12 +79,14 @@ impl Meter {
     }
 
     pub fn settle(&self, prompt_chars: u64, cancelled: bool) -> (Outcome, Tokens, UsageSource) {
+        // As on Chat, a client that did not take the stream to its end wins over the terminal
+        // event: the relay reads ahead of the client.
         let outcome = if self.upstream_error.is_some() {
             Outcome::UpstreamError
-        } else if self.terminal.is_some() {
-            Outcome::Ok
         } else if cancelled {
             Outcome::ClientCancelled
+        } else if self.terminal.is_some() {
+            Outcome::Ok
         } else {
             Outcome::Truncated
         };
@@ -91,6 +99,13 @@ impl Meter {
             ),
         }
     }
+}
+
+/// A delta event, read as JSON for its text only (escapes decoded, nothing else kept).
+#[derive(Deserialize)]
+struct Delta<'a> {
+    #[serde(borrow)]
+    delta: Option<Cow<'a, str>>,
 }
 
 /// Events the meter parses: the lifecycle ones and errors.
@@ -159,7 +174,7 @@ impl Relay for PassThrough {
                 for ev in &events {
                     self.meter.observe(ev);
                 }
-                self.open_event = self.decoder.boundary() < self.decoder.offset();
+                self.open_event = self.decoder.mid_event();
                 chunk
             }
             Err(_) => self.abort(),

@@ -74,6 +74,11 @@ pub struct ChatToResponses {
     calls: Vec<(u64, usize)>,
     usage: Option<Tokens>,
     finish_reason: Option<String>,
+    /// The terminal event has been sent; later upstream bytes still reach the inner relay, so
+    /// its metering (a usage chunk after an error, say) does not depend on where the network
+    /// cut the stream, but nothing more reaches the client.
+    done: bool,
+    /// The upstream has ended (EOF, failure or timeout) and the tail is out.
     ended: bool,
 }
 
@@ -90,6 +95,7 @@ impl ChatToResponses {
             calls: Vec::new(),
             usage: None,
             finish_reason: None,
+            done: false,
             ended: false,
         }
     }
@@ -144,7 +150,7 @@ impl ChatToResponses {
     }
 
     fn on_event(&mut self, ev: &SseEvent, out: &mut Vec<u8>) {
-        if self.ended {
+        if self.done {
             return;
         }
         if ev.data.trim() == "[DONE]" {
@@ -417,15 +423,15 @@ impl ChatToResponses {
             "response.completed"
         };
         self.emit(out, name, vec![("response", r)]);
-        self.ended = true;
+        self.done = true;
     }
 
     /// An in-band Chat error (the upstream's, or the inner relay's truncation tail).
     fn fail(&mut self, out: &mut Vec<u8>, error_json: &[u8]) {
-        if self.ended {
+        if self.done {
             return;
         }
-        self.ended = true;
+        self.done = true;
         let error = serde_json::from_slice::<Value>(error_json).unwrap_or(Value::Null);
         let (code, message) = error_fields(&error);
         let r = self
@@ -437,11 +443,15 @@ impl ChatToResponses {
 
     /// After the inner relay's tail: a stream that still has no terminal event fails.
     fn close(&mut self, tail: Vec<u8>) -> Vec<u8> {
+        self.ended = true;
+        if self.done {
+            return Vec::new();
+        }
         let mut out = self.translate(&tail);
         if let Some(ev) = self.decoder.finish() {
             self.on_event(&ev, &mut out);
         }
-        if !self.ended {
+        if !self.done {
             self.fail(&mut out, &RelayError::UpstreamStreamEnded.openai_body());
         }
         out
@@ -454,6 +464,9 @@ impl Relay for ChatToResponses {
             return Vec::new();
         }
         let chat = self.inner.feed(chunk);
+        if self.done {
+            return Vec::new();
+        }
         self.translate(&chat)
     }
 
@@ -482,7 +495,7 @@ impl Relay for ChatToResponses {
     }
 
     fn ended(&self) -> bool {
-        self.ended
+        self.ended || (self.done && self.inner.ended())
     }
 
     fn settle(&self, prompt_chars: u64, cancelled: bool) -> Settled {

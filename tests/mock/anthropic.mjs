@@ -279,6 +279,15 @@ export async function startAnthropicMock(opts = {}) {
         await play(dropFrames(ctx, plan));
         if (!isClosed()) { await sleep(chunkDelayMs); if (!isClosed()) drop(); }
         return;
+      case 'claude-mock-headers':
+        // Anthropic's own extras: its infrastructure, the relay's organization and limits.
+        res.setHeader('server', 'cloudflare');
+        res.setHeader('anthropic-organization-id', 'org-relay-account');
+        res.setHeader('anthropic-ratelimit-requests-remaining', '49');
+        res.setHeader('anthropic-ratelimit-tokens-reset', '2026-01-01T00:00:00Z');
+        res.setHeader('cf-ray', '8f00000000000001-SJC');
+        res.setHeader('set-cookie', '_cfuvid=abc; path=/');
+        break;
       case 'claude-mock-slow':
         await sleep(slowMs);
         if (isClosed()) return;

@@ -72,6 +72,21 @@ export function parseSse(text) {
   return out;
 }
 
+/** Response headers `mock-headers` adds to an ordinary answer. */
+export const PROVIDER_RESPONSE_HEADERS = {
+  server: 'cloudflare',
+  'set-cookie': '__cf_bm=abc; path=/; HttpOnly',
+  'cf-ray': '8f00000000000000-SJC',
+  'openai-organization': 'org-relay-account',
+  'openai-processing-ms': '321',
+  'openai-version': '2020-10-01',
+  'x-ratelimit-limit-requests': '10000',
+  'x-ratelimit-remaining-requests': '9999',
+  'x-ratelimit-remaining-tokens': '1999000',
+  via: '1.1 google',
+  'retry-after-ms': '5',
+};
+
 export async function startMockProvider(opts = {}) {
   const apiKey = opts.apiKey ?? 'sk-mock';
   const chunkDelayMs = opts.chunkDelayMs ?? 10;
@@ -106,6 +121,7 @@ export async function startMockProvider(opts = {}) {
     if (isResponsesPath(pathname)) return responsesApi({ req, res, rec, n, sleep, isClosed, drop, chunkDelayMs, store });
     if (req.method === 'POST' && pathname === '/v1/completions') return legacyCompletion(res, rec.body, n, sleep, isClosed, chunkDelayMs);
     if (req.method === 'POST' && pathname === '/v1/embeddings') return embeddings(res, rec.body);
+    if (req.method === 'POST' && pathname === '/v1/moderations') return moderations(res, rec.body, n);
     if (req.method !== 'POST' || pathname !== '/v1/chat/completions') {
       return sendJson(res, 404, errorBody(`Unknown request URL: ${req.method} ${pathname}.`, 'invalid_request_error'));
     }
@@ -141,6 +157,36 @@ export async function startMockProvider(opts = {}) {
         return sendJson(res, 429, errorBody('You exceeded your current quota, please check your plan and billing details.', 'insufficient_quota', 'insufficient_quota'));
       case 'mock-hang':
         return; // left open on purpose; close() or the client ends it
+      case 'mock-error-400-usage':
+        // A rejection that the provider still counted (and bills).
+        return sendJson(res, 400, JSON.stringify({
+          ...JSON.parse(errorBody('mock 400 error', 'invalid_request_error', 'mock_400')),
+          usage: usageObject(7, 0),
+        }));
+      case 'mock-huge-usage': {
+        // Counts no real provider sends: 2^64-1 and 2^63, written as exact JSON integers.
+        const frames = textFrames(ctx, REPLY_WORDS, { usage: null });
+        const usage = '{"prompt_tokens":18446744073709551615,"completion_tokens":9223372036854775808,"total_tokens":1,"prompt_tokens_details":{"cached_tokens":18446744073709551615}}';
+        if (!stream) {
+          const text = JSON.stringify(completionBody(ctx, { ...textPlan('mock-ok', body), usage: { marker: 1 } }));
+          return sendJson(res, 200, text.replace('{"marker":1}', usage));
+        }
+        return playSse(res, sleep, isClosed, chunkDelayMs, frames);
+      }
+      case 'mock-big-tail': {
+        // A greeting, then in one write a 7 MB content event, the finish, usage and [DONE]: more
+        // than socket buffers hold, so a client that stops reading cannot have all of it even
+        // though the relay has read the end.
+        if (!stream) break;
+        const big = 'x'.repeat(7 * 1024 * 1024);
+        const tail = [
+          frame(chunkJson(ctx, choice({ content: big }))),
+          frame(chunkJson(ctx, choice({}, 'stop'))),
+          ...(ctx.includeUsage ? [frame(chunkJson(ctx, [], usageObject(promptTokens(body), 2)))] : []),
+          frame('[DONE]'),
+        ].join('');
+        return playSse(res, sleep, isClosed, 200, [...[...textFrames(ctx, REPLY_WORDS.slice(0, 1), { end: false })].filter(Boolean), tail]);
+      }
       case 'mock-bad-json':
         return sendJson(res, 200, 'not json');
       case 'mock-json-on-stream':
@@ -179,6 +225,11 @@ export async function startMockProvider(opts = {}) {
         if (isClosed()) return;
         if (!stream) break;
         return playSse(res, sleep, isClosed, 100, textFrames(ctx, REPLY_WORDS, { usage: textPlan('mock-ok', body).usage }));
+      case 'mock-headers':
+        // What real providers answer with besides the body: their infrastructure, the relay's
+        // account and its limits, cookies. None of it is the client's business.
+        for (const [k, v] of Object.entries(PROVIDER_RESPONSE_HEADERS)) res.setHeader(k, v);
+        break;
       case 'mock-comments':
         if (!stream) break;
         return playSse(res, sleep, isClosed, chunkDelayMs, commentFrames(ctx, textPlan('mock-ok', body)));
@@ -313,4 +364,19 @@ function embeddings(res, body) {
   }));
   const tokens = inputs.reduce((t, x) => t + Math.ceil(String(x).length / 4), 0);
   return sendJson(res, 200, JSON.stringify({ object: 'list', data, model: body?.model, usage: { prompt_tokens: tokens, total_tokens: tokens } }));
+}
+
+// Moderations in OpenAI's shape: one result per input, flagged when its text contains
+// `flag-me`; like OpenAI's, the answer reports no usage.
+function moderations(res, body, n) {
+  const inputs = Array.isArray(body?.input) ? body.input : [body?.input ?? ''];
+  const results = inputs.map((x) => {
+    const flagged = JSON.stringify(x).includes('flag-me');
+    return {
+      flagged,
+      categories: { harassment: flagged, violence: false },
+      category_scores: { harassment: flagged ? 0.97 : 0.001, violence: 0.0001 },
+    };
+  });
+  return sendJson(res, 200, JSON.stringify({ id: `modr-mock-${n}`, model: body?.model ?? 'omni-moderation-latest', results }));
 }

@@ -136,8 +136,8 @@ test('upstream 4xx about the request pass through in OpenAI shape', async () => 
       if (status === 429) assert.equal(r.res.headers.get('retry-after'), '1');
       assert.equal(r.row.outcome, 'upstream_error');
       assert.equal(r.row.status, status);
-      assert.equal(r.row.usage_source, 'estimated', 'prompt estimate kept, output 0');
-      assert.equal(r.row.completion_tokens, 0);
+      // The provider refused it: nothing was generated and nothing is billed (issue 12, item 7).
+      assert.deepEqual([r.row.usage_source, r.row.prompt_tokens, r.row.completion_tokens, r.row.cost_usd], ['none', 0, 0, 0]);
     }
   }
 });

@@ -11,7 +11,8 @@ import { startAnthropicMock } from '../mock/anthropic.mjs';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const SHIM = join(ROOT, 'build', 'index.js');
-export const ADMIN_TOKEN = 'test-admin-token-0123456789';
+// At least 32 characters: a shorter ADMIN_TOKEN leaves /admin and /dashboard off.
+export const ADMIN_TOKEN = 'test-admin-token-0123456789abcdefghij';
 export const PROVIDER_KEY = 'sk-mock';
 
 function compatibilityDate() {
@@ -34,6 +35,24 @@ function migrationStatements() {
     );
 }
 
+/** wrangler.toml's `[[ratelimits]]` as Miniflare's `ratelimits` option. */
+export function wranglerRatelimits() {
+  const toml = readFileSync(join(ROOT, 'wrangler.toml'), 'utf8');
+  const out = {};
+  for (const block of toml.split('[[ratelimits]]').slice(1)) {
+    const name = /^name\s*=\s*"([^"]+)"/m.exec(block);
+    const simple = /^simple\s*=\s*\{\s*limit\s*=\s*(\d+)\s*,\s*period\s*=\s*(\d+)\s*\}/m.exec(block);
+    if (name && simple) out[name[1]] = { simple: { limit: Number(simple[1]), period: Number(simple[2]) } };
+  }
+  return out;
+}
+
+function roomyRatelimits() {
+  const out = wranglerRatelimits();
+  for (const v of Object.values(out)) v.simple.limit = 1000;
+  return out;
+}
+
 export function sha256(text) {
   return createHash('sha256').update(text).digest('hex');
 }
@@ -45,10 +64,40 @@ export function makeKey(env = 'test', team = 'team-a', user = 'ann') {
 }
 
 /**
- * Starts a mock provider (unless `mock: false`) and the relay. `vars` override bindings;
- * set a var to undefined to leave it unset.
+ * The KV binding of a relay started with `kvFaults`: the real local namespace behind a thin
+ * wrapper that asks the test (over the FAULTS service binding, which runs in Node) before each
+ * write whether to fail it. It exists only in this harness, as a Miniflare wrapped binding: the
+ * relay sees a KEYS binding like any other and carries no fault switch of its own.
  */
-export async function startRelay({ vars = {}, mock = {}, anthropic = false, assets = true } = {}) {
+const FAULTY_KV = `
+class FaultyKv {
+  constructor(env) { this.inner = env.INNER; this.faults = env.FAULTS; }
+  async refuse(op, key) {
+    const r = await this.faults.fetch('http://faults/' + op + '?key=' + encodeURIComponent(key));
+    return (await r.text()) === 'fail';
+  }
+  get(...args) { return this.inner.get(...args); }
+  getWithMetadata(...args) { return this.inner.getWithMetadata(...args); }
+  list(...args) { return this.inner.list(...args); }
+  async put(key, ...rest) {
+    if (await this.refuse('put', key)) throw new Error('KV PUT failed: 429 Too Many Requests (injected by the test)');
+    return this.inner.put(key, ...rest);
+  }
+  async delete(key) {
+    if (await this.refuse('delete', key)) throw new Error('KV DELETE failed: 429 Too Many Requests (injected by the test)');
+    return this.inner.delete(key);
+  }
+}
+export default function (env) { return new FaultyKv(env); }
+`;
+
+/**
+ * Starts a mock provider (unless `mock: false`) and the relay. `vars` override bindings;
+ * set a var to undefined to leave it unset. `kvFaults: true` puts KEYS behind FAULTY_KV:
+ * set `relay.kvFaults.failWrites = n` to fail the next n KV writes (`relay.kvFaults.log` lists
+ * every write asked for, failed or not). `ratelimits` overrides the rate-limit bindings.
+ */
+export async function startRelay({ vars = {}, mock = {}, anthropic = false, assets = true, kvFaults = false, ratelimits } = {}) {
   if (!existsSync(SHIM)) throw new Error(`${SHIM} missing: run \`npm run build\` first`);
   const provider = mock === false ? null : await startMockProvider(mock);
   const claude = anthropic ? await startAnthropicMock(anthropic === true ? {} : anthropic) : null;
@@ -84,11 +133,8 @@ export async function startRelay({ vars = {}, mock = {}, anthropic = false, asse
       }
     });
   };
-  const mf = new Miniflare({
-    handleRuntimeStdio(stdout, stderr) {
-      capture(stdout);
-      capture(stderr);
-    },
+  const faults = { failWrites: 0, log: [] };
+  const relayWorker = {
     scriptPath: SHIM,
     modules: true,
     modulesRules: [
@@ -96,11 +142,11 @@ export async function startRelay({ vars = {}, mock = {}, anthropic = false, asse
       { type: 'CompiledWasm', include: ['**/*.wasm'] },
     ],
     compatibilityDate: compatibilityDate(),
-    cf: false,
-    host: '127.0.0.1',
-    port: 0,
     kvNamespaces: ['KEYS'],
     d1Databases: ['DB'],
+    // wrangler.toml's [[ratelimits]]; by default with room for suites that fail on purpose
+    // many times a minute from one address. Throttle tests pass wranglerRatelimits().
+    ratelimits: ratelimits ?? roomyRatelimits(),
     bindings,
     // wrangler.toml's [assets]: the dashboard's files, behind the Worker (run_worker_first).
     // `assets: false` deploys without the [assets] section (no dashboard, no asset router).
@@ -110,9 +156,40 @@ export async function startRelay({ vars = {}, mock = {}, anthropic = false, asse
       routerConfig: { invoke_user_worker_ahead_of_assets: true, has_user_worker: true },
       assetConfig: { html_handling: 'none', not_found_handling: 'none' },
     } : undefined,
+  };
+  const workers = kvFaults ? {
+    workers: [
+      // KEYS_DIRECT is the same namespace, unwrapped, for the test's own reads and seeds.
+      { ...relayWorker, kvNamespaces: { KEYS_DIRECT: 'KEYS' }, wrappedBindings: { KEYS: 'kv-faults' } },
+      {
+        name: 'kv-faults',
+        modules: true,
+        script: FAULTY_KV,
+        kvNamespaces: { INNER: 'KEYS' },
+        serviceBindings: {
+          async FAULTS(request) {
+            const u = new URL(request.url);
+            const failed = faults.failWrites > 0;
+            if (failed) faults.failWrites -= 1;
+            faults.log.push({ op: u.pathname.slice(1), key: u.searchParams.get('key'), failed });
+            return new Response(failed ? 'fail' : 'ok');
+          },
+        },
+      },
+    ],
+  } : relayWorker;
+  const mf = new Miniflare({
+    handleRuntimeStdio(stdout, stderr) {
+      capture(stdout);
+      capture(stderr);
+    },
+    cf: false,
+    host: '127.0.0.1',
+    port: 0,
+    ...workers,
   });
   const url = (await mf.ready).toString().replace(/\/$/, '');
-  const kv = await mf.getKVNamespace('KEYS');
+  const kv = await mf.getKVNamespace(kvFaults ? 'KEYS_DIRECT' : 'KEYS');
   const db = await mf.getD1Database('DB');
   for (const stmt of migrationStatements()) await db.prepare(stmt).run();
 
@@ -125,6 +202,7 @@ export async function startRelay({ vars = {}, mock = {}, anthropic = false, asse
     provider,
     claude,
     logs,
+    kvFaults: faults,
     /** Puts a key record straight into KV, as `POST /admin/keys` would. */
     async seedKey({ team = 'team-a', user = 'ann', env = 'test', status = 'active', expires_at } = {}) {
       const key = makeKey(env, team, user);
@@ -140,6 +218,15 @@ export async function startRelay({ vars = {}, mock = {}, anthropic = false, asse
     async count() {
       const row = await db.prepare('SELECT COUNT(*) AS n FROM usage').first();
       return row.n;
+    },
+    /** Waits (bounded) until `n` settled rows exist for `route`; returns them, oldest first. */
+    async routeRows(route, n) {
+      let rows = [];
+      for (let i = 0; i < 100 && rows.length < n; i += 1) {
+        rows = (await db.prepare('SELECT * FROM usage WHERE route = ? AND settled = 1 ORDER BY started_at').bind(route).all()).results;
+        if (rows.length < n) await new Promise((r) => setTimeout(r, 50));
+      }
+      return rows;
     },
     /** Waits (bounded) for the settled row of one request, found by the relay's x-request-id. */
     async row(requestId, { timeoutMs = 8000, settled = true } = {}) {

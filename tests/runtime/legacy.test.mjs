@@ -18,15 +18,6 @@ before(async () => {
 });
 after(async () => relay?.close());
 
-async function rowsFor(route, n) {
-  let rows = [];
-  for (let i = 0; i < 100 && rows.length < n; i += 1) {
-    rows = (await relay.db.prepare('SELECT * FROM usage WHERE route = ? AND settled = 1 ORDER BY started_at').bind(route).all()).results;
-    if (rows.length < n) await new Promise((r) => setTimeout(r, 50));
-  }
-  return rows;
-}
-
 test('legacy completions: non-stream and stream, metered from the provider', async () => {
   const done = await client.completions.create({ model: 'mock-ok', prompt: 'Say hello' });
   assert.equal(done.object, 'text_completion');
@@ -42,7 +33,7 @@ test('legacy completions: non-stream and stream, metered from the provider', asy
   }
   assert.equal(text, REPLY_TEXT);
   assert.deepEqual(relay.provider.requests[0].body.stream_options, { include_usage: true });
-  const rows = await rowsFor('/v1/completions', 2);
+  const rows = await relay.routeRows('/v1/completions', 2);
   assert.deepEqual(rows.map((r) => [r.stream, r.outcome, r.usage_source, r.prompt_tokens, r.completion_tokens]), [
     [0, 'ok', 'upstream', 13, 5],
     [1, 'ok', 'upstream', 13, 5],
@@ -57,7 +48,7 @@ test('embeddings: base64 (the SDK default) and float pass through untouched', as
   const float = await call(relay, '/v1/embeddings', { key, body: { model: 'mock-embed', input: 'hello', encoding_format: 'float' } });
   assert.equal(float.res.status, 200);
   assert.equal(float.text, relay.provider.requests[1].sent, 'byte for byte');
-  const rows = await rowsFor('/v1/embeddings', 2);
+  const rows = await relay.routeRows('/v1/embeddings', 2);
   assert.deepEqual(rows.map((r) => [r.prompt_tokens, r.completion_tokens, r.usage_source]), [[4, 0, 'upstream'], [2, 0, 'upstream']]);
 });
 

@@ -103,4 +103,44 @@ test(`${TOTAL} streamed requests at concurrency ${CONCURRENCY} with hang-ups lea
   assert.ok(byOutcome.find((r) => r.outcome === 'client_cancelled').min_out >= 1, 'cancelled rows estimate what streamed');
   const rowIds = new Set((await relay.db.prepare('SELECT request_id FROM usage').all()).results.map((r) => r.request_id));
   assert.ok(ids.every((id) => rowIds.has(id)), 'each response id has its row');
+  await assertOutcomes(results);
+});
+
+/** Each request's own row: a stream the client hung up on is client_cancelled, one it read to [DONE] ok. */
+async function assertOutcomes(results) {
+  const wrong = [];
+  for (const r of results) {
+    const row = await relay.row(r.id);
+    const want = r.hungUp ? 'client_cancelled' : 'ok';
+    if (row.outcome !== want) wrong.push(`${r.id}: ${row.outcome}, want ${want}`);
+  }
+  assert.deepEqual(wrong, [], `${wrong.length} of ${results.length} rows have the wrong outcome`);
+}
+
+test('a client that stops reading after the relay has read [DONE] is client_cancelled, not ok', async () => {
+  // The relay strips the usage chunk here, so it holds the 7 MB event until it is complete and
+  // sees the provider's [DONE] with it; the client reads the greeting and then nothing more.
+  const body = JSON.stringify({ model: 'mock-big-tail', messages: [{ role: 'user', content: 'big' }], stream: true });
+  const { id, res } = await new Promise((resolve, reject) => {
+    const req = http.request(`${relay.base}/chat/completions`, {
+      method: 'POST',
+      agent: false,
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+    });
+    req.on('error', reject);
+    req.on('response', (r) => {
+      r.once('data', () => {
+        r.pause();
+        resolve({ id: r.headers['x-request-id'], res: r });
+      });
+    });
+    req.end(body);
+  });
+  try {
+    const row = await relay.row(id, { timeoutMs: 15000 });
+    assert.equal(row.outcome, 'client_cancelled');
+    assert.equal(row.usage_source, 'upstream', 'the provider billed the whole answer and said so');
+  } finally {
+    res.destroy();
+  }
 });

@@ -155,3 +155,25 @@ test('no retry after the first byte: a target that stalls mid-stream ends in-ban
   const row = await relay.row(r.requestId);
   assert.deepEqual([row.provider, row.attempts, row.outcome], ['compat', 1, 'truncated']);
 });
+
+test("a provider's idle_timeout_ms shorter than STREAM_IDLE_MS is honoured, not the larger of the two", async () => {
+  const stalling = await startMockProvider({ apiKey: 'sk-compat', stallMs: 8000 });
+  const providers = {
+    quick: { kind: 'openai-compatible', base_url: stalling.url, key_secret: 'COMPAT_KEY', stream_usage: false, models: ['mock-stall'], idle_timeout_ms: 300 },
+  };
+  const own = await startRelay({ mock: false, vars: { PROVIDERS: JSON.stringify(providers), COMPAT_KEY: 'sk-compat', STREAM_IDLE_MS: '4000' } });
+  try {
+    const { key: k } = await own.seedKey();
+    const t0 = Date.now();
+    const r = await call(own, '/v1/chat/completions', { key: k, body: { model: 'mock-stall', messages, stream: true } });
+    const took = Date.now() - t0;
+    const events = parseSse(r.text);
+    assert.equal(JSON.parse(events.at(-2)).error.code, 'timeout');
+    assert.ok(took < 4000, `ended by the provider's 300 ms, not STREAM_IDLE_MS's 4000 ms (${took} ms)`);
+    const row = await own.row(r.requestId);
+    assert.deepEqual([row.provider, row.outcome], ['quick', 'truncated']);
+  } finally {
+    await own.close();
+    await stalling.close();
+  }
+});

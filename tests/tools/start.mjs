@@ -27,7 +27,7 @@ function ensureDevVars() {
   const path = join(ROOT, '.dev.vars');
   if (existsSync(path)) return;
   const example = readFileSync(join(ROOT, '.dev.vars.example'), 'utf8');
-  writeFileSync(path, example.replace('change-me-to-a-long-random-string', base62(40)));
+  writeFileSync(path, example.replace(/^ADMIN_TOKEN=.*$/m, `ADMIN_TOKEN=${base62(40)}`));
   log('created .dev.vars with a random ADMIN_TOKEN (edit it to add OPENAI_API_KEY)');
 }
 
