@@ -55,31 +55,136 @@ struct MessageProbe {
     content: Option<Content>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Content {
-    Text(String),
-    Parts(Vec<Part>),
-    Other(IgnoredAny),
+/// Text the relay reads from one string: its length, and the start that `relay-echo` answers
+/// with. Read through a visitor so a long message is never copied (a 4 MiB prompt stays 4 MiB,
+/// not three copies of it); only the bounded head is kept.
+#[derive(Default)]
+struct Text {
+    chars: u64,
+    head: String,
 }
 
-#[derive(Deserialize)]
-struct Part {
-    #[serde(default)]
-    text: Option<String>,
-}
-
-impl Content {
-    fn text(&self) -> String {
-        match self {
-            Content::Text(s) => s.clone(),
-            Content::Parts(parts) => parts
-                .iter()
-                .filter_map(|p| p.text.as_deref())
-                .collect::<Vec<_>>()
-                .join("\n"),
-            Content::Other(_) => String::new(),
+impl Text {
+    fn of(s: &str) -> Text {
+        let s_head = s.trim_start();
+        let end = s_head
+            .char_indices()
+            .nth(crate::echo::MAX_ECHO_CHARS)
+            .map_or(s_head.len(), |(at, _)| at);
+        Text {
+            chars: s.chars().count() as u64,
+            // One slice copy: pushing the head char by char cost more than parsing the body.
+            head: s_head[..end].to_string(),
         }
+    }
+}
+
+/// A message's `content`: a string, an array of parts (their `text`s, joined by newlines), or
+/// anything else, which counts nothing.
+struct Content(Option<Text>);
+
+impl<'de> Deserialize<'de> for Content {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Content;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("message content")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Content, E> {
+                Ok(Content(Some(Text::of(v))))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Content, A::Error> {
+                let mut parts = 0u64;
+                let mut out = Text::default();
+                while let Some(Part(text)) = seq.next_element::<Part>()? {
+                    let Some(t) = text else { continue };
+                    if parts > 0 {
+                        out.chars += 1;
+                        if out.head.chars().count() < crate::echo::MAX_ECHO_CHARS {
+                            out.head.push('\n');
+                        }
+                    }
+                    parts += 1;
+                    out.chars += t.chars;
+                    let room = crate::echo::MAX_ECHO_CHARS.saturating_sub(out.head.chars().count());
+                    out.head.extend(t.head.chars().take(room));
+                }
+                Ok(Content((parts > 0).then_some(out)))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Content, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Content(None))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Content, E> {
+                Ok(Content(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Content, E> {
+                Ok(Content(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Content, E> {
+                Ok(Content(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Content, E> {
+                Ok(Content(None))
+            }
+            fn visit_unit<E>(self) -> Result<Content, E> {
+                Ok(Content(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// One content part: its `text` when that is a string; any other part, or value, counts nothing.
+struct Part(Option<Text>);
+
+impl<'de> Deserialize<'de> for Part {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Part;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a content part")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Part, A::Error> {
+                let mut text = None;
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    if key == "text" && text.is_none() {
+                        text = map.next_value::<Content>()?.0;
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(Part(text))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Part, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Part(None))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Part, E> {
+                Ok(Part(None))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Part, E> {
+                Ok(Part(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Part, E> {
+                Ok(Part(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Part, E> {
+                Ok(Part(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Part, E> {
+                Ok(Part(None))
+            }
+            fn visit_unit<E>(self) -> Result<Part, E> {
+                Ok(Part(None))
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -191,12 +296,20 @@ pub fn parse_for(body: &[u8], endpoint: Endpoint) -> Result<ChatRequest<'_>, Rel
 /// A body's top-level fields in order, each value still as raw JSON.
 type RawFields<'a> = Vec<(String, &'a RawValue)>;
 
+/// Longest `model` the relay accepts: real model ids are under 100 characters, and the name is
+/// stored in the usage row, whose size must not be the client's choice (a 2 MB name once made
+/// the row write fail, leaving a served request unmetered).
+pub const MAX_MODEL_CHARS: usize = 256;
+
 /// The body's top-level fields and its `model`, with the errors OpenAI gives for each;
-/// `default_model` stands in for an absent `model` where the endpoint has one.
+/// `default_model` stands in for an absent `model` where the endpoint has one. Every OpenAI
+/// and Anthropic JSON route comes through here, so this is where a body that repeats a key is
+/// refused.
 fn fields_and_model<'a>(
     body: &'a [u8],
     default_model: Option<&str>,
 ) -> Result<(RawFields<'a>, String), RelayError> {
+    crate::json::refuse_duplicate_keys(body)?;
     let Fields(fields) = serde_json::from_slice(body).map_err(|_| {
         RelayError::invalid(
             "We could not parse the JSON body of your request. The body must be a JSON object.",
@@ -217,6 +330,12 @@ fn fields_and_model<'a>(
                 ))
             }
         },
+        Some(Value::String(s)) if s.chars().count() > MAX_MODEL_CHARS => {
+            return Err(RelayError::invalid(
+                format!("'model' must be at most {MAX_MODEL_CHARS} characters."),
+                Some("model"),
+            ))
+        }
         Some(Value::String(s)) if !s.is_empty() => s,
         Some(Value::String(_)) => {
             return Err(RelayError::invalid(
@@ -282,11 +401,10 @@ pub fn parse(body: &[u8]) -> Result<ChatRequest<'_>, RelayError> {
             }
             Some(other) => return Err(wrong_type(&format!("{param}.role"), "a string", &other)),
         };
-        if let Some(content) = msg.content {
-            let text = content.text();
-            prompt_chars += text.chars().count() as u64;
+        if let Some(Content(Some(text))) = msg.content {
+            prompt_chars += text.chars;
             if role == "user" {
-                last_user_text = text;
+                last_user_text = text.head;
             }
         }
     }
@@ -395,6 +513,28 @@ mod tests {
     }
 
     #[test]
+    fn long_messages_are_counted_not_copied() {
+        let long = "line\n".repeat(100_000);
+        let body = serde_json::json!({"model":"m","messages":[
+            {"role":"user","content":long},
+            {"role":"assistant","content":[{"type":"text","text":"ab"},{"type":"image_url"},"odd",{"type":"text","text":"cd"}]},
+            {"role":"tool","content":{"not":"text"}},
+            {"role":"user","content":[{"type":"text","text":"  hi"}, {"type":"text","text":"there"}]}]})
+        .to_string();
+        let r = parse(body.as_bytes()).unwrap();
+        // 500,000 + "ab\ncd" (5) + "  hi\nthere" (10)
+        assert_eq!(r.prompt_chars, 500_015);
+        assert_eq!(r.last_user_text, "hi\nthere");
+        let one = serde_json::json!({"model":"m","messages":[{"role":"user","content":long}]})
+            .to_string();
+        let r = parse(one.as_bytes()).unwrap();
+        assert_eq!(
+            r.last_user_text.chars().count(),
+            crate::echo::MAX_ECHO_CHARS
+        );
+    }
+
+    #[test]
     fn errors_name_the_param() {
         assert_eq!(
             err("{nope"),
@@ -450,6 +590,53 @@ mod tests {
                 "Invalid type for 'stream': expected a boolean, but got a string instead.",
                 Some("stream")
             )
+        );
+    }
+
+    #[test]
+    fn a_repeated_key_is_refused_on_every_endpoint() {
+        // serde would read the first `model`, the provider the last: refuse instead.
+        let body = br#"{"model":"gpt-cheap","messages":[{"role":"user","content":"x"}],"model":"gpt-forbidden-expensive"}"#;
+        let want = RelayError::invalid(
+            "Duplicate key 'model' in the request body: each key may appear only once in an object.",
+            Some("model"),
+        );
+        assert_eq!(parse(body).unwrap_err(), want);
+        let legacy = br#"{"model":"a","prompt":"x","model":"b"}"#;
+        assert_eq!(parse_for(legacy, Endpoint::Completions).unwrap_err(), want);
+        let embed = br#"{"model":"a","input":"x","model":"b"}"#;
+        assert_eq!(parse_for(embed, Endpoint::Embeddings).unwrap_err(), want);
+        let options = br#"{"model":"m","messages":[{"role":"user"}],"stream":true,"stream_options":{"include_usage":true,"include_usage":false}}"#;
+        assert_eq!(
+            parse(options).unwrap_err(),
+            RelayError::invalid(
+                "Duplicate key 'stream_options.include_usage' in the request body: each key may appear only once in an object.",
+                Some("stream_options.include_usage"),
+            )
+        );
+        let twice = br#"{"model":"m","messages":[{"role":"user"}],"stream_options":{},"stream_options":{"include_usage":true}}"#;
+        assert!(
+            matches!(parse(twice), Err(RelayError::InvalidRequest { param: Some(p), .. }) if p == "stream_options")
+        );
+    }
+
+    #[test]
+    fn model_is_capped_before_it_reaches_the_row() {
+        let at_cap = format!(
+            r#"{{"model":"{}","messages":[{{"role":"user"}}]}}"#,
+            "m".repeat(MAX_MODEL_CHARS)
+        );
+        assert_eq!(
+            parse(at_cap.as_bytes()).unwrap().model.len(),
+            MAX_MODEL_CHARS
+        );
+        let over = format!(
+            r#"{{"model":"{}","input":"x"}}"#,
+            "é".repeat(MAX_MODEL_CHARS + 1)
+        );
+        assert_eq!(
+            parse_for(over.as_bytes(), Endpoint::Embeddings).unwrap_err(),
+            RelayError::invalid("'model' must be at most 256 characters.", Some("model"))
         );
     }
 

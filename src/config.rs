@@ -22,8 +22,13 @@ pub const DEFAULT_OPENAI_MODELS: &str = concat!(
 /// Shortest `ADMIN_TOKEN` that enables `/admin` and `/dashboard`: 32 characters of a random
 /// string are far beyond guessing, even at the throttle's pace (README: "Admin API").
 pub const MIN_ADMIN_TOKEN_CHARS: usize = 32;
-/// Cursor sends whole files as context; 16 MiB leaves room while stopping accidents.
-pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+/// 4 MiB of JSON is about a million tokens of text, more than any model's context window, and
+/// leaves room for a few inline images. A body costs about four to five times its size while
+/// a request is in flight (README, Configuration), and an isolate has 128 MB for all its
+/// concurrent requests: 16 MiB bodies did not fit two at a time.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+/// The most `MAX_BODY_BYTES` may be set to: one such body alone takes over half an isolate.
+pub const MAX_MAX_BODY_BYTES: u64 = 16 * 1024 * 1024;
 pub const DEFAULT_UPSTREAM_TIMEOUT_MS: u64 = 120_000;
 /// How long a started stream may go unread by the client before its usage row is written
 /// provisionally (toolchain.md trap 1: a hang-up does not drop the stream). Well under the
@@ -177,7 +182,7 @@ impl Config {
                 .map(|t| t.chars().count())
                 .filter(|n| *n < MIN_ADMIN_TOKEN_CHARS),
             prices: get("PRICES"),
-            max_body_bytes: number(&get, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES as u64)? as usize,
+            max_body_bytes: body_limit(&get)?,
             upstream_timeout_ms: number(&get, "UPSTREAM_TIMEOUT_MS", DEFAULT_UPSTREAM_TIMEOUT_MS)?,
             stream_idle_ms: number(&get, "STREAM_IDLE_MS", DEFAULT_STREAM_IDLE_MS)?,
             upstream_idle_timeout_ms: number(
@@ -230,6 +235,18 @@ fn flag(
             "{name} must be true or false, got {v:?}"
         ))),
     }
+}
+
+/// `MAX_BODY_BYTES`, read as a u64 and range-checked before it becomes a `usize`, which is
+/// 32 bits on wasm32: a cast would turn 4294967297 into a 1-byte limit.
+fn body_limit(get: &impl Fn(&str) -> Option<String>) -> Result<usize, RelayError> {
+    let n = number(get, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES as u64)?;
+    if n > MAX_MAX_BODY_BYTES {
+        return Err(RelayError::Internal(format!(
+            "MAX_BODY_BYTES must be at most {MAX_MAX_BODY_BYTES} (16 MiB), got {n}"
+        )));
+    }
+    usize::try_from(n).map_err(|_| RelayError::Internal(format!("MAX_BODY_BYTES {n} too large")))
 }
 
 fn number(
@@ -323,6 +340,29 @@ mod tests {
         )])
         .is_err());
         assert!(cfg(&[("UPSTREAM_TIMEOUT_MS", "soon")]).is_err());
+        assert_eq!(
+            cfg(&[("MAX_BODY_BYTES", "16777216")])
+                .unwrap()
+                .max_body_bytes,
+            16 * 1024 * 1024
+        );
+        // 2^32 + 1 would be a 1-byte limit on wasm32 after an `as usize`: refused everywhere.
+        for v in [
+            "16777217",
+            "4294967297",
+            "18446744073709551616",
+            "-1",
+            "0",
+            "4MiB",
+        ] {
+            assert!(cfg(&[("MAX_BODY_BYTES", v)]).is_err(), "MAX_BODY_BYTES={v}");
+        }
+        assert_eq!(
+            cfg(&[("MAX_BODY_BYTES", "4294967297")]).unwrap_err(),
+            RelayError::Internal(
+                "MAX_BODY_BYTES must be at most 16777216 (16 MiB), got 4294967297".to_string()
+            )
+        );
         assert!(cfg(&[("STREAM_IDLE_MS", "0")]).is_err());
         assert!(
             !cfg(&[("OPENAI_STREAM_USAGE", "false")])

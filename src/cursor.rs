@@ -77,6 +77,58 @@ pub fn normalize(body: &Value) -> Result<(Shape, Option<Value>), RelayError> {
     Ok((Shape::Chat, fix_chat(obj)?.map(Value::Object)))
 }
 
+/// What `normalize_bytes` did to a body.
+#[derive(Debug, PartialEq)]
+pub struct Normalized {
+    pub shape: Shape,
+    /// The rewritten body, or None when the client's bytes go on untouched.
+    pub body: Option<Vec<u8>>,
+    /// A non-null `previous_response_id` was dropped: the relay is stateless (R7.6).
+    pub dropped_previous_response: bool,
+}
+
+/// `normalize` on the client's bytes. Most chat bodies need nothing, so the body is parsed
+/// only when a key that can need a rewrite appears in it at all; the test errs toward parsing
+/// (a false hit costs one parse, never a wrong body).
+pub fn normalize_bytes(body: &[u8]) -> Result<Normalized, RelayError> {
+    let unchanged = |shape| Normalized {
+        shape,
+        body: None,
+        dropped_previous_response: false,
+    };
+    let contains = |needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
+    // `"tool_choice"` alone counts: a flat choice is rewritten even when `tools` is absent.
+    // A `\u` escape could spell any key, so it counts too.
+    let may_need = [
+        &b"\"input\""[..],
+        b"\"tools\"",
+        b"\"tool_choice\"",
+        b"[]",
+        b"\\u",
+    ]
+    .iter()
+    .any(|n| contains(n));
+    if !may_need {
+        return Ok(unchanged(Shape::Chat));
+    }
+    // The rewrite re-serialises a `Value`, which would silently keep one of a repeated key;
+    // chat::parse only sees the result, so the check must come first.
+    crate::json::refuse_duplicate_keys(body)?;
+    let Ok(value) = serde_json::from_slice::<Value>(body) else {
+        // chat::parse reports the malformed body in OpenAI's words.
+        return Ok(unchanged(Shape::Chat));
+    };
+    let dropped_previous_response = value
+        .get("previous_response_id")
+        .is_some_and(|v| !v.is_null());
+    let (shape, normalized) = normalize(&value)?;
+    Ok(Normalized {
+        shape,
+        body: normalized.map(|v| v.to_string().into_bytes()),
+        dropped_previous_response,
+    })
+}
+
 // ---------------------------------------------------------------------------------------------
 // Shape (A): Chat body with Cursor's quirks.
 
@@ -632,6 +684,72 @@ mod tests {
     }
 
     const GRAMMAR: &str = "start: begin_patch hunk+ end_patch";
+
+    fn norm_bytes(body: &str) -> Normalized {
+        normalize_bytes(body.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn a_flat_tool_choice_is_nested_even_without_tools() {
+        let n = norm_bytes(
+            r#"{"model":"m","messages":[{"role":"user","content":"x"}],"tool_choice":{"type":"function","name":"edit"}}"#,
+        );
+        let out: Value = serde_json::from_slice(&n.body.unwrap()).unwrap();
+        assert_eq!(
+            out["tool_choice"],
+            json!({"type":"function","function":{"name":"edit"}})
+        );
+        // An escaped key spells the same key, and is not missed by the pre-check.
+        let n = norm_bytes(
+            r#"{"model":"m","messages":[{"role":"user","content":"x"}],"tool\u005fchoice":{"type":"function","name":"edit"}}"#,
+        );
+        assert!(n.body.is_some());
+    }
+
+    #[test]
+    fn plain_chat_bytes_are_left_alone_and_previous_response_is_noticed() {
+        let plain = r#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#;
+        assert_eq!(
+            norm_bytes(plain),
+            Normalized {
+                shape: Shape::Chat,
+                body: None,
+                dropped_previous_response: false
+            }
+        );
+        let b = norm_bytes(r#"{"model":"m","input":"hi","previous_response_id":"resp_1"}"#);
+        assert_eq!(b.shape, Shape::ResponsesInChat);
+        assert!(b.dropped_previous_response);
+    }
+
+    #[test]
+    fn a_repeated_key_in_a_responses_body_is_refused_before_the_rewrite() {
+        let cases = [
+            (
+                r#"{"model":"gpt-cheap","input":"hi","model":"gpt-forbidden"}"#,
+                "model",
+            ),
+            (
+                r#"{"model":"m","input":"hi","reasoning":{"effort":"low","effort":"high"}}"#,
+                "reasoning.effort",
+            ),
+            (
+                r#"{"model":"m","input":"hi","text":{"verbosity":"low","verbosity":"high"}}"#,
+                "text.verbosity",
+            ),
+            (
+                r#"{"model":"m","messages":[],"tool_choice":{"type":"function","name":"a","name":"b"}}"#,
+                "tool_choice.name",
+            ),
+        ];
+        for (body, param) in cases {
+            let refused = normalize_bytes(body.as_bytes()).unwrap_err();
+            assert!(
+                matches!(&refused, RelayError::InvalidRequest { param: Some(p), .. } if p == param),
+                "{body}: {refused:?}"
+            );
+        }
+    }
 
     #[test]
     fn cursor_agent_responses_body() {

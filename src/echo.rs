@@ -8,7 +8,7 @@ use crate::models::ECHO_MODEL;
 use crate::usage::{estimate_tokens, Tokens};
 
 /// Longest piece of the user's message echoed back.
-const MAX_ECHO_CHARS: usize = 400;
+pub const MAX_ECHO_CHARS: usize = 400;
 
 /// The reply text for a given last user message.
 pub fn reply(last_user_text: &str) -> String {

@@ -41,6 +41,8 @@ pub struct KeyChange {
 }
 
 fn object(body: &[u8], allowed: &[&str]) -> Result<Map<String, Value>, RelayError> {
+    // `Value` keeps the last of a repeated key; refuse the ambiguity rather than guess.
+    crate::json::refuse_duplicate_keys(body)?;
     let v: Value = serde_json::from_slice(body).map_err(|_| {
         RelayError::invalid("We could not parse the JSON body of your request.", None)
     })?;
@@ -523,6 +525,9 @@ mod tests {
             (r#"{"team":"t","user":"u","models":"gpt-4o"}"#, "'models' must be an array of at most 100 model names or patterns (a trailing * matches a prefix), or null.", Some("models")),
             (r#"{"team":"t","user":"u","aliases":{"a":1}}"#, "'aliases.a' must be a string.", Some("aliases.a")),
             (r#"[]"#, "The request body must be a JSON object.", None),
+            // A repeated key is ambiguous (a policy of `["gpt-cheap"]` then `null`): refused.
+            (r#"{"team":"t","user":"u","models":["gpt-cheap"],"models":null}"#, "Duplicate key 'models' in the request body: each key may appear only once in an object.", Some("models")),
+            (r#"{"team":"t","user":"u","aliases":{"a":"x","a":"y"}}"#, "Duplicate key 'aliases.a' in the request body: each key may appear only once in an object.", Some("aliases.a")),
         ];
         for (body, message, param) in cases {
             assert_eq!(

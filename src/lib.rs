@@ -12,6 +12,8 @@ pub mod dashboard;
 pub mod echo;
 pub mod error;
 pub mod headers;
+pub mod ids;
+pub mod json;
 pub mod keys;
 pub mod messages;
 pub mod models;

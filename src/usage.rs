@@ -168,16 +168,35 @@ pub struct UsageRecord {
     pub duration_ms: u64,
 }
 
+/// Longest path the row keeps: every real route is far shorter, and the rest of a long
+/// (possibly unauthenticated) path says nothing a prefix does not.
+pub const MAX_ROUTE_CHARS: usize = 512;
+/// Longest value of any other text column. Client-chosen values are refused or clipped before
+/// this (`model` at 256); this bounds the provider's and config's strings too, so no row can
+/// grow past a few kilobytes whatever the request or the answer held.
+pub const MAX_TEXT_CHARS: usize = 256;
+const MAX_METHOD_CHARS: usize = 16;
+
+/// `s` cut to at most `max` characters, on a character boundary.
+fn clip(s: &mut String, max: usize) {
+    if let Some((at, _)) = s.char_indices().nth(max) {
+        s.truncate(at);
+    }
+}
+
 impl UsageRecord {
     /// A row for a request that has not reached any provider yet; the flow fills in the rest.
     pub fn begin(request_id: &str, method: &str, route: &str, started_at: String) -> Self {
+        let (mut method, mut route) = (method.to_string(), route.to_string());
+        clip(&mut method, MAX_METHOD_CHARS);
+        clip(&mut route, MAX_ROUTE_CHARS);
         UsageRecord {
             request_id: request_id.to_string(),
             key_id: None,
             team: None,
             user: None,
-            method: method.to_string(),
-            route: route.to_string(),
+            method,
+            route,
             model_requested: None,
             model_upstream: None,
             provider: None,
@@ -196,6 +215,30 @@ impl UsageRecord {
             ttfb_ms: None,
             duration_ms: 0,
         }
+    }
+
+    /// The record with every text column within its cap, as it is written to the table.
+    pub fn bounded(mut self) -> Self {
+        clip(&mut self.method, MAX_METHOD_CHARS);
+        clip(&mut self.route, MAX_ROUTE_CHARS);
+        for text in [
+            &mut self.key_id,
+            &mut self.team,
+            &mut self.user,
+            &mut self.model_requested,
+            &mut self.model_upstream,
+            &mut self.provider,
+            &mut self.error_code,
+            &mut self.finish_reason,
+            &mut self.upstream_request_id,
+            &mut self.client_shape,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            clip(text, MAX_TEXT_CHARS);
+        }
+        self
     }
 }
 
@@ -256,6 +299,31 @@ mod tests {
         // counts cannot reach i64::MAX.
         let max_rows = 10u64 * 1024 * 1024 * 1024 / 100;
         assert!(max_rows.checked_mul(MAX_TOKENS).unwrap() < i64::MAX as u64);
+    }
+
+    #[test]
+    fn every_text_column_is_bounded() {
+        let long_path = format!("/v1/{}", "p".repeat(8000));
+        let rec = UsageRecord::begin("req_1", &"M".repeat(100), &long_path, "t".to_string());
+        assert_eq!(rec.route.chars().count(), MAX_ROUTE_CHARS);
+        assert!(rec.route.starts_with("/v1/ppp"));
+        assert_eq!(rec.method.len(), MAX_METHOD_CHARS);
+        let mut rec = rec;
+        rec.model_requested = Some("é".repeat(5000));
+        rec.finish_reason = Some("x".repeat(5000));
+        rec.upstream_request_id = Some("r".repeat(5000));
+        rec.route = "/v1/".repeat(1000);
+        let b = rec.bounded();
+        assert_eq!(b.route.chars().count(), MAX_ROUTE_CHARS);
+        // Cut on a character boundary, never inside a multibyte one.
+        assert_eq!(
+            b.model_requested.as_deref(),
+            Some("é".repeat(MAX_TEXT_CHARS).as_str())
+        );
+        assert_eq!(b.finish_reason.map(|s| s.len()), Some(MAX_TEXT_CHARS));
+        assert_eq!(b.upstream_request_id.map(|s| s.len()), Some(MAX_TEXT_CHARS));
+        let short = UsageRecord::begin("req_2", "POST", "/v1/chat/completions", "t".into());
+        assert_eq!(short.clone().bounded(), short);
     }
 
     #[test]

@@ -327,6 +327,10 @@ fn map_messages(messages: &[Value]) -> Result<(Vec<Value>, Vec<Value>), RelayErr
     let mut turns = Turns::default();
     // Deprecated `function_call`s carry no id; each `function` reply answers the latest one.
     let mut function_call_id = String::new();
+    // Anthropic refuses a `tool_result` whose id is not a `tool_use` of the assistant turn just
+    // before it; consecutive assistant messages share one turn, so their calls pool here.
+    let mut open_uses: Vec<String> = Vec::new();
+    let mut in_assistant_run = false;
     for (i, msg) in messages.iter().enumerate() {
         let at = format!("messages[{i}]");
         let role = msg
@@ -344,7 +348,13 @@ fn map_messages(messages: &[Value]) -> Result<(Vec<Value>, Vec<Value>), RelayErr
                 }
                 system.extend(blocks);
             }
-            "user" => turns.push("user", content_blocks(content, &at, Part::User)?),
+            "user" => {
+                let blocks = content_blocks(content, &at, Part::User)?;
+                if !blocks.is_empty() {
+                    in_assistant_run = false;
+                }
+                turns.push("user", blocks);
+            }
             "assistant" => {
                 let mut blocks = content_blocks(content, &at, Part::Assistant)?;
                 if let Some(calls) = msg.get("tool_calls").filter(|c| !c.is_null()) {
@@ -362,9 +372,23 @@ fn map_messages(messages: &[Value]) -> Result<(Vec<Value>, Vec<Value>), RelayErr
                         &format!("{at}.function_call"),
                     )?);
                 }
+                if !blocks.is_empty() {
+                    if !in_assistant_run {
+                        open_uses.clear();
+                    }
+                    in_assistant_run = true;
+                    open_uses.extend(
+                        blocks
+                            .iter()
+                            .filter(|b| b.get("type") == Some(&json!("tool_use")))
+                            .filter_map(|b| b.get("id").and_then(Value::as_str))
+                            .map(str::to_string),
+                    );
+                }
                 turns.push("assistant", blocks);
             }
             "tool" | "function" => {
+                in_assistant_run = false;
                 let id = if role == "tool" {
                     let id = msg
                         .get("tool_call_id")
@@ -374,6 +398,19 @@ fn map_messages(messages: &[Value]) -> Result<(Vec<Value>, Vec<Value>), RelayErr
                 } else {
                     function_call_id.clone()
                 };
+                if !open_uses.contains(&id) {
+                    let param = if role == "tool" {
+                        format!("{at}.tool_call_id")
+                    } else {
+                        at.clone()
+                    };
+                    return Err(RelayError::invalid(
+                        format!(
+                            "Invalid '{param}': a '{role}' message must answer a tool call of the assistant message before it."
+                        ),
+                        Some(&param),
+                    ));
+                }
                 let mut result = Map::new();
                 result.insert("type".into(), json!("tool_result"));
                 result.insert("tool_use_id".into(), json!(id));
@@ -860,6 +897,53 @@ mod tests {
             param_of(&e).as_deref(),
             Some("messages[1].tool_calls[0].function.arguments")
         );
+    }
+
+    #[test]
+    fn a_tool_result_must_answer_the_assistant_turn_before_it() {
+        let call = |id: &str| {
+            json!({"role":"assistant","content":null,"tool_calls":[
+                {"id":id,"type":"function","function":{"name":"f","arguments":"{}"}}]})
+        };
+        let result = |id: &str| json!({"role":"tool","tool_call_id":id,"content":"ok"});
+        let want = |at: usize| {
+            RelayError::invalid(
+                format!("Invalid 'messages[{at}].tool_call_id': a 'tool' message must answer a tool call of the assistant message before it."),
+                Some(&format!("messages[{at}].tool_call_id")),
+            )
+        };
+        // No tool call anywhere before it.
+        assert_eq!(
+            err(json!({"model":"m","messages":[user("x"), result("call_9")]})),
+            want(1)
+        );
+        // A call of an earlier assistant turn, not the one just before.
+        assert_eq!(
+            err(
+                json!({"model":"m","messages":[user("x"), call("a"), result("a"),
+                {"role":"assistant","content":"done"}, user("again"), result("a")]})
+            ),
+            want(5)
+        );
+        // An id that matches no call.
+        assert_eq!(
+            err(json!({"model":"m","messages":[user("x"), call("a"), result("b")]})),
+            want(2)
+        );
+        // A `function` reply with no function_call before it.
+        assert_eq!(
+            param_of(&err(json!({"model":"m","messages":[user("x"),
+                {"role":"function","name":"f","content":"done"}]})))
+            .as_deref(),
+            Some("messages[1]")
+        );
+        // Calls from consecutive assistant messages share a turn; a user message in between
+        // results still belongs to the same user turn.
+        let ok = map(
+            json!({"model":"m","messages":[user("x"), call("a"), call("b"),
+            result("a"), user("note"), result("b")]}),
+        );
+        assert_eq!(ok["messages"].as_array().unwrap().len(), 3);
     }
 
     #[test]

@@ -24,6 +24,7 @@ use crate::config::Config;
 use crate::cursor;
 use crate::echo::{self, Echo};
 use crate::error::RelayError;
+use crate::ids;
 use crate::keys;
 use crate::models::{self, Provider, Target};
 use crate::pricing::PriceTable;
@@ -36,14 +37,32 @@ pub fn now_ms() -> u64 {
     worker::js_sys::Date::now() as u64
 }
 
-/// `req_` + 24 base62 characters (~142 bits): unique without coordination.
+thread_local! {
+    static REQUESTS_SEEN: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// `req_` + 24 base62 characters (~142 bits): unique without coordination. Should the RNG
+/// fail, the id falls back to time, this isolate's request count and `Math.random`, and the
+/// failure is logged.
 fn new_request_id() -> String {
     let mut buf = [0u8; 64];
-    let _ = getrandom::fill(&mut buf);
-    format!(
-        "req_{}",
-        auth::base62(&buf, 24).unwrap_or_else(|| now_ms().to_string())
-    )
+    let seq = REQUESTS_SEEN.with(|n| {
+        n.set(n.get().wrapping_add(1));
+        n.get()
+    });
+    let random = match getrandom::fill(&mut buf) {
+        Ok(()) => Some(&buf[..]),
+        Err(e) => {
+            console_error!("getrandom failed ({e}); request id from the fallback");
+            None
+        }
+    };
+    let fallback = ids::Fallback {
+        now_ms: now_ms(),
+        seq,
+        noise: (worker::js_sys::Math::random() * 9_007_199_254_740_992.0) as u64,
+    };
+    ids::request_id(random, fallback)
 }
 
 /// The request as the flow sees it, plus the row it will leave behind.
@@ -286,18 +305,32 @@ async fn authenticate(req: &Request, ctx: &mut Ctx, anthropic: bool) -> Result<(
     Ok(())
 }
 
-/// Reads the body, refusing it at the documented cap before and while reading.
+/// Reads the body as it arrives and stops at the cap: a declared length over it is refused
+/// before a byte is read, and a chunked upload is refused at the chunk that crosses it, so the
+/// isolate never holds more than about `limit` of a body. Dropping the stream cancels the
+/// rest of the upload.
 pub async fn read_body(req: &mut Request, limit: usize) -> Result<Vec<u8>, RelayError> {
-    let declared = header(req, "content-length").and_then(|v| v.trim().parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
+    use futures_util::StreamExt;
+    let declared = header(req, "content-length").and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
         return Err(RelayError::PayloadTooLarge { limit });
     }
-    let body = req
-        .bytes()
-        .await
+    if req.inner().body().is_none() {
+        return Ok(Vec::new());
+    }
+    let mut stream = req
+        .stream()
         .map_err(|e| RelayError::invalid(format!("Could not read the request body: {e}"), None))?;
-    if body.len() > limit {
-        return Err(RelayError::PayloadTooLarge { limit });
+    let expected = declared.map_or(0, |n| n as usize);
+    let mut body = Vec::with_capacity(expected.min(limit));
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            RelayError::invalid(format!("Could not read the request body: {e}"), None)
+        })?;
+        if chunk.len() > limit - body.len() {
+            return Err(RelayError::PayloadTooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
     }
     Ok(body)
 }
@@ -341,28 +374,13 @@ async fn chat_completions(
 }
 
 /// Cursor's two body shapes (R7.6): a Responses-API body sent to `/chat/completions` becomes a
-/// Chat body, and Chat bodies get the fixes upstreams need (`content: []`, flat tools). The
-/// body is only parsed when it can need either, so plain chat bytes go through untouched.
+/// Chat body, and Chat bodies get the fixes upstreams need (`content: []`, flat tools).
 fn cursor_normalize(body: Vec<u8>) -> Result<(cursor::Shape, Vec<u8>), RelayError> {
-    let contains = |needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
-    let may_need = contains(b"\"input\"") || contains(b"\"tools\"") || contains(b"[]");
-    if !may_need {
-        return Ok((cursor::Shape::Chat, body));
-    }
-    let Ok(value) = serde_json::from_slice::<serde_json::Value>(&body) else {
-        // chat::parse reports the malformed body in OpenAI's words.
-        return Ok((cursor::Shape::Chat, body));
-    };
-    if value
-        .get("previous_response_id")
-        .is_some_and(|v| !v.is_null())
-    {
+    let n = cursor::normalize_bytes(&body)?;
+    if n.dropped_previous_response {
         worker::console_log!("previous_response_id dropped: the relay is stateless (R7.6)");
     }
-    match cursor::normalize(&value)? {
-        (shape, Some(normalized)) => Ok((shape, normalized.to_string().into_bytes())),
-        (shape, None) => Ok((shape, body)),
-    }
+    Ok((n.shape, n.body.unwrap_or(body)))
 }
 
 /// `/v1/completions`, `/v1/embeddings` and `/v1/moderations`: passed through to OpenAI-format

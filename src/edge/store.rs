@@ -178,7 +178,7 @@ async fn write_once(env: &Env, r: &UsageRecord, settled: bool) -> Result<(), Str
 /// Writes (or replaces) the row for `r`. `settled` is false for a provisional row written while
 /// a stream's fate is unknown; the final write replaces it.
 pub async fn write_usage(env: &Env, r: &UsageRecord, settled: bool) {
-    let r = &priced(r);
+    let r = &priced(r).bounded();
     let mut last_err = String::new();
     for attempt in 0..WRITE_ATTEMPTS {
         match write_once(env, r, settled).await {

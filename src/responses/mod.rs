@@ -16,9 +16,11 @@ use crate::cursor;
 use crate::error::RelayError;
 use crate::usage::Tokens;
 
-/// The single parser of `/v1/responses` bodies: every check on the raw JSON (such as a
-/// duplicate-key guard) belongs here, so the pass-through and the translation read the same.
+/// The single parser of `/v1/responses` bodies, so the pass-through and the translation read
+/// the same: a key repeated anywhere is refused first (json.rs), since the relay and OpenAI
+/// would otherwise disagree on which `model` (or `tools`) the request names.
 pub fn parse_body(body: &[u8]) -> Result<Map<String, Value>, RelayError> {
+    crate::json::refuse_duplicate_keys(body)?;
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) => Ok(map),
         _ => Err(RelayError::invalid(
@@ -71,6 +73,15 @@ pub fn parse(body: &[u8]) -> Result<Request, RelayError> {
         Some(Value::String(s)) if s.is_empty() => {
             return Err(RelayError::invalid(
                 "'model' must not be empty.",
+                Some("model"),
+            ))
+        }
+        Some(Value::String(s)) if s.chars().count() > crate::chat::MAX_MODEL_CHARS => {
+            return Err(RelayError::invalid(
+                format!(
+                    "'model' must be at most {} characters.",
+                    crate::chat::MAX_MODEL_CHARS
+                ),
                 Some("model"),
             ))
         }

@@ -246,6 +246,21 @@ fn malformed_items_are_400_with_param() {
             other => panic!("{body}: {other:?}"),
         }
     }
+    // The relay and OpenAI must read the same `model`: a repeated key is refused, naming it.
+    match parse(br#"{"model":"cheap","input":"x","model":"dear"}"#) {
+        Err(RelayError::InvalidRequest { param: Some(p), .. }) => assert_eq!(p, "model"),
+        other => panic!("{other:?}"),
+    }
+    match parse(br#"{"model":"m","input":[{"role":"user","content":"a","role":"system"}]}"#) {
+        Err(RelayError::InvalidRequest { param: Some(p), .. }) => assert_eq!(p, "input[0].role"),
+        other => panic!("{other:?}"),
+    }
+    let long = format!(r#"{{"model":"{}","input":"x"}}"#, "m".repeat(257));
+    assert_eq!(
+        parse(long.as_bytes()).unwrap_err(),
+        RelayError::invalid("'model' must be at most 256 characters.", Some("model"))
+    );
+    assert!(parse(format!(r#"{{"model":"{}","input":"x"}}"#, "m".repeat(256)).as_bytes()).is_ok());
     assert_eq!(
         parse(b"[1]").unwrap_err(),
         RelayError::invalid(

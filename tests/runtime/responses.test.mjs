@@ -260,6 +260,11 @@ test('translated routes are stateless and leave hosted tools out; bad input is a
   assert.deepEqual([row.status, row.outcome, row.error_code, row.client_shape], [400, 'relay_error', 'invalid_request', 'responses']);
   const bad = await call(relay, '/v1/responses', { key, body: { model: 'compat-ok', input: [{ type: 'function_call_output', call_id: 'c' }] } });
   assert.deepEqual([bad.res.status, bad.json.error.param], [400, 'input[0].output']);
+  relay.provider.reset();
+  const dup = await call(relay, '/v1/responses', { key, raw: '{"model":"mock-ok","input":"Hi","model":"mock-cached"}' });
+  assert.deepEqual([dup.res.status, dup.json.error.param], [400, 'model'], 'a repeated key is refused, even for the pass-through');
+  assert.equal(relay.provider.requests.length, 0);
+  assert.equal((await relay.row(dup.requestId)).status, 400);
   const none = await call(relay, '/v1/responses', { body: { model: 'compat-ok', input: 'Hi' } });
   assert.equal(none.res.status, 401);
   const unknown = await call(relay, '/v1/responses', { key, body: { model: 'nope', input: 'Hi' } });
