@@ -3,7 +3,7 @@
 //! the provider's own words — "max_tokens is too large: …" tells a user what to change, "the
 //! upstream rejected the request with status 400" does not.
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::error::RelayError;
 
@@ -71,15 +71,19 @@ fn anthropic_type(status: u16) -> &'static str {
 }
 
 fn anthropic_error(kind: &str, message: &str) -> Vec<u8> {
-    json!({"type": "error", "error": {"type": kind, "message": message}})
-        .to_string()
-        .into_bytes()
+    // `kind` is one of the fixed names above; the message is quoted as a JSON string.
+    format!(
+        "{{\"type\":\"error\",\"error\":{{\"type\":\"{kind}\",\"message\":{}}}}}",
+        Value::String(message.to_string())
+    )
+    .into_bytes()
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn anthropic(e: &RelayError) -> Value {
         serde_json::from_slice(&e.anthropic_body()).unwrap()

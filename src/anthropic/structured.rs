@@ -51,29 +51,37 @@ pub fn apply(openai_body: &Value, anthropic_body: &mut Value) -> Result<(), Rela
     let Some(out) = anthropic_body.as_object_mut() else {
         return Ok(());
     };
-    let forced = json!({"type": "tool", "name": ANSWER_TOOL});
-    let choice = match out.get("tool_choice") {
-        _ if !out.contains_key("tools") => forced,
-        Some(c)
-            if c.get("type") == Some(&json!("tool")) || c.get("type") == Some(&json!("any")) =>
-        {
-            c.clone()
-        }
-        Some(c) if c.get("type") == Some(&json!("none")) => forced,
-        Some(c) => {
-            let mut any = c.clone();
-            if let Some(o) = any.as_object_mut() {
-                o.insert("type".into(), json!("any"));
-            }
-            any
-        }
-        None => json!({"type": "any"}),
+    let kind = out
+        .get("tool_choice")
+        .and_then(|c| c.get("type"))
+        .and_then(Value::as_str);
+    // None: the client's forced choice stands; Some(true): only the answer tool; Some(false):
+    // any tool (`auto` or no choice), keeping `disable_parallel_tool_use`.
+    let force_answer = match (out.contains_key("tools"), kind) {
+        (true, Some("tool" | "any")) => None,
+        (false, _) | (true, Some("none")) => Some(true),
+        (true, _) => Some(false),
     };
-    out.insert("tool_choice".into(), choice);
+    let choice = force_answer.map(|only| {
+        let mut c = Map::new();
+        if only {
+            c.insert("type".into(), Value::from("tool"));
+            c.insert("name".into(), Value::from(ANSWER_TOOL));
+        } else {
+            if let Some(given) = out.get("tool_choice").and_then(Value::as_object) {
+                c.clone_from(given);
+            }
+            c.insert("type".into(), Value::from("any"));
+        }
+        c
+    });
+    if let Some(c) = choice {
+        out.insert("tool_choice".into(), Value::Object(c));
+    }
     match out.get_mut("tools").and_then(Value::as_array_mut) {
         Some(tools) => tools.push(tool),
         None => {
-            out.insert("tools".into(), json!([tool]));
+            out.insert("tools".into(), Value::Array(vec![tool]));
         }
     }
     Ok(())
