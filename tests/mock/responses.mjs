@@ -94,11 +94,16 @@ export async function responsesApi({ req, res, rec, n, sleep, isClosed, drop, ch
   if (body.stream !== true) return sendJson(res, 200, JSON.stringify(final));
   const frames = tools ? toolEvents(base, final) : textEvents(base, final, words);
   if (model === 'mock-hold') {
-    // A background response in progress: after `response.in_progress` the stream waits until
-    // someone retrieves it by id (bounded: 5 s), so a test can retrieve it while it runs.
-    const retrieved = new Promise((resolve) => { entry.onRetrieve = resolve; });
+    // A background response in progress: after `response.in_progress` the stream keeps
+    // sending keep-alive comments (so it never looks stalled) until someone retrieves the
+    // response by id, bounded at 5 s; a test can then retrieve it while it runs.
+    let retrieved = false;
+    entry.onRetrieve = () => { retrieved = true; };
     await playSse(res, sleep, isClosed, chunkDelayMs, [...frames.slice(0, 2), null]);
-    await Promise.race([retrieved, sleep(5000)]);
+    for (let i = 0; i < 50 && !retrieved && !isClosed(); i++) {
+      res.write(': keep-alive\n\n');
+      await sleep(100);
+    }
     for (const frame of frames.slice(2)) {
       if (isClosed()) return;
       res.write(frame);

@@ -137,9 +137,9 @@ test('a background stream can be retrieved by its creator while it runs', async 
     id = /"response":\{"id":"(resp_[A-Za-z0-9_-]+)"/.exec(text)?.[1];
   }
   assert.ok(id, 'response.created arrived');
-  await assertRefused(bob, id);
   const got = await alice.responses.retrieve(id);
   assert.equal(got.id, id);
+  await assertRefused(bob, id);
   for (let i = 0; i < 1000; i++) {
     const { value, done } = await reader.read();
     if (done) break;
