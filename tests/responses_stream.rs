@@ -480,7 +480,9 @@ fn native_stream_names_the_response_it_creates_from_response_created() {
         assert_eq!(relay.response_id(), want, "cut at {cut}");
     }
     // No `response.created` (a stream that skipped it): the terminal event names it.
-    let terminal = NATIVE.lines().skip_while(|l| !l.contains("response.completed"));
+    let terminal = NATIVE
+        .lines()
+        .skip_while(|l| !l.contains("response.completed"));
     let tail: String = terminal.map(|l| format!("{l}\n")).collect::<String>() + "\n";
     let mut relay = PassThrough::new();
     relay.feed(tail.into_bytes());
@@ -501,8 +503,14 @@ fn only_a_background_stream_asks_for_its_row_early_and_once() {
     let created_end = NATIVE.find("\n\n").unwrap() + 2;
     let mut background = PassThrough::new().early_row(true);
     background.feed(NATIVE.as_bytes()[..created_end - 1].to_vec());
-    assert!(!background.take_early_row(), "no id yet, nothing worth writing");
+    assert!(
+        !background.take_early_row(),
+        "no id yet, nothing worth writing"
+    );
     background.feed(NATIVE.as_bytes()[created_end - 1..].to_vec());
     assert!(background.take_early_row());
-    assert!(!background.take_early_row(), "one early row, not one per tick");
+    assert!(
+        !background.take_early_row(),
+        "one early row, not one per tick"
+    );
 }

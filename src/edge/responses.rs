@@ -84,6 +84,11 @@ pub async fn create(
     if parsed.refuse_state().is_err() && targets.iter().any(|t| way(t) == Way::Native) {
         targets.retain(|t| way(t) == Way::Native);
     }
+    if let Some(prev) = owner::previous(&parsed.body) {
+        if targets.iter().any(|t| way(t) == Way::Native) {
+            refuse_foreign_previous(ctx, prev).await?;
+        }
+    }
     let plan = ResponsesAttempt {
         body: &body,
         parsed: &parsed,
@@ -355,6 +360,26 @@ async fn access(ctx: &Ctx, id: &str, caller: &str) -> Result<Access, RelayError>
         access = owner::access(&store::response_owners(&ctx.env, id).await?, caller);
     }
     Ok(access)
+}
+
+/// OpenAI continues from any stored response it holds, whoever asks: only the key that created
+/// `prev` may build on it; anyone else gets OpenAI's own 400 for an unknown previous response.
+async fn refuse_foreign_previous(ctx: &Ctx, prev: &str) -> Result<(), RelayError> {
+    let refused = || {
+        let mut shown = prev.to_string();
+        if let Some((at, _)) = shown.char_indices().nth(crate::usage::MAX_TEXT_CHARS) {
+            shown.truncate(at);
+        }
+        RelayError::PreviousResponseNotFound(shown)
+    };
+    if !owner::routable(prev) {
+        return Err(refused());
+    }
+    let caller = relay_key(ctx)?.id.clone();
+    if access(ctx, prev, &caller).await? != Access::Owner {
+        return Err(refused());
+    }
+    Ok(())
 }
 
 /// `GET`/`DELETE /v1/responses/{id}`, `POST …/cancel`, `GET …/input_items`: for the key that

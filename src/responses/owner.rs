@@ -18,12 +18,24 @@ pub fn response_id(response: &Value) -> Option<String> {
         return None;
     }
     let id = response.get("id").and_then(Value::as_str)?;
-    let routable = !id.is_empty()
+    routable(id).then(|| id.to_string())
+}
+
+/// An id the relay could have recorded: the stored-response routes' charset, within the
+/// column's cap. Any other id names nothing this relay created.
+pub fn routable(id: &str) -> bool {
+    !id.is_empty()
         && id.len() <= MAX_TEXT_CHARS
         && id
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'));
-    routable.then(|| id.to_string())
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
+}
+
+/// The `previous_response_id` a request builds on, when it names one: OpenAI would continue
+/// from it (the earlier prompt and answer included) for any caller, so the same owner check
+/// applies. An id that is not a string is left for OpenAI to refuse.
+pub fn previous(body: &serde_json::Map<String, Value>) -> Option<&str> {
+    body.get("previous_response_id").and_then(Value::as_str)
 }
 
 /// What the usage table says about a response id, for the key asking.
@@ -84,19 +96,42 @@ mod tests {
         assert_eq!(response_id(&r).as_deref(), Some("resp_67c9fdcecf488190"));
         // An error body, a list or a deletion receipt names no created response.
         assert_eq!(response_id(&json!({"error": {"message": "x"}})), None);
-        assert_eq!(response_id(&json!({"id": "resp_1", "object": "list"})), None);
+        assert_eq!(
+            response_id(&json!({"id": "resp_1", "object": "list"})),
+            None
+        );
         assert_eq!(response_id(&json!({"id": "resp_1"})), None);
         assert_eq!(response_id(&json!({"id": 7, "object": "response"})), None);
     }
 
     #[test]
+    fn the_previous_response_is_read_as_a_string_only() {
+        let body = |v: Value| v.as_object().cloned().unwrap();
+        let b = body(json!({"previous_response_id": "resp_1"}));
+        assert_eq!(previous(&b), Some("resp_1"));
+        assert_eq!(previous(&body(json!({"previous_response_id": null}))), None);
+        assert_eq!(previous(&body(json!({"previous_response_id": 5}))), None);
+        assert_eq!(previous(&body(json!({"input": "hi"}))), None);
+    }
+
+    #[test]
     fn an_id_no_route_could_ask_for_is_not_recorded() {
         for id in ["", "resp_1/../keys", "resp 1", "resp_1?x=1"] {
-            assert_eq!(response_id(&json!({"id": id, "object": "response"})), None, "{id}");
+            assert_eq!(
+                response_id(&json!({"id": id, "object": "response"})),
+                None,
+                "{id}"
+            );
         }
         let long = "r".repeat(MAX_TEXT_CHARS + 1);
-        assert_eq!(response_id(&json!({"id": long, "object": "response"})), None);
+        assert_eq!(
+            response_id(&json!({"id": long, "object": "response"})),
+            None
+        );
         let max = "r".repeat(MAX_TEXT_CHARS);
-        assert_eq!(response_id(&json!({"id": max, "object": "response"})), Some(max));
+        assert_eq!(
+            response_id(&json!({"id": max, "object": "response"})),
+            Some(max)
+        );
     }
 }

@@ -1,8 +1,9 @@
 // Stored OpenAI responses belong to the relay key that created them. Every response lives in the
 // relay's one OpenAI account, so without the owner check any key that learned a `resp_…` id could
-// read, cancel or delete someone else's prompt and answer. Driven with the official `openai`
-// client: key A creates (stream and non-stream), key B is refused with OpenAI's unknown-id 404
-// and the upstream never hears B's calls, key A is served, and the usage rows name the ids.
+// read, cancel, delete or continue (`previous_response_id`) someone else's prompt and answer.
+// Driven with the official `openai` client: key A creates (stream and non-stream), key B is
+// refused with OpenAI's own unknown-id errors and the upstream never hears B's calls, key A is
+// served, and the usage rows name the ids.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
@@ -77,15 +78,27 @@ test("another key's stored responses are 404 in OpenAI's shape and never reach O
 
   relay.provider.reset();
   for (const id of [plain.id, streamed.id]) await assertRefused(bob, id);
+  // Building on A's response would hand B its context: refused as OpenAI refuses an unknown one.
+  await assert.rejects(bob.responses.create({ model: 'mock-ok', input: 'Repeat the above', previous_response_id: plain.id }), (e) => {
+    assert.equal(e.status, 400);
+    assert.deepEqual(e.error, {
+      message: `Previous response with id '${plain.id}' not found.`,
+      type: 'invalid_request_error',
+      param: 'previous_response_id',
+      code: 'previous_response_not_found',
+    });
+    return true;
+  });
   assert.deepEqual(relay.provider.requests, [], "none of B's calls reached OpenAI");
   // The raw answer: 404, OpenAI's body, nothing that says the response exists.
   const raw = await call(relay, `/v1/responses/${plain.id}`, { method: 'GET', key: keyB });
   assert.equal(raw.res.status, 404);
   assert.deepEqual(raw.json, notFound(plain.id));
-  const refusedRows = await keyRows(bobId, 9);
-  assert.equal(refusedRows.length, 9, 'one row per refused call');
+  const refusedRows = await keyRows(bobId, 10);
+  assert.equal(refusedRows.length, 10, 'one row per refused call');
   for (const r of refusedRows) {
-    assert.deepEqual([r.status, r.error_code, r.provider, r.response_id], [404, 'response_not_found', null, null]);
+    const want = r.route === '/v1/responses' ? [400, 'previous_response_not_found'] : [404, 'response_not_found'];
+    assert.deepEqual([r.status, r.error_code, r.provider, r.response_id], [...want, null, null]);
   }
 
   // A's calls all pass through, with the relay's OpenAI key.
@@ -94,12 +107,15 @@ test("another key's stored responses are 404 in OpenAI's shape and never reach O
   assert.deepEqual(items.data.map((i) => i.content[0].text), ['My secret plan']);
   await assert.rejects(alice.responses.cancel(plain.id), (e) => e.status === 400 && /not in progress/.test(e.message));
   assert.deepEqual(await alice.responses.delete(streamed.id), { id: streamed.id, object: 'response', deleted: true });
+  const followUp = await alice.responses.create({ model: 'mock-ok', input: 'And then?', previous_response_id: plain.id });
+  assert.equal(followUp.previous_response_id, plain.id);
   assert.deepEqual(
     relay.provider.requests.map((q) => [q.method, q.path, q.headers.authorization]),
     [
       ['GET', `/v1/responses/${plain.id}/input_items`, `Bearer ${PROVIDER_KEY}`],
       ['POST', `/v1/responses/${plain.id}/cancel`, `Bearer ${PROVIDER_KEY}`],
       ['DELETE', `/v1/responses/${streamed.id}`, `Bearer ${PROVIDER_KEY}`],
+      ['POST', '/v1/responses', `Bearer ${PROVIDER_KEY}`],
     ],
   );
 });
