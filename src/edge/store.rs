@@ -83,6 +83,7 @@ const COLUMNS: &[&str] = &[
     "cost_usd",
     "attempts",
     "client_shape",
+    "response_id",
 ];
 
 fn upsert_sql() -> String {
@@ -139,7 +140,27 @@ fn bindings(r: &UsageRecord, settled: bool) -> Vec<JsValue> {
         r.cost_usd.map_or(JsValue::NULL, JsValue::from_f64),
         num(u64::from(r.attempts)),
         text(&r.client_shape),
+        text(&r.response_id),
     ]
+}
+
+/// Key ids of the rows that record creating response `id`: at most two, as one owner is all the
+/// check needs and a second says the record conflicts (`responses::owner::access`).
+pub async fn response_owners(env: &Env, id: &str) -> Result<Vec<Option<String>>, RelayError> {
+    let rows = super::keystore::query(
+        env,
+        "SELECT DISTINCT key_id FROM usage WHERE response_id = ?1 LIMIT 2",
+        &[serde_json::Value::String(id.to_string())],
+    )
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            r.get("key_id")
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_string)
+        })
+        .collect())
 }
 
 /// The record with its cost from the isolate's price table; a missing price is logged, and
