@@ -136,6 +136,7 @@ impl Config {
                     .map(|s| s.to_string())
                     .collect(),
             }),
+            responses_api: true,
         });
         registry.push(ProviderSpec {
             id: "anthropic".to_string(),
@@ -151,6 +152,7 @@ impl Config {
             // The O→A translation already keeps only what Messages takes.
             drop_params: Vec::new(),
             reasoning_models: None,
+            responses_api: false,
         });
         let admin_token = get("ADMIN_TOKEN");
         let ids: Vec<&str> = registry.iter().map(|p| p.id.as_str()).collect();
@@ -298,6 +300,8 @@ mod tests {
         assert_eq!(c.anthropic_base_url, DEFAULT_ANTHROPIC_BASE_URL);
         assert!(c.anthropic_models.contains(&"claude-*".to_string()));
         assert_eq!(c.anthropic_max_tokens, DEFAULT_ANTHROPIC_MAX_TOKENS);
+        let api = |id: &str| c.providers.iter().any(|p| p.id == id && p.responses_api);
+        assert!(api("openai") && !api("anthropic"));
     }
 
     #[test]

@@ -285,7 +285,9 @@ fn nest_tool_choice(choice: &Value, param: &str) -> Result<Option<Value>, RelayE
 // ---------------------------------------------------------------------------------------------
 // Shape (B): Responses body sent to /chat/completions.
 
-fn from_responses(obj: &Map<String, Value>) -> Result<Map<String, Value>, RelayError> {
+/// A Responses body as a Chat body (R7.6 / R4.2): the request half of the Responses API too
+/// (`responses::to_chat`), so both routes map items, tools and formats the same way.
+pub fn from_responses(obj: &Map<String, Value>) -> Result<Map<String, Value>, RelayError> {
     let mut messages = Vec::new();
     match obj.get("instructions") {
         None | Some(Value::Null) => {}

@@ -22,6 +22,7 @@ pub mod providers;
 pub mod refused;
 pub mod report;
 pub mod request_log;
+pub mod responses;
 pub mod routes;
 pub mod sse;
 pub mod stream;

@@ -46,6 +46,9 @@ pub struct ProviderSpec {
     /// When set, `reasoning_effort` goes out only for these models (`prefix*` patterns, `!…`
     /// excludes): Cursor sends it for models that answer it with a 400 (landscape.md §3).
     pub reasoning_models: Option<Vec<String>>,
+    /// Serves OpenAI's Responses API (kind `openai`): `/v1/responses` is passed through to it
+    /// rather than translated to Chat Completions (R4.1).
+    pub responses_api: bool,
 }
 
 /// The OpenAI models that take `reasoning_effort`; the others refuse it with "Unrecognized
@@ -178,7 +181,8 @@ pub fn parse_providers(
                 FIELDS.join(", ")
             ));
         }
-        let kind = match string(o, id, "kind")?.as_deref() {
+        let kind_name = string(o, id, "kind")?;
+        let kind = match kind_name.as_deref() {
             Some("openai") | Some("openai-compatible") => Kind::OpenAi,
             Some("anthropic") => Kind::Anthropic,
             Some(other) => {
@@ -269,6 +273,7 @@ pub fn parse_providers(
             idle_timeout_ms,
             drop_params,
             reasoning_models,
+            responses_api: kind_name.as_deref() == Some("openai"),
         });
     }
     Ok(out)
@@ -335,6 +340,8 @@ mod tests {
         assert_eq!(groq.base_url, "https://api.groq.com/openai/v1");
         assert!(!groq.stream_usage);
         assert_eq!(groq.api_key.as_deref(), Some("key-GROQ_API_KEY"));
+        // Only kind `openai` serves the Responses API; compatible servers get it translated.
+        assert!(azure.responses_api && !groq.responses_api);
         assert_eq!(
             p.iter().find(|s| s.id == "mistral").unwrap().api_key,
             None,

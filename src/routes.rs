@@ -17,6 +17,15 @@ pub enum Route {
     /// Anthropic Messages, native: forwarded byte-faithfully to Anthropic.
     Messages,
     CountTokens,
+    /// `POST /v1/responses`: the OpenAI Responses API, for every provider (§4).
+    Responses,
+    /// A stored response on OpenAI (`GET`/`DELETE /v1/responses/{id}`, `POST …/cancel`,
+    /// `GET …/input_items`): only OpenAI keeps them, so these pass through to it (R4.1).
+    StoredResponse {
+        id: String,
+        /// `cancel` or `input_items`; None for the response itself.
+        action: Option<&'static str>,
+    },
     CreateKey,
     ListKeys,
     GetKey(String),
@@ -45,6 +54,8 @@ impl Route {
                 | Route::Moderations
                 | Route::Messages
                 | Route::CountTokens
+                | Route::Responses
+                | Route::StoredResponse { .. }
         )
     }
 
@@ -82,6 +93,7 @@ const TABLE: &[(&str, &str, Route)] = &[
     ("/moderations", "POST", Route::Moderations),
     ("/messages", "POST", Route::Messages),
     ("/messages/count_tokens", "POST", Route::CountTokens),
+    ("/responses", "POST", Route::Responses),
     ("/admin/keys", "GET", Route::ListKeys),
     ("/admin/keys", "POST", Route::CreateKey),
     ("/admin/usage", "GET", Route::Usage),
@@ -116,6 +128,40 @@ fn key_route(method: &str, path: &str, rest: &str) -> Option<Result<Route, Relay
         (Some("rotate"), "POST") => Ok(Route::RotateKey(id)),
         (Some("rotate"), _) => Err(method_not_allowed(method, path, "POST")),
         (Some(_), _) => return None,
+    })
+}
+
+/// `/responses/{id}` and its `cancel` / `input_items`. An id is one segment of
+/// `A-Z a-z 0-9 _ -`, so it cannot reach another OpenAI path when appended to the base URL.
+fn stored_response_route(
+    method: &str,
+    path: &str,
+    rest: &str,
+) -> Option<Result<Route, RelayError>> {
+    let (id, action) = match rest.split_once('/') {
+        Some((id, action)) => (id, Some(action)),
+        None => (rest, None),
+    };
+    let safe = !id.is_empty()
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'));
+    if !safe {
+        return None;
+    }
+    let (action, allowed, allow) = match action {
+        None => (None, matches!(method, "GET" | "DELETE"), "GET, DELETE"),
+        Some("cancel") => (Some("cancel"), method == "POST", "POST"),
+        Some("input_items") => (Some("input_items"), method == "GET", "GET"),
+        Some(_) => return None,
+    };
+    Some(if allowed {
+        Ok(Route::StoredResponse {
+            id: id.to_string(),
+            action,
+        })
+    } else {
+        Err(method_not_allowed(method, path, allow))
     })
 }
 
@@ -185,6 +231,9 @@ pub fn route(method: &str, path: &str) -> Result<Route, RelayError> {
     }
     if bare == "/dashboard" || bare.starts_with("/dashboard/") {
         return dashboard_route(method, path, bare).unwrap_or_else(|| Err(not_found()));
+    }
+    if let Some(rest) = bare.strip_prefix("/responses/") {
+        return stored_response_route(method, path, rest).unwrap_or_else(|| Err(not_found()));
     }
     if let Some(rest) = bare.strip_prefix("/admin/keys/") {
         return key_route(method, path, rest).unwrap_or_else(|| Err(not_found()));
@@ -327,6 +376,51 @@ mod tests {
             route("POST", "/admin/requests"),
             Err(method_not_allowed("POST", "/admin/requests", "GET"))
         );
+    }
+
+    #[test]
+    fn responses() {
+        assert_eq!(route("POST", "/v1/responses"), Ok(Route::Responses));
+        assert_eq!(route("POST", "/responses"), Ok(Route::Responses));
+        assert!(Route::Responses.needs_relay_key() && !Route::Responses.is_anthropic());
+        let stored = |id: &str, action| {
+            Ok(Route::StoredResponse {
+                id: id.into(),
+                action,
+            })
+        };
+        assert_eq!(route("GET", "/v1/responses/resp_1"), stored("resp_1", None));
+        assert_eq!(route("DELETE", "/responses/resp_1"), stored("resp_1", None));
+        assert_eq!(
+            route("POST", "/v1/responses/resp_1/cancel"),
+            stored("resp_1", Some("cancel"))
+        );
+        assert_eq!(
+            route("GET", "/v1/responses/resp_1/input_items"),
+            stored("resp_1", Some("input_items"))
+        );
+        assert_eq!(
+            route("GET", "/v1/responses"),
+            Err(method_not_allowed("GET", "/v1/responses", "POST"))
+        );
+        assert_eq!(
+            route("POST", "/v1/responses/resp_1"),
+            Err(method_not_allowed(
+                "POST",
+                "/v1/responses/resp_1",
+                "GET, DELETE"
+            ))
+        );
+        for bad in [
+            "/v1/responses/a%2F..",
+            "/v1/responses/../models",
+            "/v1/responses/r/x",
+        ] {
+            assert!(
+                matches!(route("GET", bad), Err(RelayError::RouteNotFound { .. })),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

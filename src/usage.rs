@@ -161,7 +161,7 @@ pub struct UsageRecord {
     pub upstream_request_id: Option<String>,
     /// Upstream attempts made (retries and fallbacks); 0 when no provider was called.
     pub attempts: u32,
-    /// The chat body's shape (`chat` / `responses_in_chat`), for chat requests.
+    /// The body's shape: `chat` / `responses_in_chat` on Chat, `responses` on `/v1/responses`.
     pub client_shape: Option<String>,
     pub started_at: String,
     pub ttfb_ms: Option<u64>,

@@ -7,6 +7,7 @@ mod claude;
 mod dashboard;
 mod keystore;
 mod metered;
+mod responses;
 mod store;
 mod throttle;
 mod upstream;
@@ -267,6 +268,8 @@ async fn dispatch(
         Route::Moderations => legacy(req, ctx, wctx, chat::Endpoint::Moderations).await,
         Route::Messages => claude::messages(req, ctx, wctx, false).await,
         Route::CountTokens => claude::messages(req, ctx, wctx, true).await,
+        Route::Responses => responses::create(req, ctx, wctx).await,
+        Route::StoredResponse { id, action } => responses::stored(req, ctx, &id, action).await,
         Route::Dashboard(file) => dashboard::serve(&file, req, ctx).await,
         admin_route => admin::handle(admin_route, req, ctx).await,
     }
@@ -769,7 +772,7 @@ pub fn relay_body(
     stream_response(body, relay, prompt_chars, headers, ctx, wctx)
 }
 
-fn stream_response<S>(
+pub fn stream_response<S>(
     body: S,
     relay: Box<dyn crate::stream::Relay>,
     prompt_chars: u64,

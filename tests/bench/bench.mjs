@@ -158,11 +158,11 @@ async function scenarioNs(target, n, concurrency) {
   return { p50: pct(lat, 50), p99: pct(lat, 99), rps: res.length / wall, cpuMs: ((cpuSeconds(target.pid) - cpu0) * 1000) / n, failed: res.failed };
 }
 
-async function scenarioStream(target, n, concurrency, includeUsage) {
+async function scenarioStream(target, n, concurrency, includeUsage, path = '/chat/completions') {
   const cpu0 = cpuSeconds(target.pid);
-  const body = { model: 'mock-long', messages, stream: true };
-  if (includeUsage) body.stream_options = { include_usage: true };
-  const res = await pool(n, concurrency, () => request(`${target.base}/chat/completions`, { key: target.key, headers: target.headers, body }));
+  const body = path === '/responses' ? { model: 'mock-long', input: 'Say hello.', stream: true } : { model: 'mock-long', messages, stream: true };
+  if (includeUsage && path !== '/responses') body.stream_options = { include_usage: true };
+  const res = await pool(n, concurrency, () => request(`${target.base}${path}`, { key: target.key, headers: target.headers, body }));
   const gaps = res.flatMap((r) => r.events.slice(2, -1).map((t, i) => t - r.events[i + 1]));
   return {
     ttfb50: pct(res.map((r) => r.ttfb), 50),
@@ -182,6 +182,9 @@ const SCENARIOS = [
   ['stream_usage_c1', (t) => scenarioStream(t, STREAMS_C1, 1, true)],
   ['stream_strip_c1', (t) => scenarioStream(t, STREAMS_C1, 1, false)],
   ['stream_usage_c32', (t) => scenarioStream(t, STREAMS_C32, 32, true)],
+  // The Responses pass-through (100 events plus lifecycle ones, `event:` lines kept). Peers are
+  // Chat gateways, so only the provider, the floor and the relay run it.
+  ['responses_c1', (t) => (['direct', 'floor', 'relay'].includes(t.name) ? scenarioStream(t, STREAMS_C1, 1, true, '/responses') : Promise.resolve({}))],
 ];
 
 function median(xs) {
@@ -327,6 +330,9 @@ function report(s, bundle, names) {
     row(`${label} burst share`, (x) => x[key].burst, '', 3);
     row(`${label} CPU ms/request`, (x) => x[key].cpuMs);
   }
+  row('Responses pass-through stream TTFB p50 ms', (x) => x.responses_c1.ttfb50);
+  row('Responses pass-through stream total p50 ms', (x) => x.responses_c1.total50);
+  row('Responses pass-through stream CPU ms/request', (x) => x.responses_c1.cpuMs);
   row('stream c=32 total p50 ms', (x) => x.stream_usage_c32.total50);
   row('stream c=32 total p99 ms', (x) => x.stream_usage_c32.total99);
   row('stream c=32 CPU ms/request', (x) => x.stream_usage_c32.cpuMs);
@@ -354,6 +360,10 @@ function report(s, bundle, names) {
     target(s.relay[key].total50 - f[key].total50 <= 2, `${key} total within 2 ms of floor (${fmt(s.relay[key].total50 - f[key].total50)} ms)`);
     target(s.relay[key].cpuMs <= f[key].cpuMs * 1.3, `${key} CPU ≤ 1.3× floor (${fmt(s.relay[key].cpuMs / f[key].cpuMs)}×)`);
   }
+  const r = s.relay.responses_c1;
+  const c = s.relay.stream_usage_c1;
+  target(r.total50 - f.responses_c1.total50 <= 2, `Responses pass-through total within 2 ms of floor (${fmt(r.total50 - f.responses_c1.total50)} ms)`);
+  target(r.cpuMs <= c.cpuMs * 1.2, `Responses pass-through CPU ≤ 1.2× the Chat pass-through's (issue 13: ${fmt(r.cpuMs / c.cpuMs)}×, ${fmt(r.cpuMs)} vs ${fmt(c.cpuMs)} ms)`);
   target(bundle.gzip <= BUNDLE_BUDGET_GZIP, `bundle ≤ 350 KiB gzip (${(bundle.gzip / 1024).toFixed(1)} KiB)`);
 }
 

@@ -11,6 +11,9 @@ use llm_relay::anthropic::{
     self, custom::InputDecoder, ChatRelay, ReverseTranslator, StreamTranslator,
 };
 use llm_relay::messages::PassThrough;
+use llm_relay::responses::answer::Skeleton;
+use llm_relay::responses::passthrough::PassThrough as ResponsesPassThrough;
+use llm_relay::responses::translate::ChatToResponses;
 use llm_relay::sse::SseDecoder;
 use llm_relay::stream::{Relay, StreamRelay};
 
@@ -26,6 +29,13 @@ pub enum Kind {
     Messages,
     /// OpenAI stream → Anthropic events (`ReverseTranslator`).
     ChatToAnthropic,
+    /// OpenAI chat stream → Responses events (`ChatToResponses` over `StreamRelay`).
+    ChatToResponses,
+    /// Anthropic stream → Chat → Responses events (`ChatToResponses` over `ChatRelay`).
+    AnthropicToResponses,
+    /// OpenAI's Responses stream → Responses client (`responses::passthrough::PassThrough`);
+    /// fed chat transcripts, which it must pass on unchanged all the same.
+    ResponsesPassThrough,
 }
 
 impl Kind {
@@ -39,26 +49,61 @@ impl Kind {
             )),
             Kind::Messages => Box::new(PassThrough::new()),
             Kind::ChatToAnthropic => Box::new(ReverseTranslator::new("msg_x".into(), "m".into())),
+            Kind::ChatToResponses => Box::new(ChatToResponses::new(
+                Box::new(StreamRelay::new(false)),
+                responses_skeleton(),
+            )),
+            Kind::AnthropicToResponses => Box::new(ChatToResponses::new(
+                Box::new(ChatRelay::new(
+                    StreamTranslator::new("chatcmpl-x".into(), 1, "m".into(), true)
+                        .with_custom_tools(vec![CUSTOM_TOOL.into()]),
+                )),
+                responses_skeleton(),
+            )),
+            Kind::ResponsesPassThrough => Box::new(ResponsesPassThrough::new()),
         }
     }
 
     fn openai_upstream(self) -> bool {
-        matches!(self, Kind::Chat | Kind::ChatStrip | Kind::ChatToAnthropic)
+        matches!(
+            self,
+            Kind::Chat
+                | Kind::ChatStrip
+                | Kind::ChatToAnthropic
+                | Kind::ChatToResponses
+                | Kind::ResponsesPassThrough
+        )
+    }
+
+    fn responses_client(self) -> bool {
+        matches!(self, Kind::ChatToResponses | Kind::AnthropicToResponses)
     }
 
     /// Pass-through relays send every upstream byte on unchanged.
     fn passes_through(self) -> bool {
-        matches!(self, Kind::Chat | Kind::Messages)
+        matches!(
+            self,
+            Kind::Chat | Kind::Messages | Kind::ResponsesPassThrough
+        )
     }
 }
 
-const KINDS: [Kind; 5] = [
+const KINDS: [Kind; 8] = [
     Kind::Chat,
     Kind::ChatStrip,
     Kind::AnthropicToChat,
     Kind::Messages,
     Kind::ChatToAnthropic,
+    Kind::ChatToResponses,
+    Kind::AnthropicToResponses,
+    Kind::ResponsesPassThrough,
 ];
+
+fn responses_skeleton() -> Skeleton {
+    let req = llm_relay::responses::parse(br#"{"model":"m","input":"hi","stream":true}"#)
+        .unwrap_or_else(|e| panic!("fixed request: {e:?}"));
+    Skeleton::new("x", 1, &req)
+}
 
 #[derive(Clone)]
 pub struct StreamCase {
@@ -134,17 +179,32 @@ pub fn check_translated(kind: Kind, client: &[u8]) -> Result<(), String> {
         }
         let v: Value = serde_json::from_str(&ev.data)
             .map_err(|e| format!("event data is not JSON ({e}): {:?}", ev.data))?;
-        if kind == Kind::ChatToAnthropic
+        if (kind == Kind::ChatToAnthropic || kind.responses_client())
             && v.get("type").and_then(Value::as_str) != ev.event.as_deref()
         {
             return Err(format!("event: {:?} carries type {}", ev.event, v["type"]));
         }
-        if v.get("type") == Some(&Value::from("message_stop")) {
+        let ty = v.get("type").and_then(Value::as_str).unwrap_or("");
+        if ty == "message_stop" || (kind.responses_client() && is_responses_terminal(ty)) {
             return Err("an event follows the terminal one".into());
+        }
+    }
+    if kind.responses_client() {
+        // Sequence numbers count every event from 0, the terminal one included.
+        let all = events.iter().chain(std::iter::once(&last));
+        for (i, ev) in all.enumerate() {
+            let v: Value = serde_json::from_str(&ev.data).map_err(|e| e.to_string())?;
+            if v.get("sequence_number").and_then(Value::as_u64) != Some(i as u64) {
+                return Err(format!(
+                    "event {i} has sequence_number {}",
+                    v["sequence_number"]
+                ));
+            }
         }
     }
     let terminal = match kind {
         Kind::AnthropicToChat => last.data == "[DONE]",
+        k if k.responses_client() => last.event.as_deref().is_some_and(is_responses_terminal),
         _ => matches!(last.event.as_deref(), Some("message_stop" | "error")),
     };
     if terminal {
@@ -159,7 +219,8 @@ fn check_stream(c: &StreamCase) -> Result<(), String> {
     if c.kind.passes_through() && !whole.0.starts_with(&c.upstream) {
         return Err("a pass-through relay changed the upstream bytes".into());
     }
-    if matches!(c.kind, Kind::AnthropicToChat | Kind::ChatToAnthropic) {
+    if matches!(c.kind, Kind::AnthropicToChat | Kind::ChatToAnthropic) || c.kind.responses_client()
+    {
         check_translated(c.kind, &whole.0)?;
     }
     let compare = |chunks: &[&[u8]], how: &str| -> Result<(), String> {
@@ -416,4 +477,12 @@ fn custom_tool_decoder_matches_the_parsed_input() {
         show: |c| format!("{:?}", c.fragments),
     }
     .run();
+}
+
+/// A Responses stream's last event: completed, incomplete or failed.
+fn is_responses_terminal(ty: &str) -> bool {
+    matches!(
+        ty,
+        "response.completed" | "response.incomplete" | "response.failed"
+    )
 }

@@ -1,6 +1,7 @@
 // Mock OpenAI-compatible upstream for the relay's runtime tests: scripted
 // Chat Completions behaviours (chosen by `model`), request recording, and SSE parsing.
 import { listen, track, sendJson, playSse } from './http.mjs';
+import { isResponsesPath, responsesApi } from './responses.mjs';
 
 const REPLY_WORDS = ['Hello ', 'from ', 'the ', 'mock ', 'provider.'];
 export const REPLY_TEXT = REPLY_WORDS.join('');
@@ -92,6 +93,8 @@ export async function startMockProvider(opts = {}) {
   const slowMs = opts.slowMs ?? 1500;
   const stallMs = opts.stallMs ?? 3000;
   const requests = [];
+  // Stored Responses-API responses, by id.
+  const store = new Map();
   let counter = 0;
 
   async function handle(req, res) {
@@ -115,6 +118,7 @@ export async function startMockProvider(opts = {}) {
         data: MOCK_MODELS.map((id) => ({ id, object: 'model', created: 1700000000, owned_by: 'mock' })),
       }));
     }
+    if (isResponsesPath(pathname)) return responsesApi({ req, res, rec, n, sleep, isClosed, drop, chunkDelayMs, store });
     if (req.method === 'POST' && pathname === '/v1/completions') return legacyCompletion(res, rec.body, n, sleep, isClosed, chunkDelayMs);
     if (req.method === 'POST' && pathname === '/v1/embeddings') return embeddings(res, rec.body);
     if (req.method === 'POST' && pathname === '/v1/moderations') return moderations(res, rec.body, n);
