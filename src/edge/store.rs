@@ -38,15 +38,28 @@ pub async fn find_key(env: &Env, key: &str) -> Result<Option<KeyRecord>, RelayEr
     let kv = env
         .kv(KV_BINDING)
         .map_err(|e| RelayError::Internal(format!("KV binding {KV_BINDING}: {e}")))?;
-    let found = kv
-        .get(&name)
-        .json::<KeyRecord>()
-        .await
-        .map_err(|e| RelayError::Internal(format!("KV read: {e}")))?;
+    let found = kv_record(&kv, &name).await?;
     if let Some(record) = &found {
         KEY_CACHE.with(|c| c.borrow_mut().insert(name, record.clone(), now));
     }
     Ok(found)
+}
+
+/// The key record KV holds under `name`, read as text and parsed with serde_json: the same
+/// `Deserialize` code as D1's copy (keystore's `record_of`), where `.json()` would build a second
+/// one over JS values (~3 KiB of the gzip bundle), and one string crossing instead of one per field.
+pub async fn kv_record(
+    kv: &worker::kv::KvStore,
+    name: &str,
+) -> Result<Option<KeyRecord>, RelayError> {
+    let text = kv
+        .get(name)
+        .text()
+        .await
+        .map_err(|e| RelayError::Internal(format!("KV read: {e}")))?;
+    text.map(|t| serde_json::from_str(&t))
+        .transpose()
+        .map_err(|e| RelayError::Internal(format!("KV read: {e}")))
 }
 
 /// Drops this isolate's cached copy of a key record, so a change made here applies at once.
