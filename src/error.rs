@@ -37,6 +37,13 @@ pub enum RelayError {
         what: &'static str,
         id: String,
     },
+    /// A stored OpenAI response this key may not see (another key's, or one the relay never
+    /// saw created): OpenAI's own answer for an id it does not know, so a refusal cannot be
+    /// told from a response that does not exist.
+    ResponseNotFound(String),
+    /// `previous_response_id` naming a response this key may not build on: OpenAI's own 400
+    /// for an unknown one, for the same reason.
+    PreviousResponseNotFound(String),
     RouteNotFound {
         method: String,
         path: String,
@@ -91,10 +98,13 @@ impl RelayError {
     pub fn status(&self) -> u16 {
         match self {
             RelayError::InvalidApiKey(_) | RelayError::AdminUnauthorized => 401,
-            RelayError::InvalidRequest { .. } | RelayError::UnsupportedEndpoint { .. } => 400,
+            RelayError::InvalidRequest { .. }
+            | RelayError::UnsupportedEndpoint { .. }
+            | RelayError::PreviousResponseNotFound(_) => 400,
             RelayError::ModelNotAllowed(_) => 403,
             RelayError::ModelNotFound(_)
             | RelayError::NotFound { .. }
+            | RelayError::ResponseNotFound(_)
             | RelayError::RouteNotFound { .. } => 404,
             RelayError::MethodNotAllowed { .. } => 405,
             RelayError::PayloadTooLarge { .. } => 413,
@@ -119,6 +129,8 @@ impl RelayError {
             RelayError::ModelNotAllowed(_) => "model_not_allowed",
             RelayError::UnsupportedEndpoint { .. } => "unsupported_endpoint",
             RelayError::NotFound { .. } => "not_found",
+            RelayError::ResponseNotFound(_) => "response_not_found",
+            RelayError::PreviousResponseNotFound(_) => "previous_response_not_found",
             RelayError::RouteNotFound { .. } => "route_not_found",
             RelayError::MethodNotAllowed { .. } => "method_not_allowed",
             RelayError::PayloadTooLarge { .. } => "request_too_large",
@@ -186,6 +198,10 @@ impl RelayError {
                 format!("Key is not permitted to use model '{model}'.")
             }
             RelayError::NotFound { what, id } => format!("No {what} with id '{id}'."),
+            RelayError::ResponseNotFound(id) => format!("Response with id '{id}' not found."),
+            RelayError::PreviousResponseNotFound(id) => {
+                format!("Previous response with id '{id}' not found.")
+            }
             RelayError::UnsupportedEndpoint { model, path } => {
                 format!("Model '{model}' does not support {path}")
             }
@@ -231,7 +247,9 @@ impl RelayError {
 
     fn openai_code(&self) -> Value {
         match self {
-            RelayError::InvalidRequest { .. } | RelayError::RouteNotFound { .. } => Value::Null,
+            RelayError::InvalidRequest { .. }
+            | RelayError::RouteNotFound { .. }
+            | RelayError::ResponseNotFound(_) => Value::Null,
             RelayError::UpstreamAuth | RelayError::UpstreamUnavailable(_) => {
                 json!("upstream_error")
             }
@@ -246,6 +264,7 @@ impl RelayError {
             | RelayError::ModelNotAllowed(_)
             | RelayError::UnsupportedEndpoint { .. } => json!("model"),
             RelayError::NotFound { .. } => json!("id"),
+            RelayError::PreviousResponseNotFound(_) => json!("previous_response_id"),
             _ => Value::Null,
         }
     }
@@ -407,6 +426,26 @@ mod tests {
         assert_eq!(
             body(&e),
             json!({"error":{"message":"Invalid URL (POST /v1/foo)","type":"invalid_request_error","param":null,"code":null}})
+        );
+    }
+
+    #[test]
+    fn refused_stored_response_reads_as_openai_unknown_id() {
+        let e = RelayError::ResponseNotFound("resp_abc".into());
+        assert_eq!(e.status(), 404);
+        assert_eq!(
+            body(&e),
+            json!({"error":{"message":"Response with id 'resp_abc' not found.","type":"invalid_request_error","param":null,"code":null}})
+        );
+    }
+
+    #[test]
+    fn refused_previous_response_reads_as_openai_unknown_previous_id() {
+        let e = RelayError::PreviousResponseNotFound("resp_abc".into());
+        assert_eq!(e.status(), 400);
+        assert_eq!(
+            body(&e),
+            json!({"error":{"message":"Previous response with id 'resp_abc' not found.","type":"invalid_request_error","param":"previous_response_id","code":"previous_response_not_found"}})
         );
     }
 

@@ -73,6 +73,16 @@ pub trait Relay {
     fn timeout(&mut self) -> Vec<u8> {
         self.abort()
     }
+    /// The stored OpenAI response this stream creates, once its id is known (OpenAI's own
+    /// Responses stream only), for the row's `response_id`.
+    fn response_id(&self) -> Option<&str> {
+        None
+    }
+    /// True once, when the row should be written before the stream ends because the stream's
+    /// response may be asked for while it runs.
+    fn take_early_row(&mut self) -> bool {
+        false
+    }
 }
 
 #[derive(Debug)]

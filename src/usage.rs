@@ -163,6 +163,9 @@ pub struct UsageRecord {
     pub attempts: u32,
     /// The body's shape: `chat` / `responses_in_chat` on Chat, `responses` on `/v1/responses`.
     pub client_shape: Option<String>,
+    /// The OpenAI response this request created (`resp_…`), which only this row's key may then
+    /// retrieve, cancel or delete (`responses::owner`).
+    pub response_id: Option<String>,
     pub started_at: String,
     pub ttfb_ms: Option<u64>,
     pub duration_ms: u64,
@@ -211,6 +214,7 @@ impl UsageRecord {
             upstream_request_id: None,
             attempts: 0,
             client_shape: None,
+            response_id: None,
             started_at,
             ttfb_ms: None,
             duration_ms: 0,
@@ -232,6 +236,7 @@ impl UsageRecord {
             &mut self.finish_reason,
             &mut self.upstream_request_id,
             &mut self.client_shape,
+            &mut self.response_id,
         ]
         .into_iter()
         .flatten()

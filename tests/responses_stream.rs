@@ -468,3 +468,50 @@ fn native_failed_event_is_an_upstream_error_with_its_usage() {
         })
     );
 }
+
+#[test]
+fn native_stream_names_the_response_it_creates_from_response_created() {
+    let bytes = NATIVE.as_bytes();
+    let created_end = NATIVE.find("\n\n").unwrap() + 2;
+    for cut in [created_end - 1, created_end, bytes.len()] {
+        let mut relay = PassThrough::new();
+        relay.feed(bytes[..cut].to_vec());
+        // Known as soon as `response.created` is complete, before the stream ends.
+        let want = (cut >= created_end).then_some("resp_67c9");
+        assert_eq!(relay.response_id(), want, "cut at {cut}");
+    }
+    // No `response.created` (a stream that skipped it): the terminal event names it.
+    let terminal = NATIVE
+        .lines()
+        .skip_while(|l| !l.contains("response.completed"));
+    let tail: String = terminal.map(|l| format!("{l}\n")).collect::<String>() + "\n";
+    let mut relay = PassThrough::new();
+    relay.feed(tail.into_bytes());
+    assert_eq!(relay.response_id(), Some("resp_67c9"));
+    // A chat stream translated to Responses creates nothing on OpenAI.
+    let mut translated = chat_translator();
+    translated.feed(CHAT_TEXT.as_bytes().to_vec());
+    translated.finish();
+    assert_eq!(translated.response_id(), None);
+}
+
+#[test]
+fn only_a_background_stream_asks_for_its_row_early_and_once() {
+    let mut foreground = PassThrough::new();
+    foreground.feed(NATIVE.as_bytes().to_vec());
+    assert!(!foreground.take_early_row());
+
+    let created_end = NATIVE.find("\n\n").unwrap() + 2;
+    let mut background = PassThrough::new().early_row(true);
+    background.feed(NATIVE.as_bytes()[..created_end - 1].to_vec());
+    assert!(
+        !background.take_early_row(),
+        "no id yet, nothing worth writing"
+    );
+    background.feed(NATIVE.as_bytes()[created_end - 1..].to_vec());
+    assert!(background.take_early_row());
+    assert!(
+        !background.take_early_row(),
+        "one early row, not one per tick"
+    );
+}

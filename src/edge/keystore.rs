@@ -107,9 +107,7 @@ pub async fn save(env: &Env, key: &Stored) -> Result<(), RelayError> {
 /// What KV holds for the key now; a failed read counts as "not there", so it gets written.
 async fn kv_copy(kv: &worker::kv::KvStore, key: &Stored) -> KvCopy {
     KvCopy {
-        record: kv
-            .get(&format!("key:{}", key.hash))
-            .json::<KeyRecord>()
+        record: store::kv_record(kv, &format!("key:{}", key.hash))
             .await
             .ok()
             .flatten(),

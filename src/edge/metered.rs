@@ -187,6 +187,9 @@ fn snapshot(shared: &Shared, m: &Metering, now: u64, cancelled: bool) -> UsageRe
     rec.error_code = settled.upstream_error.or_else(|| {
         (settled.outcome != crate::usage::Outcome::Ok).then(|| settled.outcome.as_str().to_string())
     });
+    if let Some(id) = shared.relay.response_id() {
+        rec.response_id = Some(id.to_string());
+    }
     rec.duration_ms = now.saturating_sub(m.started_ms);
     rec.ttfb_ms = rec
         .ttfb_ms
@@ -210,6 +213,13 @@ async fn watch(shared: Rc<RefCell<Shared>>, m: Metering, env: Env) {
             break;
         }
         let now = now_ms();
+        let early = shared.borrow_mut().relay.take_early_row();
+        if early {
+            // The response can be asked for while it runs (background mode): its owner must
+            // be on record now, not only at the end.
+            let rec = snapshot(&shared.borrow(), &m, now, false);
+            store::write_usage(&env, &rec, false).await;
+        }
         let (idle_since, client_side) = {
             let s = shared.borrow();
             (s.last_progress_ms, !s.awaiting_upstream)

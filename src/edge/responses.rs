@@ -14,7 +14,7 @@ use worker::{
 
 use super::{
     bytes_response, claude, copy_headers, now_ms, read_body, read_json, relay_body, relay_key,
-    send_with_fallback, stream_response, Attempt, Ctx,
+    send_with_fallback, store, stream_response, Attempt, Ctx,
 };
 use crate::anthropic::{self, ChatRelay, StreamTranslator};
 use crate::chat;
@@ -24,6 +24,7 @@ use crate::keys;
 use crate::models::{self, Provider, Target};
 use crate::providers::{KeyHeader, ProviderSpec};
 use crate::responses::answer::{self, Skeleton};
+use crate::responses::owner::{self, Access};
 use crate::responses::passthrough::PassThrough;
 use crate::responses::translate::ChatToResponses;
 use crate::responses::{self, Request as ResponsesRequest};
@@ -82,6 +83,11 @@ pub async fn create(
     // State lives on OpenAI only: a stateful request never falls back to a translated target.
     if parsed.refuse_state().is_err() && targets.iter().any(|t| way(t) == Way::Native) {
         targets.retain(|t| way(t) == Way::Native);
+    }
+    if let Some(prev) = owner::previous(&parsed.body) {
+        if targets.iter().any(|t| way(t) == Way::Native) {
+            refuse_foreign_previous(ctx, prev).await?;
+        }
     }
     let plan = ResponsesAttempt {
         body: &body,
@@ -151,11 +157,16 @@ async fn native(
     ctx.upstream_answered(upstream_headers.get("x-request-id").ok().flatten());
     let copied = copy_headers(&upstream_headers);
     if parsed.stream && is_sse(&upstream_headers) {
-        let relay = Box::new(PassThrough::new());
+        let background = parsed.body.get("background") == Some(&Value::Bool(true));
+        let relay = Box::new(PassThrough::new().early_row(background));
         return relay_body(&mut resp, relay, parsed.prompt_chars, copied, ctx, wctx);
     }
     let (bytes, json) = read_json(&mut resp).await?;
+    let created = (200..300).contains(&resp.status_code());
     if let Some(rec) = ctx.rec() {
+        if created {
+            rec.response_id = owner::response_id(&json);
+        }
         match json.get("usage").and_then(responses::tokens_from_usage) {
             Some(tokens) => {
                 rec.tokens = tokens;
@@ -332,18 +343,59 @@ fn stored_provider(ctx: &Ctx) -> Option<&ProviderSpec> {
         .or_else(|| providers.iter().find(keyed))
 }
 
-/// `GET`/`DELETE /v1/responses/{id}`, `POST …/cancel`, `GET …/input_items`: passed to OpenAI
-/// with its key, the client's query string and the headers the allow-list lets through.
+/// Waits before each new look for a response's row. A create's row is written from
+/// `wait_until` after its answer (a stream's after the stream ends, within a watcher tick), so
+/// a retrieve sent the moment an answer arrives can beat it; ~1.5 s in all covers that, and
+/// bounds what probing unknown ids costs (five indexed reads).
+const OWNER_RECHECK_MS: [u64; 4] = [100, 200, 400, 800];
+
+/// Whether the usage table records `caller` as the creator of response `id`.
+async fn access(ctx: &Ctx, id: &str, caller: &str) -> Result<Access, RelayError> {
+    let mut access = owner::access(&store::response_owners(&ctx.env, id).await?, caller);
+    for wait in OWNER_RECHECK_MS {
+        if access != Access::Unknown {
+            break;
+        }
+        Delay::from(Duration::from_millis(wait)).await;
+        access = owner::access(&store::response_owners(&ctx.env, id).await?, caller);
+    }
+    Ok(access)
+}
+
+/// OpenAI continues from any stored response it holds, whoever asks: only the key that created
+/// `prev` may build on it; anyone else gets OpenAI's own 400 for an unknown previous response.
+async fn refuse_foreign_previous(ctx: &Ctx, prev: &str) -> Result<(), RelayError> {
+    let refused = || {
+        let mut shown = prev.to_string();
+        if let Some((at, _)) = shown.char_indices().nth(crate::usage::MAX_TEXT_CHARS) {
+            shown.truncate(at);
+        }
+        RelayError::PreviousResponseNotFound(shown)
+    };
+    if !owner::routable(prev) {
+        return Err(refused());
+    }
+    let caller = relay_key(ctx)?.id.clone();
+    if access(ctx, prev, &caller).await? != Access::Owner {
+        return Err(refused());
+    }
+    Ok(())
+}
+
+/// `GET`/`DELETE /v1/responses/{id}`, `POST …/cancel`, `GET …/input_items`: for the key that
+/// created the response only (`responses::owner`), passed to OpenAI with its key, the client's
+/// query string and the headers the allow-list lets through.
 pub async fn stored(
     req: &Request,
     ctx: &mut Ctx,
     id: &str,
     action: Option<&str>,
 ) -> Result<Response, RelayError> {
-    let not_found = || RelayError::NotFound {
-        what: "stored response",
-        id: id.to_string(),
-    };
+    let not_found = || RelayError::ResponseNotFound(id.to_string());
+    let caller = relay_key(ctx)?.id.clone();
+    if access(ctx, id, &caller).await? != Access::Owner {
+        return Err(not_found());
+    }
     let spec = stored_provider(ctx).cloned().ok_or_else(not_found)?;
     let path = match action {
         Some(a) => format!("/responses/{id}/{a}"),

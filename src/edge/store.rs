@@ -38,15 +38,28 @@ pub async fn find_key(env: &Env, key: &str) -> Result<Option<KeyRecord>, RelayEr
     let kv = env
         .kv(KV_BINDING)
         .map_err(|e| RelayError::Internal(format!("KV binding {KV_BINDING}: {e}")))?;
-    let found = kv
-        .get(&name)
-        .json::<KeyRecord>()
-        .await
-        .map_err(|e| RelayError::Internal(format!("KV read: {e}")))?;
+    let found = kv_record(&kv, &name).await?;
     if let Some(record) = &found {
         KEY_CACHE.with(|c| c.borrow_mut().insert(name, record.clone(), now));
     }
     Ok(found)
+}
+
+/// The key record KV holds under `name`, read as text and parsed with serde_json: the same
+/// `Deserialize` code as D1's copy (keystore's `record_of`), where `.json()` would build a second
+/// one over JS values (~3 KiB of the gzip bundle), and one string crossing instead of one per field.
+pub async fn kv_record(
+    kv: &worker::kv::KvStore,
+    name: &str,
+) -> Result<Option<KeyRecord>, RelayError> {
+    let text = kv
+        .get(name)
+        .text()
+        .await
+        .map_err(|e| RelayError::Internal(format!("KV read: {e}")))?;
+    text.map(|t| serde_json::from_str(&t))
+        .transpose()
+        .map_err(|e| RelayError::Internal(format!("KV read: {e}")))
 }
 
 /// Drops this isolate's cached copy of a key record, so a change made here applies at once.
@@ -83,6 +96,7 @@ const COLUMNS: &[&str] = &[
     "cost_usd",
     "attempts",
     "client_shape",
+    "response_id",
 ];
 
 fn upsert_sql() -> String {
@@ -139,7 +153,27 @@ fn bindings(r: &UsageRecord, settled: bool) -> Vec<JsValue> {
         r.cost_usd.map_or(JsValue::NULL, JsValue::from_f64),
         num(u64::from(r.attempts)),
         text(&r.client_shape),
+        text(&r.response_id),
     ]
+}
+
+/// Key ids of the rows that record creating response `id`: at most two, as one owner is all the
+/// check needs and a second says the record conflicts (`responses::owner::access`).
+pub async fn response_owners(env: &Env, id: &str) -> Result<Vec<Option<String>>, RelayError> {
+    let rows = super::keystore::query(
+        env,
+        "SELECT DISTINCT key_id FROM usage WHERE response_id = ?1 LIMIT 2",
+        &[serde_json::Value::String(id.to_string())],
+    )
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            r.get("key_id")
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_string)
+        })
+        .collect())
 }
 
 /// The record with its cost from the isolate's price table; a missing price is logged, and

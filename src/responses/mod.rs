@@ -7,6 +7,7 @@
 //! byte and are only metered (`passthrough`).
 
 pub mod answer;
+pub mod owner;
 pub mod passthrough;
 pub mod translate;
 

@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{error_fields, failure_tail, obj, tokens_from_usage};
+use super::{error_fields, failure_tail, obj, owner, tokens_from_usage};
 use crate::error::RelayError;
 use crate::sse::{SseDecoder, SseEvent};
 use crate::stream::{Relay, Settled};
@@ -26,6 +26,9 @@ pub struct Meter {
     pub events: u64,
     /// The `response` of `response.created`: what a relay-written `response.failed` repeats.
     pub created: Option<Value>,
+    /// The id of the response being created, from `response.created` (else the terminal
+    /// event): the usage row records it as the response's owner (`owner`).
+    pub response_id: Option<String>,
 }
 
 impl Meter {
@@ -49,13 +52,21 @@ impl Meter {
         };
         let kind = v.get("type").and_then(Value::as_str).unwrap_or("");
         match kind {
-            "response.created" => self.created = v.get("response").cloned(),
+            "response.created" => {
+                self.created = v.get("response").cloned();
+                if self.response_id.is_none() {
+                    self.response_id = v.get("response").and_then(owner::response_id);
+                }
+            }
             "error" => {
                 let (code, _) = error_fields(&v);
                 self.upstream_error.get_or_insert(code);
             }
             "response.completed" | "response.incomplete" | "response.failed" => {
                 let r = v.get("response");
+                if self.response_id.is_none() {
+                    self.response_id = r.and_then(owner::response_id);
+                }
                 if let Some(tokens) = r.and_then(|r| r.get("usage")).and_then(tokens_from_usage) {
                     self.usage = Some(tokens);
                 }
@@ -128,11 +139,22 @@ pub struct PassThrough {
     truncated: bool,
     /// The client already has the first bytes of an unfinished event.
     open_event: bool,
+    /// Write the usage row as soon as the response id is known, not only at the end.
+    early_row: bool,
 }
 
 impl PassThrough {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// For a background stream, whose response is meant to be retrieved or cancelled while it
+    /// runs: the stored-response routes find its owner only once a row names it, so that row
+    /// is written when `response.created` arrives (one extra write, for background streams
+    /// only). Other streams' rows are written at the end, as every stream's is.
+    pub fn early_row(mut self, early: bool) -> Self {
+        self.early_row = early;
+        self
     }
 
     pub fn meter(&self) -> &Meter {
@@ -207,6 +229,18 @@ impl Relay for PassThrough {
 
     fn ended(&self) -> bool {
         self.ended
+    }
+
+    fn response_id(&self) -> Option<&str> {
+        self.meter.response_id.as_deref()
+    }
+
+    fn take_early_row(&mut self) -> bool {
+        let due = self.early_row && self.meter.response_id.is_some();
+        if due {
+            self.early_row = false;
+        }
+        due
     }
 
     fn settle(&self, prompt_chars: u64, cancelled: bool) -> Settled {

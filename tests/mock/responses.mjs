@@ -89,9 +89,28 @@ export async function responsesApi({ req, res, rec, n, sleep, isClosed, drop, ch
     ? CALLS.map((c, i) => ({ id: `fc_mock${n}_${i}`, type: 'function_call', status: 'completed', call_id: c.call_id, name: c.name, arguments: c.chunks.join('') }))
     : [{ id: `msg_mock${n}`, type: 'message', status: 'completed', role: 'assistant', content: [{ type: 'output_text', text: words.join(''), annotations: [] }] }];
   const final = { ...base, status: 'completed', output, usage: usageFor(model, body, tools ? 12 : words.length) };
-  if (final.store) store.set(id, { response: final, input: inputItems(body) });
+  const entry = { response: final, input: inputItems(body) };
+  if (final.store) store.set(id, entry);
   if (body.stream !== true) return sendJson(res, 200, JSON.stringify(final));
   const frames = tools ? toolEvents(base, final) : textEvents(base, final, words);
+  if (model === 'mock-hold') {
+    // A background response in progress: after `response.in_progress` the stream keeps
+    // sending keep-alive comments (so it never looks stalled) until someone retrieves the
+    // response by id, bounded at 5 s; a test can then retrieve it while it runs.
+    let retrieved = false;
+    entry.onRetrieve = () => { retrieved = true; };
+    await playSse(res, sleep, isClosed, chunkDelayMs, [...frames.slice(0, 2), null]);
+    for (let i = 0; i < 50 && !retrieved && !isClosed(); i++) {
+      res.write(': keep-alive\n\n');
+      await sleep(100);
+    }
+    for (const frame of frames.slice(2)) {
+      if (isClosed()) return;
+      res.write(frame);
+    }
+    if (!isClosed()) res.end();
+    return;
+  }
   if (model === 'mock-drop') {
     await playSse(res, sleep, isClosed, chunkDelayMs, [...frames.slice(0, 6), null]);
     if (!isClosed()) { await sleep(chunkDelayMs); drop(); }
@@ -149,7 +168,10 @@ function inputItems(body) {
 function storedRoute(req, res, store, id, action) {
   const entry = store.get(id);
   if (!entry) return sendJson(res, 404, errorBody(`Response with id '${id}' not found.`, 'invalid_request_error', null, 'response_id'));
-  if (!action && req.method === 'GET') return sendJson(res, 200, JSON.stringify(entry.response));
+  if (!action && req.method === 'GET') {
+    entry.onRetrieve?.();
+    return sendJson(res, 200, JSON.stringify(entry.response));
+  }
   if (!action && req.method === 'DELETE') {
     store.delete(id);
     return sendJson(res, 200, JSON.stringify({ id, object: 'response', deleted: true }));

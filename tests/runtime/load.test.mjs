@@ -120,9 +120,14 @@ async function assertOutcomes(results) {
 test('a client that stops reading after the relay has read [DONE] is client_cancelled, not ok', async () => {
   // The relay strips the usage chunk here, so it holds the 7 MB event until it is complete and
   // sees the provider's [DONE] with it; the client reads the greeting and then nothing more.
+  // Its own relay with a roomier STREAM_IDLE_MS: the relay must finish reading the 7 MB tail
+  // (usage and [DONE]) before the watcher takes the stalled client as gone, also on a loaded
+  // machine; the client never reads on, so the outcome does not depend on the margin.
+  const own = await startRelay({ vars: { STREAM_IDLE_MS: '4000' } });
+  const { key } = await own.seedKey({ team: 'load', user: 'tail' });
   const body = JSON.stringify({ model: 'mock-big-tail', messages: [{ role: 'user', content: 'big' }], stream: true });
   const { id, res } = await new Promise((resolve, reject) => {
-    const req = http.request(`${relay.base}/chat/completions`, {
+    const req = http.request(`${own.base}/chat/completions`, {
       method: 'POST',
       agent: false,
       headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
@@ -137,10 +142,11 @@ test('a client that stops reading after the relay has read [DONE] is client_canc
     req.end(body);
   });
   try {
-    const row = await relay.row(id, { timeoutMs: 15000 });
+    const row = await own.row(id, { timeoutMs: 20000 });
     assert.equal(row.outcome, 'client_cancelled');
     assert.equal(row.usage_source, 'upstream', 'the provider billed the whole answer and said so');
   } finally {
     res.destroy();
+    await own.close();
   }
 });
