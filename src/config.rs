@@ -2,6 +2,7 @@
 //! Built from a lookup function so the rules are tested natively.
 
 use crate::error::RelayError;
+use crate::output_caps::OutputCaps;
 use crate::providers::{self, KeyHeader, Kind, ModelRoute, ProviderSpec};
 
 pub const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
@@ -64,6 +65,8 @@ pub struct Config {
     pub upstream_timeout_ms: u64,
     pub stream_idle_ms: u64,
     pub upstream_idle_timeout_ms: u64,
+    /// Output-token caps for translated requests: the shipped table with `MAX_OUTPUT_TOKENS`.
+    pub output_caps: OutputCaps,
 }
 
 impl Default for Config {
@@ -86,6 +89,7 @@ impl Default for Config {
             upstream_timeout_ms: DEFAULT_UPSTREAM_TIMEOUT_MS,
             stream_idle_ms: DEFAULT_STREAM_IDLE_MS,
             upstream_idle_timeout_ms: DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS,
+            output_caps: OutputCaps::load(None).unwrap_or_default(),
         }
     }
 }
@@ -190,6 +194,8 @@ impl Config {
                 "UPSTREAM_IDLE_TIMEOUT_MS",
                 DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS,
             )?,
+            output_caps: OutputCaps::load(get("MAX_OUTPUT_TOKENS").as_deref())
+                .map_err(RelayError::Internal)?,
         })
     }
 }
@@ -370,6 +376,13 @@ mod tests {
                 .openai_stream_usage
         );
         assert!(cfg(&[("OPENAI_STREAM_USAGE", "maybe")]).is_err());
+        let caps = cfg(&[("MAX_OUTPUT_TOKENS", r#"{"gpt-4o-mini*": 1000}"#)]).unwrap();
+        assert_eq!(caps.output_caps.cap("gpt-4o-mini"), Some(1000));
+        assert_eq!(
+            cfg(&[]).unwrap().output_caps.cap("gpt-4o-mini"),
+            Some(16_384)
+        );
+        assert!(cfg(&[("MAX_OUTPUT_TOKENS", "[]")]).is_err());
     }
 
     #[test]

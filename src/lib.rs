@@ -17,6 +17,7 @@ pub mod json;
 pub mod keys;
 pub mod messages;
 pub mod models;
+pub mod output_caps;
 pub mod pricing;
 pub mod providers;
 pub mod refused;

@@ -2,19 +2,33 @@
 //! usage and error mappings, and the stream meter and stream translator for Anthropic upstreams.
 //! `reverse` is the other way round: Anthropic clients on OpenAI-compatible upstreams (§6.6).
 
+pub mod count;
 pub mod custom;
+pub mod errors;
 mod request;
 pub mod reverse;
 mod stream;
+pub mod structured;
 
 use serde_json::{json, Map, Value};
 
 use crate::error::RelayError;
 use crate::usage::{add_tokens, token_count, Tokens};
 
-pub use request::to_messages_request;
 pub use reverse::{to_chat_request, to_message, ReverseTranslator};
 pub use stream::{AnthropicMeter, ChatRelay, StreamTranslator};
+
+/// The O→A request (§6.1): the field-by-field mapping, then `response_format` as the forced
+/// answer tool (structured.rs), since Messages has no field that says what the answer must be.
+pub fn to_messages_request(
+    openai_body: &Value,
+    upstream_model: &str,
+    default_max_tokens: u64,
+) -> Result<Value, RelayError> {
+    let mut out = request::to_messages_request(openai_body, upstream_model, default_max_tokens)?;
+    structured::apply(openai_body, &mut out)?;
+    Ok(out)
+}
 
 /// Anthropic's raw token counts, kept apart because they are priced differently (§6.4).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

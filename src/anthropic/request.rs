@@ -116,9 +116,10 @@ pub fn to_messages_request(
         out.insert("system".into(), Value::Array(system));
     }
     out.insert("messages".into(), Value::Array(turns));
-    // Everything else (response_format, reasoning_effort, logprobs, seed, penalties, metadata,
-    // store, service_tier, stream_options, unknown fields) is dropped: Anthropic rejects unknown
-    // top-level fields and the compat layer ignores these [S36].
+    // Everything else (reasoning_effort, logprobs, seed, penalties, metadata, store,
+    // service_tier, stream_options, unknown fields) is dropped: Anthropic rejects unknown
+    // top-level fields and the compat layer ignores these [S36]. `response_format` is not
+    // dropped: structured.rs turns it into a forced tool after this mapping.
     Ok(Value::Object(out))
 }
 

@@ -211,9 +211,9 @@ fn map_message(msg: &Value, at: &str, out: &mut Vec<Value>) -> Result<(), RelayE
         .get("role")
         .and_then(Value::as_str)
         .ok_or_else(|| missing(&role_at))?;
-    if role != "user" && role != "assistant" {
+    if role != "user" && role != "assistant" && role != "system" {
         return Err(RelayError::invalid(
-            format!("{role_at}: Input should be 'user' or 'assistant'"),
+            format!("{role_at}: Input should be 'user', 'assistant' or 'system'"),
             Some(&role_at),
         ));
     }
@@ -222,6 +222,9 @@ fn map_message(msg: &Value, at: &str, out: &mut Vec<Value>) -> Result<(), RelayE
         .get("content")
         .filter(|c| !c.is_null())
         .ok_or_else(|| missing(&content_at))?;
+    if role == "system" {
+        return mid_conversation_system(content, &content_at, out);
+    }
     match content {
         Value::String(s) => {
             out.push(json!({"role": role, "content": s}));
@@ -231,6 +234,33 @@ fn map_message(msg: &Value, at: &str, out: &mut Vec<Value>) -> Result<(), RelayE
         Value::Array(blocks) => assistant_blocks(blocks, &content_at, out),
         other => Err(wrong_type(&content_at, "a string or an array", other)),
     }
+}
+
+/// A `system` message inside `messages` (Claude Code sends them for models it does not know,
+/// beta `mid-conversation-system-2026-04-07`) stays a Chat `system` message at the same place:
+/// Chat allows system messages anywhere, and hoisting it into the top prompt would move an
+/// instruction given late in the conversation (`<system-reminder>`s) ahead of the turns it
+/// follows. `system`, not `developer`: many OpenAI-compatible servers know only the former.
+/// Text only, like the top-level `system`; an empty one is left out.
+fn mid_conversation_system(
+    content: &Value,
+    at: &str,
+    out: &mut Vec<Value>,
+) -> Result<(), RelayError> {
+    let text = match content {
+        Value::String(s) => s.clone(),
+        Value::Array(blocks) => blocks
+            .iter()
+            .enumerate()
+            .map(|(i, b)| text_of(b, &format!("{at}[{i}]")))
+            .collect::<Result<Vec<_>, _>>()?
+            .join("\n"),
+        other => return Err(wrong_type(at, "a string or an array", other)),
+    };
+    if !text.is_empty() {
+        out.push(json!({"role": "system", "content": text}));
+    }
+    Ok(())
 }
 
 /// A user turn: its `tool_result`s become `tool` messages, which must come first because Chat
@@ -1238,6 +1268,37 @@ mod tests {
         );
     }
 
+    /// Claude Code's shape for a model it does not know: a system message after the first user
+    /// turn, blocks with `cache_control`, another after a tool round trip. Each stays where it
+    /// was, as a Chat `system` message; the top-level `system` still leads.
+    #[test]
+    fn mid_conversation_system_messages_keep_their_place() {
+        let out = req(json!({"model":"m","max_tokens":32000,
+            "system":[{"type":"text","text":"You are Claude Code."}],
+            "messages":[
+                {"role":"user","content":[{"type":"text","text":"<system-reminder>r</system-reminder>"},
+                    {"type":"text","text":"what does hello.txt say"}]},
+                {"role":"system","content":[{"type":"text","text":"# Environment","cache_control":{"type":"ephemeral"}},
+                    {"type":"text","text":"cwd: /tmp"}]},
+                {"role":"assistant","content":[{"type":"thinking","thinking":"t","signature":"s"},
+                    {"type":"tool_use","id":"toolu_1","name":"Read","input":{"file_path":"hello.txt"}}]},
+                {"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1","content":"hello",
+                    "cache_control":{"type":"ephemeral"}}]},
+                {"role":"system","content":"Be brief."},
+                {"role":"system","content":""}]}));
+        assert_eq!(
+            out["messages"],
+            json!([
+                {"role":"system","content":"You are Claude Code."},
+                {"role":"user","content":"<system-reminder>r</system-reminder>\nwhat does hello.txt say"},
+                {"role":"system","content":"# Environment\ncwd: /tmp"},
+                {"role":"assistant","content":null,"tool_calls":[{"id":"toolu_1","type":"function",
+                    "function":{"name":"Read","arguments":"{\"file_path\":\"hello.txt\"}"}}]},
+                {"role":"tool","tool_call_id":"toolu_1","content":"hello"},
+                {"role":"system","content":"Be brief."}])
+        );
+    }
+
     #[test]
     fn request_invalid_shapes_name_the_param() {
         let user = |content: Value| json!({"role":"user","content":content});
@@ -1246,8 +1307,17 @@ mod tests {
             (json!({"model":"m","messages":[]}), "messages"),
             (json!({"model":"m","messages":"hi"}), "messages"),
             (
-                json!({"model":"m","messages":[{"role":"system","content":"x"}]}),
+                json!({"model":"m","messages":[{"role":"tool","content":"x"}]}),
                 "messages[0].role",
+            ),
+            (
+                json!({"model":"m","messages":[user(json!("a")),
+                    {"role":"system","content":[{"type":"image","source":{}}]}]}),
+                "messages[1].content[0].type",
+            ),
+            (
+                json!({"model":"m","messages":[user(json!("a")),{"role":"system","content":7}]}),
+                "messages[1].content",
             ),
             (
                 json!({"model":"m","messages":[{"role":"user"}]}),

@@ -5,6 +5,7 @@
 use serde_json::Value;
 
 use super::custom::InputDecoder;
+use super::structured::ANSWER_TOOL;
 use super::{finish_reason, openai_error_type, Usage};
 use crate::error::RelayError;
 use crate::sse::{SseDecoder, SseEvent};
@@ -135,6 +136,13 @@ enum Block {
         sent_args: bool,
         input: Option<String>,
     },
+    /// The `response_format` answer tool's call (structured.rs): its input streams to the client
+    /// as `content`, since that JSON is the answer; `sent` whether any of it went out, `input`
+    /// the start block's non-empty `input`, sent if nothing streamed.
+    Answer {
+        sent: bool,
+        input: Option<String>,
+    },
     /// Thinking, redacted thinking and server-tool blocks: not part of an OpenAI answer.
     Other,
 }
@@ -157,6 +165,12 @@ pub struct StreamTranslator {
     blocks: Vec<(u64, Block)>,
     /// Names of the request's custom tools (custom.rs).
     custom_tools: Vec<String>,
+    /// The request asked for JSON (`response_format`): the answer tool is in play.
+    answer_tool: bool,
+    /// The answer tool was called: without other calls, the turn ended by answering.
+    answered: bool,
+    /// The `finish_reason` the client got, for the usage row.
+    finish_reason: Option<&'static str>,
 }
 
 impl StreamTranslator {
@@ -175,7 +189,21 @@ impl StreamTranslator {
             next_tool: 0,
             blocks: Vec::new(),
             custom_tools: Vec::new(),
+            answer_tool: false,
+            answered: false,
+            finish_reason: None,
         }
+    }
+
+    /// The request's `response_format` asked for JSON: calls to the answer tool stream as content.
+    pub fn with_answer_tool(mut self, on: bool) -> Self {
+        self.answer_tool = on;
+        self
+    }
+
+    /// The `finish_reason` sent to the client, in OpenAI's words, once it has gone out.
+    pub fn finish_reason(&self) -> Option<&'static str> {
+        self.finish_reason
     }
 
     /// Tool calls to these names go to the client as `custom` calls.
@@ -224,6 +252,12 @@ impl StreamTranslator {
                 });
                 if let Some((idx, rest)) = custom.filter(|(_, rest)| !rest.is_empty()) {
                     out.extend(self.chunk(&input_delta(idx, &rest), None));
+                }
+                if let Some(Block::Answer { sent: false, input }) =
+                    index.and_then(|i| self.block(i)).cloned()
+                {
+                    let answer = input.unwrap_or_else(|| "{}".to_string());
+                    out.extend(self.chunk(&content_delta(&answer), None));
                 }
                 if let Some(Block::Tool {
                     idx,
@@ -303,6 +337,14 @@ impl StreamTranslator {
                 }
                 Block::Text
             }
+            Some("tool_use") if self.answer_tool && field("name") == Some(ANSWER_TOOL) => {
+                self.answered = true;
+                let input = cb
+                    .and_then(|b| b.get("input"))
+                    .filter(|i| i.as_object().is_some_and(|o| !o.is_empty()))
+                    .map(Value::to_string);
+                Block::Answer { sent: false, input }
+            }
             Some("tool_use")
                 if self
                     .custom_tools
@@ -377,16 +419,19 @@ impl StreamTranslator {
             (Some(Block::Text), Some("text_delta")) => field("text")
                 .filter(|t| !t.is_empty())
                 .map(|t| self.chunk(&content_delta(t), None)),
+            (Some(Block::Answer { .. }), Some("input_json_delta")) => field("partial_json")
+                .filter(|p| !p.is_empty())
+                .map(|p| self.chunk(&content_delta(p), None)),
             (Some(Block::Tool { idx, .. }), Some("input_json_delta")) => field("partial_json")
                 .filter(|p| !p.is_empty())
                 .map(|p| self.chunk(&args_delta(*idx, p), None)),
             _ => None,
         };
         if let Some(chunk) = chunk {
-            if let Some((_, Block::Tool { sent_args, .. })) =
-                self.blocks.iter_mut().find(|(i, _)| *i == index)
-            {
-                *sent_args = true;
+            match self.blocks.iter_mut().find(|(i, _)| *i == index) {
+                Some((_, Block::Tool { sent_args, .. })) => *sent_args = true,
+                Some((_, Block::Answer { sent, .. })) => *sent = true,
+                _ => {}
             }
             out.extend(chunk);
         }
@@ -404,7 +449,13 @@ impl StreamTranslator {
         if !self.finish_sent {
             self.role(out);
             self.finish_sent = true;
-            out.extend(self.chunk("{}", Some(finish_reason(stop))));
+            // A turn whose only call was the answer tool ended by answering, as OpenAI says.
+            let reason = match finish_reason(stop) {
+                "tool_calls" if self.answered && self.next_tool == 0 => "stop",
+                other => other,
+            };
+            self.finish_reason = Some(reason);
+            out.extend(self.chunk("{}", Some(reason)));
         }
     }
 
@@ -543,7 +594,8 @@ impl Relay for ChatRelay {
             outcome,
             tokens,
             source,
-            finish_reason: meter.stop_reason.clone(),
+            // The client's vocabulary (OpenAI's), as the row documents, not Claude's stop_reason.
+            finish_reason: self.translator.finish_reason().map(str::to_string),
             upstream_error: meter.upstream_error.clone(),
         }
     }
@@ -973,6 +1025,102 @@ mod tests {
                 UsageSource::Estimated
             )
         );
+    }
+
+    fn answer_start(index: u64) -> SseEvent {
+        ev(
+            "content_block_start",
+            &format!(
+                r#"{{"type":"content_block_start","index":{index},"content_block":{{"type":"tool_use","id":"toolu_a","name":"json_response","input":{{}}}}}}"#
+            ),
+        )
+    }
+
+    fn tool_use_end(t: &mut StreamTranslator) -> Vec<u8> {
+        let mut out = t.on_event(&ev(
+            "message_delta",
+            r#"{"type":"message_delta","delta":{"stop_reason":"tool_use"},"usage":{"output_tokens":9}}"#,
+        ));
+        out.extend(t.on_event(&ev("message_stop", r#"{"type":"message_stop"}"#)));
+        out
+    }
+
+    /// `response_format` on Claude: the answer tool's input streams as `content` fragments, no
+    /// tool call reaches the client, and the turn finishes with `stop`.
+    #[test]
+    fn answer_tool_streams_as_content_and_finishes_with_stop() {
+        let answer = r#"{"steps":["8x = -29"],"final_answer":"x = -29/8"}"#;
+        let mut t = translator(false).with_answer_tool(true);
+        let mut out = t.on_event(&start());
+        out.extend(t.on_event(&answer_start(0)));
+        for piece in [&answer[..0], &answer[..9], &answer[9..30], &answer[30..]] {
+            out.extend(t.on_event(&json_delta(0, piece)));
+        }
+        out.extend(t.on_event(&stop(0)));
+        out.extend(tool_use_end(&mut t));
+        let chunks = payloads(&out);
+        let content: String = chunks
+            .iter()
+            .filter_map(|c| {
+                c.pointer("/choices/0/delta/content")
+                    .and_then(Value::as_str)
+            })
+            .collect();
+        assert_eq!(content, answer);
+        assert!(
+            chunks
+                .iter()
+                .all(|c| c.pointer("/choices/0/delta/tool_calls").is_none()),
+            "no tool call leaks to the client"
+        );
+        assert_eq!(
+            chunks.iter().rev().nth(1).unwrap()["choices"][0]["finish_reason"],
+            "stop"
+        );
+        assert_eq!(t.finish_reason(), Some("stop"));
+        assert_eq!(t.meter().stop_reason.as_deref(), Some("tool_use"));
+
+        // Input given whole in the start block and nothing streamed: sent at the block's end.
+        let mut t = translator(false).with_answer_tool(true);
+        let mut out = t.on_event(&start());
+        out.extend(t.on_event(&ev(
+            "content_block_start",
+            r#"{"type":"content_block_start","index":0,"content_block":{"type":"tool_use","id":"toolu_a","name":"json_response","input":{"a":1}}}"#,
+        )));
+        out.extend(t.on_event(&stop(0)));
+        out.extend(tool_use_end(&mut t));
+        let content: Vec<String> = payloads(&out)
+            .iter()
+            .filter_map(|c| {
+                c.pointer("/choices/0/delta/content")
+                    .and_then(Value::as_str)
+            })
+            .map(str::to_string)
+            .collect();
+        assert_eq!(content, ["", r#"{"a":1}"#]);
+
+        // Without response_format a tool of that name is an ordinary call.
+        let mut t = translator(false);
+        let mut out = t.on_event(&start());
+        out.extend(t.on_event(&answer_start(0)));
+        out.extend(t.on_event(&stop(0)));
+        out.extend(tool_use_end(&mut t));
+        assert_eq!(t.finish_reason(), Some("tool_calls"));
+    }
+
+    /// With the client's own tools in play, a real call alongside the answer keeps `tool_calls`.
+    #[test]
+    fn answer_tool_next_to_a_real_call_keeps_tool_calls() {
+        let mut t = translator(false).with_answer_tool(true);
+        let mut out = t.on_event(&start());
+        out.extend(t.on_event(&tool_start(0, "toolu_f")));
+        out.extend(t.on_event(&stop(0)));
+        out.extend(t.on_event(&answer_start(1)));
+        out.extend(t.on_event(&json_delta(1, "{}")));
+        out.extend(t.on_event(&stop(1)));
+        out.extend(tool_use_end(&mut t));
+        assert_eq!(accumulate(&payloads(&out)).len(), 1);
+        assert_eq!(t.finish_reason(), Some("tool_calls"));
     }
 
     #[test]

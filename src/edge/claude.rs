@@ -61,8 +61,14 @@ pub async fn messages(
         rec.stream = parsed.stream && !count_tokens;
     }
     let wanted = keys::effective_model(relay_key(ctx)?, &parsed.model)?;
-    // relay-echo speaks OpenAI only, and OpenAI-format providers cannot count tokens.
-    let targets: Vec<Target> = models::resolve_all(&ctx.config, &wanted)?
+    let resolved = models::resolve_all(&ctx.config, &wanted)?;
+    if count_tokens {
+        if let Some(first) = resolved.first().filter(|t| t.provider == Provider::OpenAi) {
+            return count_estimate(&body, first, ctx);
+        }
+    }
+    // relay-echo speaks OpenAI only; counting goes to Claude targets only (above: the estimate).
+    let targets: Vec<Target> = resolved
         .into_iter()
         .filter(|t| match t.provider {
             Provider::Anthropic => true,
@@ -137,17 +143,64 @@ pub async fn messages(
     bytes_response(status, &content_type, bytes, copied)
 }
 
+/// `count_tokens` for a model served by an OpenAI-format provider, which cannot count: the
+/// relay's estimate, said to be one by `x-relay-estimate: true`, since an SDK caller would
+/// otherwise take it for the provider's count. Nothing goes upstream and nothing is spent.
+fn count_estimate(body: &[u8], target: &Target, ctx: &mut Ctx) -> Result<Response, RelayError> {
+    let json: serde_json::Value = serde_json::from_slice(body).map_err(|_| {
+        RelayError::invalid("We could not parse the JSON body of your request.", None)
+    })?;
+    let input_tokens = anthropic::count::estimate_input_tokens(&json);
+    if let Some(rec) = ctx.rec() {
+        rec.provider = Some(target.provider_id().to_string());
+        rec.model_upstream = Some(target.upstream_model.clone());
+        rec.tokens = Tokens::default();
+    }
+    let headers = Headers::new();
+    headers
+        .set("x-relay-estimate", "true")
+        .map_err(|e| RelayError::Internal(e.to_string()))?;
+    bytes_response(
+        200,
+        "application/json",
+        format!("{{\"input_tokens\":{input_tokens}}}").into_bytes(),
+        headers,
+    )
+}
+
 /// The Messages request for an OpenAI-format chat body (§6.1).
 pub fn translate_request(body: &[u8], target: &Target, ctx: &Ctx) -> Result<Vec<u8>, RelayError> {
     let openai: serde_json::Value = serde_json::from_slice(body).map_err(|_| {
         RelayError::invalid("We could not parse the JSON body of your request.", None)
     })?;
-    let translated = anthropic::to_messages_request(
+    let mut translated = anthropic::to_messages_request(
         &openai,
         &target.upstream_model,
         ctx.config.anthropic_max_tokens,
     )?;
+    clamp_output(
+        &mut translated,
+        &target.upstream_model,
+        &["max_tokens"],
+        ctx,
+    );
     Ok(translated.to_string().into_bytes())
+}
+
+/// Lowers the translated request's output limit to the target model's cap (output_caps.rs), so
+/// a limit the client's own models take does not become the provider's 400; logged, since the
+/// client asked for more than it can get.
+fn clamp_output(body: &mut serde_json::Value, model: &str, fields: &[&'static str], ctx: &Ctx) {
+    if let Some(c) = ctx.config.output_caps.clamp(model, body, fields) {
+        worker::console_log!(
+            "request {}: {} {} lowered to {}, the output cap of {} (MAX_OUTPUT_TOKENS)",
+            ctx.request_id,
+            c.field,
+            c.asked,
+            c.cap,
+            model
+        );
+    }
 }
 
 /// A Messages answer (status below 400) turned back into OpenAI chat, streamed or not.
@@ -161,10 +214,12 @@ pub async fn respond(
     let id = format!("chatcmpl-{}", ctx.request_id.trim_start_matches("req_"));
     let created = now_ms() / 1000;
     let custom_tools = anthropic::custom::tool_names(parsed.field("tools").as_ref());
+    let wants_json = anthropic::structured::wants_json(parsed.field("response_format").as_ref());
     if parsed.stream {
         let relay = ChatRelay::new(
             StreamTranslator::new(id, created, parsed.model.clone(), parsed.client_wants_usage)
-                .with_custom_tools(custom_tools),
+                .with_custom_tools(custom_tools)
+                .with_answer_tool(wants_json),
         );
         return relay_body(
             &mut resp,
@@ -176,14 +231,18 @@ pub async fn respond(
         );
     }
     let (_, json) = read_json(&mut resp).await?;
-    let out = anthropic::to_chat_completion(&json, &id, created, &parsed.model, &custom_tools);
+    let mut out = anthropic::to_chat_completion(&json, &id, created, &parsed.model, &custom_tools);
+    if wants_json {
+        anthropic::structured::unwrap_answer(&mut out);
+    }
     if let Some(rec) = ctx.rec() {
         if let Some(tokens) = json.get("usage").and_then(anthropic::tokens_from_usage) {
             rec.tokens = tokens;
             rec.usage_source = UsageSource::Upstream;
         }
-        rec.finish_reason = json
-            .get("stop_reason")
+        // The row speaks the client's vocabulary: what this client was told.
+        rec.finish_reason = out
+            .pointer("/choices/0/finish_reason")
             .and_then(|v| v.as_str())
             .map(str::to_string);
     }
@@ -206,11 +265,17 @@ struct MessagesAttempt<'a> {
 }
 
 impl Attempt for MessagesAttempt<'_> {
-    fn request(&self, target: &Target, _ctx: &Ctx) -> Result<(Vec<u8>, &'static str), RelayError> {
+    fn request(&self, target: &Target, ctx: &Ctx) -> Result<(Vec<u8>, &'static str), RelayError> {
         match (target.provider, &self.as_json) {
             (Provider::OpenAi, Some(json)) => {
-                let chat =
+                let mut chat =
                     anthropic::to_chat_request(json, &target.upstream_model, target.stream_usage)?;
+                clamp_output(
+                    &mut chat,
+                    &target.upstream_model,
+                    &["max_completion_tokens"],
+                    ctx,
+                );
                 Ok((chat.to_string().into_bytes(), "/chat/completions"))
             }
             (Provider::Anthropic, _) => Ok((
@@ -235,16 +300,8 @@ impl Attempt for MessagesAttempt<'_> {
     ) -> RelayError {
         match target.provider {
             Provider::Anthropic => native_error(status, body, retry_after),
-            // An OpenAI-format 503 is Anthropic's "overloaded" (§6.7), which Anthropic SDKs retry.
-            _ if status == 503 => RelayError::UpstreamRejected {
-                status: 529,
-                body: Some(
-                    br#"{"type":"error","error":{"type":"overloaded_error","message":"The upstream provider is overloaded."}}"#
-                        .to_vec(),
-                ),
-                retry_after,
-            },
-            _ => RelayError::from_upstream_status(status, body, retry_after),
+            // In Anthropic's shape with the provider's own message; a 503 is 529 (§6.7).
+            _ => anthropic::errors::from_openai_provider(status, body, retry_after),
         }
     }
 }
@@ -276,12 +333,15 @@ async fn via_openai_respond(
             rec.tokens = tokens;
             rec.usage_source = UsageSource::Upstream;
         }
-        rec.finish_reason = completion
-            .pointer("/choices/0/finish_reason")
+    }
+    let message = anthropic::to_message(&completion, &parsed.model);
+    if let Some(rec) = ctx.rec() {
+        // The client's vocabulary: the Anthropic stop_reason it was given.
+        rec.finish_reason = message
+            .get("stop_reason")
             .and_then(|v| v.as_str())
             .map(str::to_string);
     }
-    let message = anthropic::to_message(&completion, &parsed.model);
     bytes_response(
         200,
         "application/json",

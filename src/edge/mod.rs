@@ -891,7 +891,10 @@ fn finish_headers(
         return resp;
     }
     let _ = headers.set("access-control-allow-origin", origin.unwrap_or("*"));
-    let _ = headers.set("access-control-expose-headers", "x-request-id, request-id");
+    let _ = headers.set(
+        "access-control-expose-headers",
+        "x-request-id, request-id, x-relay-estimate",
+    );
     let _ = headers.set("vary", "Origin");
     resp
 }

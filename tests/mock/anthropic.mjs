@@ -73,6 +73,44 @@ export function inputTokens(body) {
   return 10 + Math.ceil(chars / 4);
 }
 
+// A value that satisfies `schema`, as a model forced to call a tool produces one: every
+// property (required or not), the first enum/const/anyOf choice, local $refs followed.
+export function exampleFor(schema, root = schema, depth = 0) {
+  if (!schema || typeof schema !== 'object' || depth > 8) return null;
+  if (typeof schema.$ref === 'string' && schema.$ref.startsWith('#/')) {
+    const target = schema.$ref.slice(2).split('/').reduce((o, k) => o?.[k], root);
+    return exampleFor(target, root, depth + 1);
+  }
+  if ('const' in schema) return schema.const;
+  if (Array.isArray(schema.enum)) return schema.enum[0];
+  const alt = schema.anyOf ?? schema.oneOf;
+  if (Array.isArray(alt)) return exampleFor(alt.find((a) => a?.type !== 'null') ?? alt[0], root, depth + 1);
+  const type = Array.isArray(schema.type) ? schema.type.find((t) => t !== 'null') : schema.type;
+  switch (type) {
+    case 'string': return 'mock';
+    case 'integer': return 1;
+    case 'number': return 1.5;
+    case 'boolean': return true;
+    case 'null': return null;
+    case 'array': return [exampleFor(schema.items ?? {}, root, depth + 1)];
+    default: {
+      const out = {};
+      for (const [k, v] of Object.entries(schema.properties ?? {})) out[k] = exampleFor(v, root, depth + 1);
+      return out;
+    }
+  }
+}
+
+// tool_choice {"type":"tool"} (or "any") obliges the model to call a tool and nothing else:
+// no text block first, as Anthropic documents for forced tool use.
+function forcedTool(body) {
+  const tools = Array.isArray(body?.tools) ? body.tools : [];
+  const choice = body?.tool_choice;
+  if (choice?.type === 'tool') return tools.find((t) => t?.name === choice.name) ?? null;
+  if (choice?.type === 'any') return tools[0] ?? null;
+  return null;
+}
+
 // One "plan" per behaviour drives both the stream and the non-stream path, so they cannot drift.
 function planFor(model, body) {
   const input = inputTokens(body);
@@ -83,6 +121,18 @@ function planFor(model, body) {
     output_tokens: output,
   });
   const text = (words) => ({ type: 'text', words });
+  const forced = forcedTool(body);
+  if (forced) {
+    const input = exampleFor(forced.input_schema);
+    const raw = JSON.stringify(input);
+    const third = Math.ceil(raw.length / 3);
+    const fragments = ['', raw.slice(0, third), raw.slice(third, 2 * third), raw.slice(2 * third)];
+    return {
+      blocks: [{ type: 'tool_use', id: 'toolu_mock_forced', name: forced.name, fragments, input }],
+      stop: 'tool_use',
+      usage: usage(20),
+    };
+  }
   switch (model) {
     case 'claude-mock-cached':
       // Current API versions repeat the cumulative input/cache counts in message_delta (§5.4).

@@ -21,6 +21,62 @@ const TOOL_CALLS = [
   { id: 'call_B', type: 'function', function: { name: 'get_weather', arguments: '{"city":"NYC"}' } },
 ];
 
+// gpt-4o-mini* behave like OpenAI's real model: a 16,384-token output cap and no field the
+// Chat Completions API does not define, top level or nested, so a translation that leaks an
+// Anthropic field (thinking, cache_control, defer_loading…) or passes Claude Code's
+// max_tokens: 32000 through fails here as it would there.
+export const STRICT_OUTPUT_CAP = 16384;
+const CHAT_FIELDS = new Set([
+  'model', 'messages', 'stream', 'stream_options', 'tools', 'tool_choice', 'parallel_tool_calls', 'n',
+  'max_tokens', 'max_completion_tokens', 'response_format', 'user', 'temperature', 'top_p', 'stop',
+  'seed', 'logprobs', 'top_logprobs', 'logit_bias', 'presence_penalty', 'frequency_penalty',
+  'reasoning_effort', 'verbosity', 'service_tier', 'store', 'metadata', 'prediction', 'audio',
+  'modalities', 'web_search_options', 'prompt_cache_key', 'safety_identifier', 'functions', 'function_call',
+]);
+const MESSAGE_FIELDS = new Set(['role', 'content', 'name', 'tool_calls', 'tool_call_id', 'refusal', 'function_call', 'audio']);
+const ROLES = new Set(['system', 'developer', 'user', 'assistant', 'tool', 'function']);
+const PART_FIELDS = { text: ['type', 'text'], image_url: ['type', 'image_url'], input_audio: ['type', 'input_audio'], file: ['type', 'file'] };
+const TOOL_CALL_FIELDS = new Set(['id', 'type', 'function']);
+const FUNCTION_FIELDS = new Set(['name', 'description', 'parameters', 'strict']);
+
+function extra(obj, allowed, at) {
+  const bad = Object.keys(obj ?? {}).find((k) => !allowed.has(k));
+  return bad === undefined ? null : `Additional properties are not allowed ('${bad}' was unexpected) - '${at}'`;
+}
+
+/** The first thing real OpenAI would refuse in `body`, as [message, param, code], or null. */
+export function strictChatError(body) {
+  const unknown = Object.keys(body).find((k) => !CHAT_FIELDS.has(k));
+  if (unknown !== undefined) return [`Unrecognized request argument supplied: ${unknown}`, null, null];
+  for (const field of ['max_completion_tokens', 'max_tokens']) {
+    const n = body[field];
+    if (typeof n === 'number' && n > STRICT_OUTPUT_CAP) {
+      return [`${field} is too large: ${n}. This model supports at most ${STRICT_OUTPUT_CAP} completion tokens, whereas you provided ${n}.`, field, 'invalid_value'];
+    }
+  }
+  for (const [i, m] of (Array.isArray(body.messages) ? body.messages : []).entries()) {
+    const at = `messages.${i}`;
+    if (!ROLES.has(m?.role)) return [`Invalid value: '${m?.role}'. Supported values are: 'system', 'assistant', 'user', 'function', 'tool', and 'developer'.`, `${at}.role`, 'invalid_value'];
+    const e = extra(m, MESSAGE_FIELDS, at);
+    if (e) return [e, null, null];
+    for (const [j, part] of (Array.isArray(m.content) ? m.content : []).entries()) {
+      const allowed = PART_FIELDS[part?.type];
+      if (!allowed) return [`Invalid value: '${part?.type}'. Supported values are: 'text', 'image_url', 'input_audio', 'refusal', and 'file'.`, `${at}.content.${j}.type`, 'invalid_value'];
+      const pe = extra(part, new Set(allowed), `${at}.content.${j}`);
+      if (pe) return [pe, null, null];
+    }
+    for (const [j, call] of (Array.isArray(m.tool_calls) ? m.tool_calls : []).entries()) {
+      const ce = extra(call, TOOL_CALL_FIELDS, `${at}.tool_calls.${j}`);
+      if (ce) return [ce, null, null];
+    }
+  }
+  for (const [i, t] of (Array.isArray(body.tools) ? body.tools : []).entries()) {
+    const te = extra(t, new Set(['type', 'function']), `tools.${i}`) ?? extra(t?.function, FUNCTION_FIELDS, `tools.${i}.function`);
+    if (te) return [te, null, null];
+  }
+  return null;
+}
+
 function errorBody(message, type, code = null, param = null) {
   return JSON.stringify({ error: { message, type, param, code } });
 }
@@ -142,6 +198,11 @@ export async function startMockProvider(opts = {}) {
       model,
       includeUsage: body.stream_options?.include_usage === true,
     };
+
+    if (model.startsWith('gpt-4o-mini')) {
+      const refused = strictChatError(body);
+      if (refused) return sendJson(res, 400, errorBody(refused[0], 'invalid_request_error', refused[2], refused[1]));
+    }
 
     const errMatch = /^mock-error-(\d{3})$/.exec(model);
     if (errMatch && ERROR_STATUSES.has(Number(errMatch[1]))) {

@@ -155,7 +155,7 @@ for (const name of ['ask-chat-shape', 'agent-responses-shape', 'chat-quirks']) {
     assert.deepEqual(calls, [{ id: 'toolu_mock_patch', type: 'custom', name: 'ApplyPatch', args: '', input: PATCH_TEXT }]);
     assert.ok(chunks.filter((c) => c.choices[0]?.delta?.tool_calls?.[0]?.custom?.input).length > 3, 'the patch streamed in pieces');
     assert.equal(chunks.find((c) => c.choices[0]?.finish_reason).choices[0].finish_reason, 'tool_calls');
-    assert.equal(row.finish_reason, 'tool_use');
+    assert.equal(row.finish_reason, 'tool_calls', 'the client\'s vocabulary');
     if (name === 'agent-responses-shape') {
       assert.deepEqual(up.system, [{ type: 'text', text: 'You are a coding agent.' }]);
       assert.equal(row.client_shape, 'responses_in_chat');

@@ -230,7 +230,7 @@ test('Claude through the Chat hub: create and stream with tools, cache tokens re
     ['function_call', 'toolu_mock_2', '{}'],
   ]);
   const streamed = await newestRow(n + 1);
-  assert.deepEqual([streamed.provider, streamed.stream, streamed.outcome, streamed.completion_tokens, streamed.finish_reason], ['anthropic', 1, 'ok', 30, 'tool_use']);
+  assert.deepEqual([streamed.provider, streamed.stream, streamed.outcome, streamed.completion_tokens, streamed.finish_reason], ['anthropic', 1, 'ok', 30, 'tool_calls']);
 });
 
 test('relay-echo speaks Responses too, stream and not', async () => {
