@@ -260,6 +260,10 @@ pub fn parse_providers(
         };
         let ttfb_timeout_ms = millis("ttfb_timeout_ms")?;
         let idle_timeout_ms = millis("idle_timeout_ms")?;
+        // An Azure base URL of one deployment (`…/openai/deployments/<name>`) serves Chat under
+        // it, but Azure serves the Responses API elsewhere (`/openai/v1/responses`, model = the
+        // deployment): such a provider gets Responses translated through Chat, which it serves.
+        let per_deployment = base_url.contains("/openai/deployments/");
         out.push(ProviderSpec {
             id: id.clone(),
             kind,
@@ -273,7 +277,7 @@ pub fn parse_providers(
             idle_timeout_ms,
             drop_params,
             reasoning_models,
-            responses_api: kind_name.as_deref() == Some("openai"),
+            responses_api: kind_name.as_deref() == Some("openai") && !per_deployment,
         });
     }
     Ok(out)
@@ -340,8 +344,16 @@ mod tests {
         assert_eq!(groq.base_url, "https://api.groq.com/openai/v1");
         assert!(!groq.stream_usage);
         assert_eq!(groq.api_key.as_deref(), Some("key-GROQ_API_KEY"));
-        // Only kind `openai` serves the Responses API; compatible servers get it translated.
-        assert!(azure.responses_api && !groq.responses_api);
+        // Only kind `openai` serves the Responses API; compatible servers, and an Azure base URL
+        // of one deployment (Chat only under it), get it translated.
+        assert!(!azure.responses_api && !groq.responses_api);
+        let v1 = parse_providers(
+            r#"{"azure-v1": {"kind": "openai", "base_url": "https://x.openai.azure.com/openai/v1", "key_secret": "AZURE_KEY", "key_header": "api-key"},
+                "openai": {"kind": "openai", "base_url": "https://api.openai.com/v1", "key_secret": "K"}}"#,
+            &secrets,
+        )
+        .unwrap();
+        assert!(v1.iter().all(|s| s.responses_api));
         assert_eq!(
             p.iter().find(|s| s.id == "mistral").unwrap().api_key,
             None,
