@@ -283,6 +283,18 @@ mod tests {
         for model in ["gpt-5-pro", "o3-pro", "o1-pro", "gpt-4o-mini-transcribe"] {
             assert_eq!(table.lookup(model), None, "{model}");
         }
+        // OpenAI's moderation endpoint is free: its rows cost 0, not NULL (unpriced).
+        for model in [
+            "omni-moderation-latest",
+            "omni-moderation-2024-09-26",
+            "text-moderation-stable",
+        ] {
+            assert_eq!(
+                table.cost(&[model], &t(1000, 0, 0, 0)),
+                Some(0.0),
+                "{model}"
+            );
+        }
         // The Claude Code default: 1000 in + 1000 out at $5/$25, not Opus 4's $15/$75.
         assert!(close(
             table.cost(&["claude-opus-4-8"], &t(1000, 0, 0, 1000)),
