@@ -58,10 +58,11 @@ test('moderations: passed through, with or without a model, one estimated row ea
   assert.deepEqual(relay.provider.requests[1].body, { model: 'omni-moderation-latest', input: [{ type: 'text', text: 'twelve chars' }] });
 
   const rows = await relay.routeRows('/v1/moderations', 2);
-  // No usage in a moderation answer: the input is estimated at 4 characters a token.
-  assert.deepEqual(rows.map((r) => [r.model_requested, r.provider, r.outcome, r.usage_source, r.prompt_tokens, r.completion_tokens, r.stream]), [
-    ['omni-moderation-latest', 'openai', 'ok', 'estimated', 6, 0, 0],
-    ['omni-moderation-latest', 'openai', 'ok', 'estimated', 3, 0, 0],
+  // No usage in a moderation answer: the input is estimated at 4 characters a token; OpenAI's
+  // moderation is free, so the row costs 0 (priced), not NULL (unpriced).
+  assert.deepEqual(rows.map((r) => [r.model_requested, r.provider, r.outcome, r.usage_source, r.prompt_tokens, r.completion_tokens, r.stream, r.cost_usd]), [
+    ['omni-moderation-latest', 'openai', 'ok', 'estimated', 6, 0, 0, 0],
+    ['omni-moderation-latest', 'openai', 'ok', 'estimated', 3, 0, 0, 0],
   ]);
 });
 
