@@ -189,7 +189,7 @@ impl<'de> Deserialize<'de> for Part {
 }
 
 /// OpenAI's wording for a wrong type: "expected a string, but got an integer instead".
-fn type_name(v: &Value) -> &'static str {
+pub fn type_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

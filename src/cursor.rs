@@ -648,17 +648,7 @@ fn missing(param: &str) -> RelayError {
     )
 }
 
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(n) if n.is_f64() => "a decimal",
-        Value::Number(_) => "an integer",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
+use crate::chat::type_name;
 
 fn wrong_type(param: &str, expected: &str, got: &Value) -> RelayError {
     RelayError::invalid(

@@ -340,15 +340,7 @@ pub fn error_fields(error: &Value) -> (String, String) {
 }
 
 fn wrong_type(param: &str, expected: &str, got: &Value) -> RelayError {
-    let name = match got {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(n) if n.is_f64() => "a decimal",
-        Value::Number(_) => "an integer",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    };
+    let name = crate::chat::type_name(got);
     RelayError::invalid(
         format!("Invalid type for '{param}': expected {expected}, but got {name} instead."),
         Some(param),
