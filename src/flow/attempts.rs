@@ -13,8 +13,8 @@ pub const MAX_ATTEMPTS: u32 = 4;
 /// Longest `retry-after` the relay waits out before its one retry; longer ones fall through.
 pub const MAX_RETRY_WAIT_MS: u64 = 2_000;
 
-/// What trying one target means for an endpoint: the body and path to send it, and how its
-/// error answers read. Chat, legacy, Messages and Responses differ only in these.
+/// What trying one target means for an endpoint: the body and path to send it, and whose
+/// error shapes the client reads. Chat, legacy, Messages and Responses differ only in these.
 pub trait Plan {
     fn request(
         &self,
@@ -22,29 +22,60 @@ pub trait Plan {
         config: &Config,
     ) -> Result<(Vec<u8>, &'static str), RelayError>;
 
-    /// The client-facing error for an upstream answer of `status` (at least 400).
-    fn failure(
-        &self,
-        target: &Target,
-        status: u16,
-        body: Vec<u8>,
-        retry_after: Option<String>,
-    ) -> RelayError {
-        match target.provider {
-            Provider::Anthropic => {
-                match crate::translate::anthropic::error_from_anthropic(status, &body) {
-                    RelayError::UpstreamRejected { status, body, .. } => {
-                        RelayError::UpstreamRejected {
-                            status,
-                            body,
-                            retry_after,
-                        }
-                    }
-                    other => other,
-                }
-            }
-            _ => RelayError::from_upstream_status(status, body, retry_after),
+    fn client(&self) -> Client {
+        Client::OpenAi
+    }
+}
+
+/// The wire format of the client's errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Client {
+    OpenAi,
+    /// `/v1/messages`: Anthropic's SDKs and Claude Code.
+    Anthropic,
+}
+
+/// The client-facing error for an upstream answer of `status` (at least 400). The relay's own
+/// key problems are never the caller's (401/403 become `UpstreamAuth`, a 502).
+pub fn failure(
+    client: Client,
+    target: &Target,
+    status: u16,
+    body: Vec<u8>,
+    retry_after: Option<String>,
+) -> RelayError {
+    match (client, target.provider) {
+        (Client::Anthropic, Provider::Anthropic) => native_error(status, body, retry_after),
+        // In Anthropic's shape with the provider's own message; a 503 is 529 (§6.7).
+        (Client::Anthropic, _) => {
+            crate::translate::anthropic::errors::from_openai_provider(status, body, retry_after)
         }
+        (Client::OpenAi, Provider::Anthropic) => {
+            match crate::translate::anthropic::error_from_anthropic(status, &body) {
+                RelayError::UpstreamRejected { status, body, .. } => RelayError::UpstreamRejected {
+                    status,
+                    body,
+                    retry_after,
+                },
+                other => other,
+            }
+        }
+        (Client::OpenAi, _) => RelayError::from_upstream_status(status, body, retry_after),
+    }
+}
+
+/// Anthropic-client errors from Anthropic: billing is 503, overload and rate limits pass
+/// through with Anthropic's body so the SDK retries as it would against Anthropic.
+fn native_error(status: u16, body: Vec<u8>, retry_after: Option<String>) -> RelayError {
+    match status {
+        401 | 403 => RelayError::UpstreamAuth,
+        // Billing concerns the relay's Anthropic account, not the caller (§6.7, R2.4).
+        402 => RelayError::UpstreamExhausted { quota: true },
+        _ => RelayError::UpstreamRejected {
+            status,
+            body: Some(body),
+            retry_after,
+        },
     }
 }
 
@@ -142,7 +173,8 @@ impl<'t> Attempts<'t> {
     }
 
     fn call(&mut self) -> Step<'t> {
-        let (Some(target), Some((body, path))) = (self.targets.get(self.index), &self.prepared)
+        let (Some(target), Some((body, path))) =
+            (self.targets.get(self.index), self.prepared.clone())
         else {
             return Step::GiveUp(self.give_up());
         };
@@ -152,8 +184,8 @@ impl<'t> Attempts<'t> {
         self.made += 1;
         Step::Call(Call {
             target,
-            path: *path,
-            body: body.clone(),
+            path,
+            body,
             attempt: self.made,
         })
     }

@@ -22,4 +22,5 @@ pub mod row;
 pub mod targets;
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
 mod tests;

@@ -30,6 +30,13 @@ pub fn echoed(rec: &mut UsageRecord) {
     rec.model_upstream = Some(models::ECHO_MODEL.to_string());
 }
 
+/// relay-echo's answer, counted by the echo itself.
+pub fn echo_answered(rec: &mut UsageRecord, tokens: Tokens) {
+    rec.tokens = tokens;
+    rec.usage_source = UsageSource::Upstream;
+    rec.finish_reason = Some("stop".to_string());
+}
+
 /// The target about to be called, and how many calls that makes.
 pub fn attempting(rec: &mut UsageRecord, target: &Target, attempt: u32) {
     rec.provider = Some(target.provider_id().to_string());
@@ -167,7 +174,7 @@ fn chat(
 }
 
 /// The provider's count, or the estimate already in the row, said to be one.
-fn estimated_unless(rec: &mut UsageRecord, tokens: Option<Tokens>) {
+pub fn estimated_unless(rec: &mut UsageRecord, tokens: Option<Tokens>) {
     match tokens {
         Some(_) => upstream_usage(rec, tokens),
         None => rec.usage_source = UsageSource::Estimated,

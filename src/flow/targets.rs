@@ -39,7 +39,7 @@ pub fn legacy(targets: Vec<Target>, model: &str, path: &str) -> Result<Vec<Targe
 pub enum Messages {
     /// `count_tokens` for a model first served by an OpenAI-format provider, which cannot
     /// count: the relay answers its own estimate, naming this target in the row.
-    Estimate(Target),
+    Estimate(Box<Target>),
     Send(Vec<Target>),
 }
 
@@ -51,7 +51,7 @@ pub fn messages(
 ) -> Result<Messages, RelayError> {
     if count_tokens {
         if let Some(first) = targets.first().filter(|t| t.provider == Provider::OpenAi) {
-            return Ok(Messages::Estimate(first.clone()));
+            return Ok(Messages::Estimate(Box::new(first.clone())));
         }
     }
     let targets: Vec<Target> = targets

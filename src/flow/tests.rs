@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::attempts::{Attempts, Call, Plan, Step, MAX_RETRY_WAIT_MS};
+use super::attempts::{failure, Attempts, Call, Client, Plan, Step, MAX_RETRY_WAIT_MS};
 use super::row::{self, Answer};
 use super::targets::{self, Messages};
 use crate::config::Config;
@@ -30,10 +30,7 @@ struct Fake;
 impl Plan for Fake {
     fn request(&self, t: &Target, _: &Config) -> Result<(Vec<u8>, &'static str), RelayError> {
         if t.upstream_model == "bad" {
-            return Err(RelayError::invalid(
-                "cannot translate",
-                Some("tools".into()),
-            ));
+            return Err(RelayError::invalid("cannot translate", Some("tools")));
         }
         Ok((t.upstream_model.clone().into_bytes(), "/chat/completions"))
     }
@@ -41,7 +38,13 @@ impl Plan for Fake {
 
 /// An upstream answer of `status` as the plan reads it.
 fn status(t: &Target, status: u16, retry_after: Option<&str>) -> RelayError {
-    Fake.failure(t, status, b"{}".to_vec(), retry_after.map(str::to_string))
+    failure(
+        Client::OpenAi,
+        t,
+        status,
+        b"{}".to_vec(),
+        retry_after.map(str::to_string),
+    )
 }
 
 /// What a driver sees: each call as `model#attempt`, each wait as `wait N`, then the end.
@@ -156,7 +159,7 @@ fn the_relays_own_key_refused_skips_the_target_without_retrying() {
 fn an_exhausted_quota_skips_the_target() {
     let t = openai(&["a", "b"]);
     let quota = br#"{"error":{"code":"insufficient_quota"}}"#.to_vec();
-    let e = Fake.failure(&t[0], 429, quota, None);
+    let e = failure(Client::OpenAi, &t[0], 429, quota, None);
     assert_eq!(e, RelayError::UpstreamExhausted { quota: true });
     let config = Config::default();
     let mut flow = Attempts::new(&t, "m");
@@ -230,8 +233,20 @@ fn a_body_that_cannot_be_built_for_a_target_is_the_error() {
 fn a_claude_target_reads_anthropic_errors() {
     let t = target("claude", Provider::Anthropic);
     let overloaded = br#"{"type":"error","error":{"type":"overloaded_error","message":"x"}}"#;
-    let e = Fake.failure(&t, 529, overloaded.to_vec(), Some("1".into()));
+    let e = failure(
+        Client::OpenAi,
+        &t,
+        529,
+        overloaded.to_vec(),
+        Some("1".into()),
+    );
     assert!(super::attempts::retryable(&e), "{e:?}");
+    let limited = br#"{"type":"error","error":{"type":"rate_limit_error","message":"x"}}"#;
+    let e = failure(Client::OpenAi, &t, 429, limited.to_vec(), Some("1".into()));
+    assert!(
+        matches!(e, RelayError::UpstreamRejected { status: 429, retry_after: Some(ref r), .. } if r == "1"),
+        "{e:?}"
+    );
     let (seen, _) = drive(&[t], &[Some((401, None))]);
     assert_eq!(seen, vec![call("claude", 1)]);
 }
@@ -416,7 +431,7 @@ fn targets_per_endpoint() {
     let gpt_first = vec![mixed[1].clone(), mixed[0].clone()];
     assert_eq!(
         targets::messages(gpt_first.clone(), "m", true).unwrap(),
-        Messages::Estimate(mixed[1].clone())
+        Messages::Estimate(Box::new(mixed[1].clone()))
     );
     assert_eq!(
         targets::messages(mixed.clone(), "m", true).unwrap(),
@@ -464,4 +479,31 @@ fn a_stateful_responses_request_stays_on_openais_responses_api() {
     let no_native = vec![chat, claude];
     assert_eq!(targets::responses(no_native.clone(), true), no_native);
     assert!(!targets::any_native(&no_native));
+}
+
+#[test]
+fn anthropic_clients_read_anthropic_errors() {
+    let claude = target("claude", Provider::Anthropic);
+    let gpt = target("gpt", Provider::OpenAi);
+    let read =
+        |t: &Target, status: u16| failure(Client::Anthropic, t, status, b"{}".to_vec(), None);
+    assert_eq!(read(&claude, 401), RelayError::UpstreamAuth);
+    assert_eq!(read(&claude, 403), RelayError::UpstreamAuth);
+    assert_eq!(
+        read(&claude, 402),
+        RelayError::UpstreamExhausted { quota: true }
+    );
+    for status in [400, 429, 529] {
+        assert!(
+            matches!(read(&claude, status), RelayError::UpstreamRejected { status: s, body: Some(_), .. } if s == status),
+            "{status}"
+        );
+    }
+    // An OpenAI-format provider behind /v1/messages: its errors in Anthropic's shape.
+    let body = br#"{"error":{"message":"slow down"}}"#.to_vec();
+    assert_eq!(
+        failure(Client::Anthropic, &gpt, 429, body.clone(), None),
+        crate::translate::anthropic::errors::from_openai_provider(429, body, None)
+    );
+    assert_eq!(read(&gpt, 401), RelayError::UpstreamAuth);
 }
