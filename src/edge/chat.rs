@@ -4,7 +4,7 @@
 
 use worker::{Context, Headers, Request, Response};
 
-use super::relay::{self, Passed};
+use super::relay::{self, Out};
 use super::{bytes_response, claude, now_ms, read_body, relay_key, Ctx};
 use crate::config::Config;
 use crate::flow::attempts::Plan;
@@ -102,18 +102,15 @@ async fn pass_chat(
     wctx: &Context,
 ) -> Result<Response, RelayError> {
     let strip = asked_usage && !parsed.client_wants_usage;
-    let passed = Passed {
-        id_header: "x-request-id",
-        relay: parsed
-            .stream
-            .then(|| Box::new(StreamRelay::new(strip)) as Box<dyn Relay>),
-        answer: Answer::Chat {
-            prompt_chars: parsed.prompt_chars,
-            stream: parsed.stream,
-        },
+    let relay = parsed
+        .stream
+        .then(|| Box::new(StreamRelay::new(strip)) as Box<dyn Relay>);
+    let answer = Answer::Chat {
         prompt_chars: parsed.prompt_chars,
+        stream: parsed.stream,
     };
-    relay::pass_through(resp, passed, ctx, wctx).await
+    let out = Out::new("x-request-id", relay, parsed.prompt_chars);
+    relay::pass_through(resp, out, answer, ctx, wctx).await
 }
 
 fn echo_reply(

@@ -4,7 +4,7 @@
 
 use worker::{Context, Headers, Request, Response};
 
-use super::relay::{self, Passed, Translated};
+use super::relay::{self, Out};
 use super::{bytes_response, header, now_ms, read_body, relay_key, Ctx};
 use crate::config::Config;
 use crate::flow::attempts::{Client, Plan};
@@ -71,13 +71,10 @@ pub async fn messages(
         return via_openai_respond(resp, &parsed, ctx, wctx).await;
     }
     let streamed = parsed.stream && !count_tokens;
-    let passed = Passed {
-        id_header: "request-id",
-        relay: streamed.then(|| Box::new(PassThrough::new()) as Box<dyn Relay>),
-        answer: Answer::Messages { count_tokens },
-        prompt_chars: parsed.prompt_chars,
-    };
-    relay::pass_through(resp, passed, ctx, wctx).await
+    let relay = streamed.then(|| Box::new(PassThrough::new()) as Box<dyn Relay>);
+    let out = Out::new("request-id", relay, parsed.prompt_chars);
+    let answer = Answer::Messages { count_tokens };
+    relay::pass_through(resp, out, answer, ctx, wctx).await
 }
 
 /// `count_tokens` for a model served by an OpenAI-format provider, which cannot count: the
@@ -167,12 +164,7 @@ pub async fn respond(
         .with_answer_tool(wants_json);
         Box::new(ChatRelay::new(translator)) as Box<dyn Relay>
     });
-    let t = Translated {
-        id_header: "request-id",
-        relay,
-        sse_only: false,
-        prompt_chars: parsed.prompt_chars,
-    };
+    let t = Out::new("request-id", relay, parsed.prompt_chars);
     relay::translated(resp, t, ctx, wctx, |json, rec| {
         let mut out =
             anthropic::to_chat_completion(json, &id, created, &parsed.model, &custom_tools);
@@ -247,12 +239,7 @@ async fn via_openai_respond(
             parsed.model.clone(),
         )) as Box<dyn Relay>
     });
-    let t = Translated {
-        id_header: "x-request-id",
-        relay,
-        sse_only: false,
-        prompt_chars: parsed.prompt_chars,
-    };
+    let t = Out::new("x-request-id", relay, parsed.prompt_chars);
     relay::translated(resp, t, ctx, wctx, |completion, rec| {
         row::upstream_usage(rec, completion.get("usage").and_then(Tokens::from_openai));
         let message = anthropic::to_message(completion, &parsed.model);

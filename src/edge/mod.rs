@@ -145,16 +145,18 @@ async fn fetch(mut req: Request, env: Env, wctx: Context) -> worker::Result<Resp
         ctx.record = None;
         throttle::count(&env, &wctx, reason);
     }
+    settle(&mut ctx, response.status_code(), &wctx);
+    Ok(response)
+}
+
+/// The end-of-request hook for a row the handler writes (a stream's watcher writes its own,
+/// in `metered`): closed by the flow, written from `wait_until` so the answer is not held up.
+fn settle(ctx: &mut Ctx, status: u16, wctx: &Context) {
     if let Some(mut rec) = ctx.record.take() {
-        // The end-of-request hook for rows the handler writes (a stream's watcher writes its own).
-        row::close(
-            &mut rec,
-            response.status_code(),
-            now_ms().saturating_sub(started_ms),
-        );
+        row::close(&mut rec, status, now_ms().saturating_sub(ctx.started_ms));
+        let env = ctx.env.clone();
         wctx.wait_until(async move { store::write_usage(&env, &rec, true).await });
     }
-    Ok(response)
 }
 
 /// The request behind the failed-authentication throttle: an address blocked for wrong admin

@@ -89,21 +89,40 @@ pub fn served(ctx: &mut Ctx, prompt_chars: u64) {
     }
 }
 
-/// How a provider's answer goes back unchanged: the header naming its request id, the relay
-/// for a streamed answer (when the client asked for one), and what the row reads from a
-/// non-stream one.
-pub struct Passed {
-    pub id_header: &'static str,
-    pub relay: Option<Box<dyn Relay>>,
-    pub answer: Answer,
-    pub prompt_chars: u64,
+/// Where a provider's answer goes: the header naming its request id, the relay for a streamed
+/// answer (when the client asked for one), and the prompt's size for the stream's estimate.
+pub struct Out {
+    id_header: &'static str,
+    relay: Option<Box<dyn Relay>>,
+    prompt_chars: u64,
+    sse_only: bool,
 }
 
-/// The provider's answer relayed as it came, with the headers the client may see: a stream
-/// through `relay`, metered; a JSON body after the row has read it.
+impl Out {
+    pub fn new(id_header: &'static str, relay: Option<Box<dyn Relay>>, prompt_chars: u64) -> Self {
+        Out {
+            id_header,
+            relay,
+            prompt_chars,
+            sse_only: false,
+        }
+    }
+
+    /// A translated stream request answered without a stream is the provider's fault.
+    pub fn sse_only(self) -> Self {
+        Out {
+            sse_only: true,
+            ..self
+        }
+    }
+}
+
+/// The provider's answer relayed as it came, with the headers the client may see: an SSE
+/// answer through the relay, metered; a JSON body after the row has read it as `answer`.
 pub async fn pass_through(
     mut resp: Response,
-    p: Passed,
+    p: Out,
+    answer: Answer,
     ctx: &mut Ctx,
     wctx: &Context,
 ) -> Result<Response, RelayError> {
@@ -115,7 +134,7 @@ pub async fn pass_through(
         return relay_body(&mut resp, relay, p.prompt_chars, copied, ctx, wctx);
     }
     let (body, json) = read_json(&mut resp).await?;
-    read_answer(ctx, p.answer, &json)?;
+    read_answer(ctx, answer, &json)?;
     let content_type = upstream_headers
         .get("content-type")
         .ok()
@@ -124,19 +143,12 @@ pub async fn pass_through(
     bytes_response(status, &content_type, body, copied)
 }
 
-/// A provider's answer in another wire format than the client's: a stream through `relay`
+/// A provider's answer in another wire format than the client's: a stream through the relay
 /// (when the client asked for one), or the JSON body rebuilt by `rebuild`, which also fills
-/// the row. `sse_only`: a stream request answered without a stream is the provider's fault.
-pub struct Translated {
-    pub id_header: &'static str,
-    pub relay: Option<Box<dyn Relay>>,
-    pub sse_only: bool,
-    pub prompt_chars: u64,
-}
-
+/// the row.
 pub async fn translated(
     mut resp: Response,
-    t: Translated,
+    t: Out,
     ctx: &mut Ctx,
     wctx: &Context,
     rebuild: impl FnOnce(&serde_json::Value, &mut UsageRecord) -> Result<serde_json::Value, RelayError>,

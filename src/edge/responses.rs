@@ -5,14 +5,11 @@
 
 use std::time::Duration;
 
-use futures_util::future::{select, Either};
 use serde_json::Value;
-use worker::{
-    AbortController, Context, Delay, Fetch, Headers, Method, Request, RequestInit, Response,
-};
+use worker::{Context, Delay, Headers, Method, Request, Response};
 
-use super::relay::{self, copy_headers, Passed, Translated};
-use super::{bytes_response, claude, now_ms, read_body, relay_key, store, Ctx};
+use super::relay::{self, copy_headers, Out};
+use super::{bytes_response, claude, now_ms, read_body, relay_key, store, upstream, Ctx};
 use crate::config::Config;
 use crate::flow::attempts::Plan;
 use crate::flow::row::{self, Answer};
@@ -28,7 +25,7 @@ use crate::protocols::responses::{self, Request as ResponsesRequest};
 use crate::protocols::stream::{Relay, StreamRelay};
 use crate::providers::echo::{self, Echo};
 use crate::providers::models::Target;
-use crate::providers::{KeyHeader, ProviderSpec};
+use crate::providers::ProviderSpec;
 use crate::translate::anthropic::{self, ChatRelay, StreamTranslator};
 
 pub async fn create(
@@ -124,15 +121,11 @@ async fn native(
 ) -> Result<Response, RelayError> {
     let background = parsed.body.get("background") == Some(&Value::Bool(true));
     let created = (200..300).contains(&resp.status_code());
-    let passed = Passed {
-        id_header: "x-request-id",
-        relay: parsed
-            .stream
-            .then(|| Box::new(PassThrough::new().early_row(background)) as Box<dyn Relay>),
-        answer: Answer::Responses { created },
-        prompt_chars: parsed.prompt_chars,
-    };
-    relay::pass_through(resp, passed, ctx, wctx).await
+    let relay = parsed
+        .stream
+        .then(|| Box::new(PassThrough::new().early_row(background)) as Box<dyn Relay>);
+    let out = Out::new("x-request-id", relay, parsed.prompt_chars);
+    relay::pass_through(resp, out, Answer::Responses { created }, ctx, wctx).await
 }
 
 /// A Chat or Messages answer, back as a Response or Responses events.
@@ -151,28 +144,21 @@ async fn translated(
     } else {
         Vec::new()
     };
-    let t = Translated {
-        id_header: if claude { "request-id" } else { "x-request-id" },
-        relay: None,
-        sse_only: true,
-        prompt_chars: parsed.prompt_chars,
-    };
+    let id_header = if claude { "request-id" } else { "x-request-id" };
     if parsed.stream {
         let inner: Box<dyn Relay> = if claude {
-            let translator =
-                StreamTranslator::new(chat_id, skeleton.created_at, parsed.model.clone(), true)
-                    .with_custom_tools(custom_tools);
-            Box::new(ChatRelay::new(translator))
+            let (at, model) = (skeleton.created_at, parsed.model.clone());
+            let translator = StreamTranslator::new(chat_id, at, model, true);
+            Box::new(ChatRelay::new(translator.with_custom_tools(custom_tools)))
         } else {
             Box::new(StreamRelay::new(false))
         };
         let relay = Some(Box::new(ChatToResponses::new(inner, skeleton)) as Box<dyn Relay>);
-        return relay::translated(resp, Translated { relay, ..t }, ctx, wctx, |_, _| {
-            Ok(Value::Null)
-        })
-        .await;
+        let out = Out::new(id_header, relay, parsed.prompt_chars).sse_only();
+        return relay::translated(resp, out, ctx, wctx, |_, _| Ok(Value::Null)).await;
     }
-    relay::translated(resp, t, ctx, wctx, |json, rec| {
+    let out = Out::new(id_header, None, parsed.prompt_chars);
+    relay::translated(resp, out, ctx, wctx, |json, rec| {
         let completion = if claude {
             row::upstream_usage(
                 rec,
@@ -182,14 +168,7 @@ async fn translated(
             let (id, at) = (&chat_id, skeleton.created_at);
             anthropic::to_chat_completion(json, id, at, &parsed.model, &custom_tools)
         } else {
-            if json.get("error").is_some_and(Value::is_object) {
-                // Some OpenAI-compatible providers answer errors with 200 + JSON (R8.15).
-                return Err(RelayError::UpstreamUnavailable(
-                    "upstream answered 200 with an error body".to_string(),
-                ));
-            }
-            row::estimated_unless(rec, json.get("usage").and_then(Tokens::from_openai));
-            row::finished(rec, json, "/choices/0/finish_reason");
+            row::chat_answer(json, rec)?;
             json.clone()
         };
         Ok(answer::from_chat(&completion, &skeleton))
@@ -287,21 +266,8 @@ async fn refuse_foreign_previous(ctx: &Ctx, prev: &str) -> Result<(), RelayError
     Ok(())
 }
 
-/// `GET`/`DELETE /v1/responses/{id}`, `POST …/cancel`, `GET …/input_items`: for the key that
-/// created the response only (`responses::owner`), passed to OpenAI with its key, the client's
-/// query string and the headers the allow-list lets through.
-pub async fn stored(
-    req: &Request,
-    ctx: &mut Ctx,
-    id: &str,
-    action: Option<&str>,
-) -> Result<Response, RelayError> {
-    let not_found = || RelayError::ResponseNotFound(id.to_string());
-    let caller = relay_key(ctx)?.id.clone();
-    if access(ctx, id, &caller).await? != Access::Owner {
-        return Err(not_found());
-    }
-    let spec = stored_provider(ctx).cloned().ok_or_else(not_found)?;
+/// The provider's URL for the stored response, with the client's query string.
+fn stored_url(spec: &ProviderSpec, id: &str, action: Option<&str>, req: &Request) -> String {
     let path = match action {
         Some(a) => format!("/responses/{id}/{a}"),
         None => format!("/responses/{id}"),
@@ -318,69 +284,47 @@ pub async fn stored(
         url.push(if url.contains('?') { '&' } else { '?' });
         url.push_str(query);
     }
+    url
+}
+
+/// `GET`/`DELETE /v1/responses/{id}`, `POST …/cancel`, `GET …/input_items`: for the key that
+/// created the response only (`responses::owner`), passed to OpenAI with its key, the client's
+/// query string and the headers the allow-list lets through.
+pub async fn stored(
+    req: &Request,
+    ctx: &mut Ctx,
+    id: &str,
+    action: Option<&str>,
+) -> Result<Response, RelayError> {
+    let not_found = || RelayError::ResponseNotFound(id.to_string());
+    let caller = relay_key(ctx)?.id.clone();
+    if access(ctx, id, &caller).await? != Access::Owner {
+        return Err(not_found());
+    }
+    let spec = stored_provider(ctx).cloned().ok_or_else(not_found)?;
+    let url = stored_url(&spec, id, action, req);
     if let Some(rec) = ctx.rec() {
         rec.provider = Some(spec.id.clone());
         rec.attempts = 1;
     }
-    let method = match req.method() {
-        Method::Delete => Method::Delete,
-        Method::Post => Method::Post,
-        _ => Method::Get,
+    let call = upstream::Call {
+        url,
+        api_key: spec.api_key.clone().unwrap_or_default(),
+        key_header: spec.key_header,
+        kind: spec.kind,
+        extra_headers: vec![("accept", "application/json".to_string())],
+        client_headers: req.headers(),
+        method: match req.method() {
+            Method::Delete => Method::Delete,
+            Method::Post => Method::Post,
+            _ => Method::Get,
+        },
+        body: None,
+        timeout_ms: spec
+            .ttfb_timeout_ms
+            .unwrap_or(ctx.config.upstream_timeout_ms),
     };
-    let internal =
-        |e: worker::Error| RelayError::Internal(format!("building upstream request: {e}"));
-    // The same allow-list as every provider call (headers.rs), and the relay's user-agent.
-    let headers = Headers::new();
-    let client: Vec<(String, String)> = req.headers().entries().collect();
-    let allowed = crate::http::headers::provider_headers(
-        spec.kind,
-        client.iter().map(|(n, v)| (n.as_str(), v.as_str())),
-    );
-    for (name, value) in &allowed {
-        headers.set(name, value).map_err(internal)?;
-    }
-    headers
-        .set("user-agent", crate::http::headers::USER_AGENT)
-        .map_err(internal)?;
-    let key = spec.api_key.clone().unwrap_or_default();
-    match spec.key_header {
-        KeyHeader::Bearer => headers.set("authorization", &format!("Bearer {key}")),
-        KeyHeader::XApiKey => headers.set("x-api-key", &key),
-        KeyHeader::ApiKey => headers.set("api-key", &key),
-    }
-    .map_err(internal)?;
-    headers
-        .set("accept", "application/json")
-        .map_err(internal)?;
-    let mut init = RequestInit::new();
-    init.with_method(method).with_headers(headers);
-    let request = Request::new_with_init(&url, &init).map_err(internal)?;
-    let controller = AbortController::default();
-    let signal = controller.signal();
-    let fetch = Fetch::Request(request);
-    let answered = {
-        let sent = Box::pin(fetch.send_with_signal(&signal));
-        let timer = Delay::from(Duration::from_millis(
-            spec.ttfb_timeout_ms
-                .unwrap_or(ctx.config.upstream_timeout_ms),
-        ));
-        match select(sent, timer).await {
-            Either::Left((result, _)) => Some(result),
-            Either::Right(_) => None,
-        }
-    };
-    let mut resp = match answered {
-        Some(Ok(resp)) => resp,
-        Some(Err(e)) => {
-            return Err(RelayError::UpstreamUnavailable(format!(
-                "fetch failed: {e}"
-            )))
-        }
-        None => {
-            controller.abort();
-            return Err(RelayError::UpstreamTimeout);
-        }
-    };
+    let mut resp = upstream::send(call).await?;
     let status = resp.status_code();
     let upstream_headers = resp.headers().clone();
     ctx.upstream_answered(upstream_headers.get("x-request-id").ok().flatten());

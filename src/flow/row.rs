@@ -76,13 +76,34 @@ pub fn finished(rec: &mut UsageRecord, json: &Value, pointer: &str) {
 }
 
 fn reported_usage(rec: &mut UsageRecord, body: &[u8]) {
-    let Ok(json) = serde_json::from_slice::<Value>(body) else {
-        return;
-    };
-    let tokens = json
-        .get("usage")
-        .and_then(|u| Tokens::from_openai(u).or_else(|| anthropic::tokens_from_usage(u)));
-    upstream_usage(rec, tokens);
+    if let Ok(json) = serde_json::from_slice::<Value>(body) {
+        upstream_usage(rec, reported(&json));
+    }
+}
+
+/// Usage in either provider vocabulary.
+fn reported(json: &Value) -> Option<Tokens> {
+    json.get("usage")
+        .and_then(|u| Tokens::from_openai(u).or_else(|| anthropic::tokens_from_usage(u)))
+}
+
+/// Some OpenAI-compatible providers answer errors with 200 + JSON (R8.15).
+fn no_error_body(json: &Value) -> Result<(), RelayError> {
+    if json.get("error").is_some_and(Value::is_object) {
+        return Err(RelayError::UpstreamUnavailable(
+            "upstream answered 200 with an error body".to_string(),
+        ));
+    }
+    Ok(())
+}
+
+/// A Chat answer the relay rebuilds for the client (as a Response): its usage, or the estimate
+/// already in the row, and its finish reason.
+pub fn chat_answer(json: &Value, rec: &mut UsageRecord) -> Result<(), RelayError> {
+    no_error_body(json)?;
+    estimated_unless(rec, json.get("usage").and_then(Tokens::from_openai));
+    finished(rec, json, "/choices/0/finish_reason");
+    Ok(())
 }
 
 /// A provider's non-stream answer relayed to the client as it came: what the row learns from
@@ -143,16 +164,11 @@ fn chat(
     prompt_chars: u64,
     stream: bool,
 ) -> Result<(), RelayError> {
-    if json.get("error").is_some_and(Value::is_object) {
-        // Some OpenAI-compatible providers answer errors with 200 + JSON (R8.15): a rejection,
-        // billed only as far as it reports usage.
+    if let Err(e) = no_error_body(json) {
+        // A rejection, billed only as far as it reports usage.
         rec.tokens = Tokens::default();
-        if let Ok(body) = serde_json::to_vec(json) {
-            reported_usage(rec, &body);
-        }
-        return Err(RelayError::UpstreamUnavailable(
-            "upstream answered 200 with an error body".to_string(),
-        ));
+        upstream_usage(rec, reported(json));
+        return Err(e);
     }
     if stream {
         return Err(RelayError::UpstreamUnavailable(

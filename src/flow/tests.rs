@@ -507,3 +507,18 @@ fn anthropic_clients_read_anthropic_errors() {
     );
     assert_eq!(read(&gpt, 401), RelayError::UpstreamAuth);
 }
+
+#[test]
+fn the_row_of_a_chat_answer_rebuilt_for_the_client() {
+    let mut r = rec();
+    row::served(&mut r, 40);
+    row::chat_answer(&json!({"choices":[{"finish_reason":"length"}]}), &mut r).unwrap();
+    assert_eq!(r.usage_source, UsageSource::Estimated);
+    assert_eq!(r.tokens, Tokens::estimated(40, 0));
+    assert_eq!(r.finish_reason.as_deref(), Some("length"));
+    let usage = json!({"usage":{"prompt_tokens":2,"completion_tokens":1}});
+    row::chat_answer(&usage, &mut r).unwrap();
+    assert_eq!(r.usage_source, UsageSource::Upstream);
+    let e = row::chat_answer(&json!({"error":{"message":"x"}}), &mut rec()).unwrap_err();
+    assert!(matches!(e, RelayError::UpstreamUnavailable(m) if m.contains("error body")));
+}
