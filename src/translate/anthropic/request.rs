@@ -5,7 +5,7 @@ use serde_json::{json, Map, Value};
 
 use super::custom;
 use crate::http::error::RelayError;
-use crate::keys::auth::hash_key;
+use crate::http::ids::sha256_hex;
 
 /// Builds the Anthropic `POST /v1/messages` body for an OpenAI chat request routed to an
 /// Anthropic model. `default_max_tokens` is the model's output limit, used when the client set
@@ -75,7 +75,7 @@ pub fn to_messages_request(
             .ok_or_else(|| wrong_type("user", "a string", user))?;
         if !user.is_empty() {
             // A hash, not the raw value: clients put e-mail addresses here (§6.1 [DECISION]).
-            out.insert("metadata".into(), json!({"user_id": hash_key(user)}));
+            out.insert("metadata".into(), json!({"user_id": sha256_hex(user)}));
         }
     }
     if let Some(stream) = field("stream") {
@@ -630,7 +630,7 @@ mod tests {
             "tool_choice":"auto"});
         let want = json!({"model":"claude-sonnet-4-5","max_tokens":512,"temperature":1,
             "stop_sequences":["END"],
-            "metadata":{"user_id":hash_key("u_42")},
+            "metadata":{"user_id":sha256_hex("u_42")},
             "stream":true,
             "system":[{"type":"text","text":"You are terse."}],
             "messages":[
