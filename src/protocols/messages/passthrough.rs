@@ -2,9 +2,9 @@
 //! unchanged (`event:` lines included, R5.1) while a parsed copy feeds the Anthropic meter, and
 //! a stream that stops before `message_stop` gets one Anthropic `event: error` at the end.
 
+use super::AnthropicMeter;
 use crate::protocols::sse::SseDecoder;
 use crate::protocols::stream::{Relay, Settled};
-use crate::translate::anthropic::AnthropicMeter;
 
 /// The tail for a truncated Anthropic stream (R8.16): the SDK raises on `event: error`.
 pub const TRUNCATED_TAIL: &[u8] = b"event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":\"Upstream stream ended unexpectedly.\"}}\n\n";
