@@ -29,11 +29,6 @@ const MAPPED: &[&str] = &[
     "max_output_tokens",
 ];
 
-/// Detects shape (B) (no `messages`, has `input`) and normalises it to a Chat Completions body
-/// per R7.6; also applies the quirk fixes Cursor needs on shape (A): assistant `content: []` →
-/// `null`, flat tools `{"type":"function","name":…}` → nested, flat custom tools → nested
-/// `custom` with `format.grammar` nesting. Returns None when the body needs no change (so the
-
 /// A Responses body as a Chat body (R7.6 / R4.2): the request half of the Responses API too
 /// (`responses::to_chat`), so both routes map items, tools and formats the same way.
 pub fn from_responses(obj: &Map<String, Value>) -> Result<Map<String, Value>, RelayError> {

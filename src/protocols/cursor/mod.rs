@@ -43,6 +43,10 @@ impl Shape {
     }
 }
 
+/// Detects shape (B) (no `messages`, has `input`) and normalises it to a Chat Completions body
+/// per R7.6; also applies the quirk fixes Cursor needs on shape (A): assistant `content: []` →
+/// `null`, flat tools `{"type":"function","name":…}` → nested, flat custom tools → nested
+/// `custom` with `format.grammar` nesting. Returns None when the body needs no change (so the
 /// caller forwards the original bytes), else the new body.
 pub fn normalize(body: &Value) -> Result<(Shape, Option<Value>), RelayError> {
     // A non-object body is `chat::parse`'s error to report, with its usual wording.
