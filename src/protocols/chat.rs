@@ -202,12 +202,21 @@ pub fn type_name(v: &Value) -> &'static str {
     }
 }
 
-fn wrong_type(param: &str, expected: &str, got: &Value) -> RelayError {
+/// OpenAI's 400 for a field of the wrong type; Cursor's and the Responses API's checks use it too.
+pub fn wrong_type(param: &str, expected: &str, got: &Value) -> RelayError {
     RelayError::invalid(
         format!(
             "Invalid type for '{param}': expected {expected}, but got {} instead.",
             type_name(got)
         ),
+        Some(param),
+    )
+}
+
+/// OpenAI's 400 for a required field that is absent.
+pub fn missing(param: &str) -> RelayError {
+    RelayError::invalid(
+        format!("Missing required parameter: '{param}'."),
         Some(param),
     )
 }

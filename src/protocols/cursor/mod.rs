@@ -22,7 +22,7 @@ mod from_responses;
 use serde_json::{json, Map, Value};
 
 use crate::http::error::RelayError;
-use crate::protocols::chat::type_name;
+use crate::protocols::chat::{missing, wrong_type};
 
 pub use from_responses::from_responses;
 
@@ -289,23 +289,6 @@ fn required_str<'a>(
         None | Some(Value::Null) => Err(missing(&full)),
         Some(other) => Err(wrong_type(&full, "a string", other)),
     }
-}
-
-fn missing(param: &str) -> RelayError {
-    RelayError::invalid(
-        format!("Missing required parameter: '{param}'."),
-        Some(param),
-    )
-}
-
-fn wrong_type(param: &str, expected: &str, got: &Value) -> RelayError {
-    RelayError::invalid(
-        format!(
-            "Invalid type for '{param}': expected {expected}, but got {} instead.",
-            type_name(got)
-        ),
-        Some(param),
-    )
 }
 
 #[cfg(test)]

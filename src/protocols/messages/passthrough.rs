@@ -1,94 +1,41 @@
-//! Native Anthropic Messages streams relayed to Anthropic clients: every upstream byte passes
-//! unchanged (`event:` lines included, R5.1) while a parsed copy feeds the Anthropic meter, and
-//! a stream that stops before `message_stop` gets one Anthropic `event: error` at the end.
+//! Native Anthropic Messages streams relayed to Anthropic clients (the shared
+//! `protocols::passthrough`, with the Anthropic meter): a stream that stops before
+//! `message_stop` gets one Anthropic `event: error` at the end.
 
 use super::AnthropicMeter;
-use crate::protocols::sse::SseDecoder;
-use crate::protocols::stream::{Relay, Settled};
+use crate::http::error::RelayError;
+use crate::protocols::passthrough::StreamMeter;
+use crate::protocols::sse::SseEvent;
+use crate::protocols::stream::Settled;
 
 /// The tail for a truncated Anthropic stream (R8.16): the SDK raises on `event: error`.
 pub const TRUNCATED_TAIL: &[u8] = b"event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":\"Upstream stream ended unexpectedly.\"}}\n\n";
 
-#[derive(Debug, Default)]
-pub struct PassThrough {
-    decoder: SseDecoder,
-    meter: AnthropicMeter,
-    ended: bool,
-    truncated: bool,
-    /// The client already has the first bytes of an unfinished event.
-    open_event: bool,
-}
+/// A native Messages stream to an Anthropic client, metered by `AnthropicMeter`.
+pub type PassThrough = crate::protocols::passthrough::PassThrough<AnthropicMeter>;
 
-impl PassThrough {
-    pub fn new() -> Self {
-        Self::default()
+impl StreamMeter for AnthropicMeter {
+    fn observe_event(&mut self, ev: &SseEvent) {
+        self.observe(ev);
     }
 
-    pub fn meter(&self) -> &AnthropicMeter {
-        &self.meter
-    }
-}
-
-impl Relay for PassThrough {
-    fn feed(&mut self, chunk: Vec<u8>) -> Vec<u8> {
-        if self.ended {
-            return Vec::new();
-        }
-        match self.decoder.feed(&chunk) {
-            Ok(events) => {
-                for ev in &events {
-                    self.meter.observe(ev);
-                }
-                self.open_event = self.decoder.mid_event();
-                chunk
-            }
-            Err(_) => self.abort(),
-        }
+    fn complete(&self) -> bool {
+        self.saw_stop
     }
 
-    fn finish(&mut self) -> Vec<u8> {
-        if self.ended {
-            return Vec::new();
-        }
-        if let Some(ev) = self.decoder.finish() {
-            self.meter.observe(&ev);
-        }
-        if self.meter.saw_stop {
-            self.ended = true;
-            return Vec::new();
-        }
-        self.abort()
+    /// The same tail whatever went wrong: the SDK only needs an `event: error` to raise.
+    fn tail(&self, _error: &RelayError) -> Vec<u8> {
+        TRUNCATED_TAIL.to_vec()
     }
 
-    fn abort(&mut self) -> Vec<u8> {
-        if self.ended {
-            return Vec::new();
-        }
-        self.ended = true;
-        self.truncated = true;
-        let mut out = Vec::new();
-        if self.open_event {
-            out.extend_from_slice(b"\n\n");
-        }
-        out.extend_from_slice(TRUNCATED_TAIL);
-        out
-    }
-
-    fn ended(&self) -> bool {
-        self.ended
-    }
-
-    fn settle(&self, prompt_chars: u64, cancelled: bool) -> Settled {
-        let (mut outcome, tokens, source) = self.meter.settle(prompt_chars, cancelled);
-        if self.truncated && outcome == crate::metering::usage::Outcome::Ok {
-            outcome = crate::metering::usage::Outcome::Truncated;
-        }
+    fn settled(&self, prompt_chars: u64, cancelled: bool) -> Settled {
+        let (outcome, tokens, source) = self.settle(prompt_chars, cancelled);
         Settled {
             outcome,
             tokens,
             source,
-            finish_reason: self.meter.stop_reason.clone(),
-            upstream_error: self.meter.upstream_error.clone(),
+            finish_reason: self.stop_reason.clone(),
+            upstream_error: self.upstream_error.clone(),
         }
     }
 }
@@ -96,6 +43,7 @@ impl Relay for PassThrough {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocols::stream::Relay;
 
     #[test]
     fn truncation_tail_does_not_depend_on_a_cut_crlf() {

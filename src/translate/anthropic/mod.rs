@@ -31,6 +31,19 @@ pub fn to_messages_request(
     Ok(out)
 }
 
+/// A JSON value's kind as both translators' wrong-type errors name it (numbers are not split
+/// into integer and decimal, unlike OpenAI's own wording in `chat::type_name`).
+pub(crate) fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
 /// OpenAI `usage` for the client (§6.4); the usage row keeps the raw fields instead.
 pub fn openai_usage(t: &Tokens) -> Value {
     json!({

@@ -3,9 +3,10 @@
 
 use serde_json::{json, Map, Value};
 
-use super::custom;
+use super::{custom, json_kind};
 use crate::http::error::RelayError;
 use crate::http::ids::sha256_hex;
+use crate::protocols::chat::missing;
 
 /// Builds the Anthropic `POST /v1/messages` body for an OpenAI chat request routed to an
 /// Anthropic model. `default_max_tokens` is the model's output limit, used when the client set
@@ -124,23 +125,9 @@ pub fn to_messages_request(
 }
 
 fn wrong_type(param: &str, expected: &str, got: &Value) -> RelayError {
-    let got = match got {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    };
+    let got = json_kind(got);
     RelayError::invalid(
         format!("Invalid type for '{param}': expected {expected}, but got {got} instead."),
-        Some(param),
-    )
-}
-
-fn missing(param: &str) -> RelayError {
-    RelayError::invalid(
-        format!("Missing required parameter: '{param}'."),
         Some(param),
     )
 }

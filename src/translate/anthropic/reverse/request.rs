@@ -5,6 +5,7 @@ use serde_json::{json, Map, Value};
 
 use crate::http::error::RelayError;
 use crate::http::ids::sha256_hex;
+use crate::translate::anthropic::json_kind;
 
 /// Builds the OpenAI `POST /v1/chat/completions` body for an Anthropic request routed to an
 /// OpenAI-compatible model. `include_usage` says whether the provider accepts
@@ -121,14 +122,7 @@ pub fn to_chat_request(
 }
 
 fn wrong_type(param: &str, expected: &str, got: &Value) -> RelayError {
-    let got = match got {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    };
+    let got = json_kind(got);
     RelayError::invalid(
         format!("{param}: expected {expected}, but got {got} instead."),
         Some(param),
