@@ -25,7 +25,7 @@ use crate::http::routes::{self, Route};
 use crate::keys;
 use crate::keys::auth;
 use crate::metering::pricing::PriceTable;
-use crate::metering::usage::{Tokens, UsageRecord, UsageSource};
+use crate::metering::usage::{Outcome, Tokens, UsageRecord, UsageSource};
 use crate::protocols::chat;
 use crate::protocols::cursor;
 use crate::protocols::stream::StreamRelay;
@@ -132,7 +132,7 @@ async fn fetch(mut req: Request, env: Env, wctx: Context) -> worker::Result<Resp
                 console_error!("request {request_id}: {detail}");
             }
             if let Some(rec) = ctx.rec() {
-                rec.outcome = e.outcome();
+                rec.outcome = Outcome::of_error(&e);
                 rec.error_code = Some(e.code().to_string());
                 if rec.usage_source == UsageSource::None && rec.tokens != Tokens::default() {
                     rec.usage_source = UsageSource::Estimated;

@@ -4,6 +4,8 @@
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::http::error::RelayError;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
@@ -22,6 +24,20 @@ impl Outcome {
             Outcome::RelayError => "relay_error",
             Outcome::ClientCancelled => "client_cancelled",
             Outcome::Truncated => "truncated",
+        }
+    }
+
+    /// Which side failed, for the usage row of a request that ended in `e`. Here rather than
+    /// on `RelayError`, so errors know nothing of metering.
+    pub fn of_error(e: &RelayError) -> Outcome {
+        match e {
+            RelayError::UpstreamRejected { .. }
+            | RelayError::UpstreamAuth
+            | RelayError::UpstreamUnavailable(_)
+            | RelayError::UpstreamExhausted { .. }
+            | RelayError::UpstreamTimeout => Outcome::UpstreamError,
+            RelayError::UpstreamStreamEnded => Outcome::Truncated,
+            _ => Outcome::RelayError,
         }
     }
 }
@@ -252,6 +268,23 @@ impl UsageRecord {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn an_error_is_counted_against_the_side_that_failed() {
+        // Moved from http::error's upstream_auth_is_502_not_401.
+        assert_eq!(
+            Outcome::of_error(&RelayError::UpstreamAuth),
+            Outcome::UpstreamError
+        );
+        assert_eq!(
+            Outcome::of_error(&RelayError::UpstreamStreamEnded),
+            Outcome::Truncated
+        );
+        assert_eq!(
+            Outcome::of_error(&RelayError::Internal("x".into())),
+            Outcome::RelayError
+        );
+    }
 
     #[test]
     fn reads_all_openai_buckets() {
