@@ -19,11 +19,30 @@ pub fn to_messages_request(
     let body = openai_body
         .as_object()
         .ok_or_else(|| RelayError::invalid("The body must be a JSON object.", None))?;
-    let field = |name: &str| body.get(name).filter(|v| !v.is_null());
     let mut out = Map::new();
     out.insert("model".into(), json!(upstream_model));
+    map_limits(body, default_max_tokens, &mut out)?;
+    map_sampling(body, &mut out)?;
+    map_user_and_stream(body, &mut out)?;
+    map_tool_fields(body, &mut out)?;
+    map_messages_field(body, &mut out)?;
+    // Everything else (reasoning_effort, logprobs, seed, penalties, metadata, store,
+    // service_tier, stream_options, unknown fields) is dropped: Anthropic rejects unknown
+    // top-level fields and the compat layer ignores these [S36]. `response_format` is not
+    // dropped: structured.rs turns it into a forced tool after this mapping.
+    Ok(Value::Object(out))
+}
 
-    if let Some(n) = field("n") {
+type Body = Map<String, Value>;
+
+/// `body[name]`, with `null` read as absent.
+fn field<'a>(body: &'a Body, name: &str) -> Option<&'a Value> {
+    body.get(name).filter(|v| !v.is_null())
+}
+
+/// `n` (only 1) and `max_tokens`, which Anthropic requires.
+fn map_limits(body: &Body, default_max_tokens: u64, out: &mut Body) -> Result<(), RelayError> {
+    if let Some(n) = field(body, "n") {
         if n.as_u64() != Some(1) {
             return Err(RelayError::invalid(
                 "Invalid 'n': Anthropic models return exactly one choice, so 'n' must be 1.",
@@ -32,9 +51,9 @@ pub fn to_messages_request(
         }
     }
 
-    let max_tokens = match field("max_completion_tokens")
+    let max_tokens = match field(body, "max_completion_tokens")
         .map(|v| ("max_completion_tokens", v))
-        .or_else(|| field("max_tokens").map(|v| ("max_tokens", v)))
+        .or_else(|| field(body, "max_tokens").map(|v| ("max_tokens", v)))
     {
         None => default_max_tokens,
         Some((name, v)) => v
@@ -43,8 +62,12 @@ pub fn to_messages_request(
             .ok_or_else(|| wrong_type(name, "a positive integer", v))?,
     };
     out.insert("max_tokens".into(), json!(max_tokens));
+    Ok(())
+}
 
-    if let Some(t) = field("temperature") {
+/// `temperature` (clamped to Anthropic's range), `top_p` and `stop`.
+fn map_sampling(body: &Body, out: &mut Body) -> Result<(), RelayError> {
+    if let Some(t) = field(body, "temperature") {
         let x = t
             .as_f64()
             .ok_or_else(|| wrong_type("temperature", "a number", t))?;
@@ -58,19 +81,23 @@ pub fn to_messages_request(
         };
         out.insert("temperature".into(), clamped);
     }
-    if let Some(p) = field("top_p") {
+    if let Some(p) = field(body, "top_p") {
         if !p.is_number() {
             return Err(wrong_type("top_p", "a number", p));
         }
         out.insert("top_p".into(), p.clone());
     }
-    if let Some(stop) = field("stop") {
+    if let Some(stop) = field(body, "stop") {
         let seqs = stop_sequences(stop)?;
         if !seqs.is_empty() {
             out.insert("stop_sequences".into(), json!(seqs));
         }
     }
-    if let Some(user) = field("user") {
+    Ok(())
+}
+
+fn map_user_and_stream(body: &Body, out: &mut Body) -> Result<(), RelayError> {
+    if let Some(user) = field(body, "user") {
         let user = user
             .as_str()
             .ok_or_else(|| wrong_type("user", "a string", user))?;
@@ -79,21 +106,25 @@ pub fn to_messages_request(
             out.insert("metadata".into(), json!({"user_id": sha256_hex(user)}));
         }
     }
-    if let Some(stream) = field("stream") {
+    if let Some(stream) = field(body, "stream") {
         if !stream.is_boolean() {
             return Err(wrong_type("stream", "a boolean", stream));
         }
         out.insert("stream".into(), stream.clone());
     }
+    Ok(())
+}
 
-    let tools = match field("tools") {
+/// `tools`, `tool_choice` and `parallel_tool_calls`.
+fn map_tool_fields(body: &Body, out: &mut Body) -> Result<(), RelayError> {
+    let tools = match field(body, "tools") {
         Some(t) => map_tools(t)?,
         None => Vec::new(),
     };
-    let choice = map_tool_choice(field("tool_choice"))?;
+    let choice = map_tool_choice(field(body, "tool_choice"))?;
     // A tool_choice without tools is refused by Anthropic and means nothing; drop it.
     if !tools.is_empty() {
-        let parallel_off = field("parallel_tool_calls") == Some(&Value::Bool(false));
+        let parallel_off = field(body, "parallel_tool_calls") == Some(&Value::Bool(false));
         let choice = choice.or_else(|| parallel_off.then(|| json!({"type": "auto"})));
         if let Some(mut choice) = choice {
             if parallel_off && choice.get("type") != Some(&json!("none")) {
@@ -105,8 +136,12 @@ pub fn to_messages_request(
         }
         out.insert("tools".into(), Value::Array(tools));
     }
+    Ok(())
+}
 
-    let messages = field("messages")
+/// `messages` as Anthropic's `system` and turns.
+fn map_messages_field(body: &Body, out: &mut Body) -> Result<(), RelayError> {
+    let messages = field(body, "messages")
         .ok_or_else(|| {
             RelayError::invalid("Missing required parameter: 'messages'.", Some("messages"))
         })?
@@ -117,11 +152,7 @@ pub fn to_messages_request(
         out.insert("system".into(), Value::Array(system));
     }
     out.insert("messages".into(), Value::Array(turns));
-    // Everything else (reasoning_effort, logprobs, seed, penalties, metadata, store,
-    // service_tier, stream_options, unknown fields) is dropped: Anthropic rejects unknown
-    // top-level fields and the compat layer ignores these [S36]. `response_format` is not
-    // dropped: structured.rs turns it into a forced tool after this mapping.
-    Ok(Value::Object(out))
+    Ok(())
 }
 
 fn wrong_type(param: &str, expected: &str, got: &Value) -> RelayError {

@@ -18,11 +18,25 @@ pub fn to_chat_request(
     let body = messages_body
         .as_object()
         .ok_or_else(|| RelayError::invalid("The body must be a JSON object.", None))?;
-    let field = |name: &str| body.get(name).filter(|v| !v.is_null());
     let mut out = Map::new();
     out.insert("model".into(), json!(upstream_model));
+    out.insert("messages".into(), Value::Array(chat_messages(body)?));
+    map_sampling(body, &mut out)?;
+    map_stream(body, include_usage, &mut out)?;
+    map_tool_fields(body, &mut out)?;
+    // Everything else (thinking, top_k, service_tier, container, cache_control, unknown fields)
+    // is dropped: Chat has no equivalent, and strict providers refuse unknown fields.
+    Ok(Value::Object(out))
+}
 
-    let messages = field("messages").ok_or_else(|| missing("messages"))?;
+/// `body[name]`, with `null` read as absent.
+fn field<'a>(body: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    body.get(name).filter(|v| !v.is_null())
+}
+
+/// `system` and `messages` as Chat messages.
+fn chat_messages(body: &Map<String, Value>) -> Result<Vec<Value>, RelayError> {
+    let messages = field(body, "messages").ok_or_else(|| missing("messages"))?;
     let messages = messages
         .as_array()
         .ok_or_else(|| wrong_type("messages", "an array", messages))?;
@@ -33,7 +47,7 @@ pub fn to_chat_request(
         ));
     }
     let mut chat = Vec::with_capacity(messages.len() + 1);
-    if let Some(system) = field("system") {
+    if let Some(system) = field(body, "system") {
         if let Some(text) = system_text(system)? {
             chat.push(json!({"role": "system", "content": text}));
         }
@@ -48,9 +62,12 @@ pub fn to_chat_request(
             Some("messages"),
         ));
     }
-    out.insert("messages".into(), Value::Array(chat));
+    Ok(chat)
+}
 
-    if let Some(v) = field("max_tokens") {
+/// `max_tokens`, `temperature`, `top_p`, `stop_sequences` and `metadata.user_id`.
+fn map_sampling(body: &Map<String, Value>, out: &mut Map<String, Value>) -> Result<(), RelayError> {
+    if let Some(v) = field(body, "max_tokens") {
         let n = v
             .as_u64()
             .filter(|n| *n > 0)
@@ -59,14 +76,14 @@ pub fn to_chat_request(
         out.insert("max_completion_tokens".into(), json!(n));
     }
     for name in ["temperature", "top_p"] {
-        if let Some(v) = field(name) {
+        if let Some(v) = field(body, name) {
             if !v.is_number() {
                 return Err(wrong_type(name, "a number", v));
             }
             out.insert(name.into(), v.clone());
         }
     }
-    if let Some(v) = field("stop_sequences") {
+    if let Some(v) = field(body, "stop_sequences") {
         let seqs = v
             .as_array()
             .ok_or_else(|| wrong_type("stop_sequences", "an array", v))?;
@@ -81,7 +98,7 @@ pub fn to_chat_request(
             out.insert("stop".into(), Value::Array(stop));
         }
     }
-    if let Some(user) = field("metadata").and_then(|m| m.get("user_id")) {
+    if let Some(user) = field(body, "metadata").and_then(|m| m.get("user_id")) {
         if let Some(user) = user.as_str().filter(|u| !u.is_empty()) {
             // A hash, as in the O→A direction: stable per user, never the raw value, and short
             // enough for providers that cap `user` (Claude Code's ids run past 150 chars).
@@ -90,7 +107,15 @@ pub fn to_chat_request(
             return Err(wrong_type("metadata.user_id", "a string", user));
         }
     }
-    if let Some(stream) = field("stream") {
+    Ok(())
+}
+
+fn map_stream(
+    body: &Map<String, Value>,
+    include_usage: bool,
+    out: &mut Map<String, Value>,
+) -> Result<(), RelayError> {
+    if let Some(stream) = field(body, "stream") {
         let on = stream
             .as_bool()
             .ok_or_else(|| wrong_type("stream", "a boolean", stream))?;
@@ -99,12 +124,21 @@ pub fn to_chat_request(
             out.insert("stream_options".into(), json!({"include_usage": true}));
         }
     }
+    Ok(())
+}
 
-    let tools = match field("tools") {
+/// `tools` and `tool_choice`.
+fn map_tool_fields(
+    body: &Map<String, Value>,
+    out: &mut Map<String, Value>,
+) -> Result<(), RelayError> {
+    let tools = match field(body, "tools") {
         Some(t) => map_tools(t)?,
         None => Vec::new(),
     };
-    let choice = field("tool_choice").map(map_tool_choice).transpose()?;
+    let choice = field(body, "tool_choice")
+        .map(map_tool_choice)
+        .transpose()?;
     // OpenAI refuses `tool_choice` and `parallel_tool_calls` without `tools`; they mean nothing
     // then anyway.
     if !tools.is_empty() {
@@ -116,9 +150,7 @@ pub fn to_chat_request(
             }
         }
     }
-    // Everything else (thinking, top_k, service_tier, container, cache_control, unknown fields)
-    // is dropped: Chat has no equivalent, and strict providers refuse unknown fields.
-    Ok(Value::Object(out))
+    Ok(())
 }
 
 fn wrong_type(param: &str, expected: &str, got: &Value) -> RelayError {
