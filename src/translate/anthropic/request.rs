@@ -342,14 +342,7 @@ fn tool_id(id: &str) -> String {
 
 /// Splits messages into hoisted system blocks and Anthropic turns.
 fn map_messages(messages: &[Value]) -> Result<(Vec<Value>, Vec<Value>), RelayError> {
-    let mut system = Vec::new();
-    let mut turns = Turns::default();
-    // Deprecated `function_call`s carry no id; each `function` reply answers the latest one.
-    let mut function_call_id = String::new();
-    // Anthropic refuses a `tool_result` whose id is not a `tool_use` of the assistant turn just
-    // before it; consecutive assistant messages share one turn, so their calls pool here.
-    let mut open_uses: Vec<String> = Vec::new();
-    let mut in_assistant_run = false;
+    let mut walk = Walk::default();
     for (i, msg) in messages.iter().enumerate() {
         let at = format!("messages[{i}]");
         let role = msg
@@ -358,94 +351,10 @@ fn map_messages(messages: &[Value]) -> Result<(Vec<Value>, Vec<Value>), RelayErr
             .ok_or_else(|| missing(&format!("{at}.role")))?;
         let content = msg.get("content").filter(|c| !c.is_null());
         match role {
-            "system" | "developer" => {
-                let mut blocks = content_blocks(content, &at, Part::System)?;
-                if let (Some(cc), Some(Value::Object(last))) =
-                    (msg.get("cache_control"), blocks.last_mut())
-                {
-                    last.insert("cache_control".into(), cc.clone());
-                }
-                system.extend(blocks);
-            }
-            "user" => {
-                let blocks = content_blocks(content, &at, Part::User)?;
-                if !blocks.is_empty() {
-                    in_assistant_run = false;
-                }
-                turns.push("user", blocks);
-            }
-            "assistant" => {
-                let mut blocks = content_blocks(content, &at, Part::Assistant)?;
-                if let Some(calls) = msg.get("tool_calls").filter(|c| !c.is_null()) {
-                    let calls = calls.as_array().ok_or_else(|| {
-                        wrong_type(&format!("{at}.tool_calls"), "an array", calls)
-                    })?;
-                    for (j, call) in calls.iter().enumerate() {
-                        blocks.push(tool_use(call, &format!("{at}.tool_calls[{j}]"))?);
-                    }
-                }
-                if let Some(call) = msg.get("function_call").filter(|c| c.is_object()) {
-                    function_call_id = format!("call_fn_{i}");
-                    blocks.push(tool_use(
-                        &json!({"id": function_call_id, "function": call}),
-                        &format!("{at}.function_call"),
-                    )?);
-                }
-                if !blocks.is_empty() {
-                    if !in_assistant_run {
-                        open_uses.clear();
-                    }
-                    in_assistant_run = true;
-                    open_uses.extend(
-                        blocks
-                            .iter()
-                            .filter(|b| b.get("type") == Some(&json!("tool_use")))
-                            .filter_map(|b| b.get("id").and_then(Value::as_str))
-                            .map(str::to_string),
-                    );
-                }
-                turns.push("assistant", blocks);
-            }
-            "tool" | "function" => {
-                in_assistant_run = false;
-                let id = if role == "tool" {
-                    let id = msg
-                        .get("tool_call_id")
-                        .and_then(Value::as_str)
-                        .ok_or_else(|| missing(&format!("{at}.tool_call_id")))?;
-                    tool_id(id)
-                } else {
-                    function_call_id.clone()
-                };
-                if !open_uses.contains(&id) {
-                    let param = if role == "tool" {
-                        format!("{at}.tool_call_id")
-                    } else {
-                        at.clone()
-                    };
-                    return Err(RelayError::invalid(
-                        format!(
-                            "Invalid '{param}': a '{role}' message must answer a tool call of the assistant message before it."
-                        ),
-                        Some(&param),
-                    ));
-                }
-                let mut result = Map::new();
-                result.insert("type".into(), json!("tool_result"));
-                result.insert("tool_use_id".into(), json!(id));
-                match content {
-                    Some(Value::String(s)) => {
-                        result.insert("content".into(), json!(s));
-                    }
-                    other => {
-                        let blocks = content_blocks(other, &at, Part::User)?;
-                        if !blocks.is_empty() {
-                            result.insert("content".into(), Value::Array(blocks));
-                        }
-                    }
-                }
-                turns.push("user", vec![Value::Object(result)]);
-            }
+            "system" | "developer" => walk.system(msg, content, &at)?,
+            "user" => walk.user(content, &at)?,
+            "assistant" => walk.assistant(msg, content, i, &at)?,
+            "tool" | "function" => walk.tool_result(msg, role, content, &at)?,
             other => {
                 return Err(RelayError::invalid(
                     format!("Invalid value for '{at}.role': '{other}' is not a supported role."),
@@ -454,14 +363,137 @@ fn map_messages(messages: &[Value]) -> Result<(Vec<Value>, Vec<Value>), RelayErr
             }
         }
     }
-    let turns = turns.finish();
+    let turns = walk.turns.finish();
     if turns.is_empty() {
         return Err(RelayError::invalid(
             "'messages' must contain at least one non-empty user or assistant message.",
             Some("messages"),
         ));
     }
-    Ok((system, turns))
+    Ok((walk.system, turns))
+}
+
+/// What `map_messages` carries from one message to the next.
+#[derive(Default)]
+struct Walk {
+    system: Vec<Value>,
+    turns: Turns,
+    /// Deprecated `function_call`s carry no id; each `function` reply answers the latest one.
+    function_call_id: String,
+    /// Anthropic refuses a `tool_result` whose id is not a `tool_use` of the assistant turn
+    /// just before it; consecutive assistant messages share one turn, so their calls pool here.
+    open_uses: Vec<String>,
+    in_assistant_run: bool,
+}
+
+impl Walk {
+    fn system(&mut self, msg: &Value, content: Option<&Value>, at: &str) -> Result<(), RelayError> {
+        let mut blocks = content_blocks(content, at, Part::System)?;
+        if let (Some(cc), Some(Value::Object(last))) = (msg.get("cache_control"), blocks.last_mut())
+        {
+            last.insert("cache_control".into(), cc.clone());
+        }
+        self.system.extend(blocks);
+        Ok(())
+    }
+
+    fn user(&mut self, content: Option<&Value>, at: &str) -> Result<(), RelayError> {
+        let blocks = content_blocks(content, at, Part::User)?;
+        if !blocks.is_empty() {
+            self.in_assistant_run = false;
+        }
+        self.turns.push("user", blocks);
+        Ok(())
+    }
+
+    fn assistant(
+        &mut self,
+        msg: &Value,
+        content: Option<&Value>,
+        i: usize,
+        at: &str,
+    ) -> Result<(), RelayError> {
+        let mut blocks = content_blocks(content, at, Part::Assistant)?;
+        if let Some(calls) = msg.get("tool_calls").filter(|c| !c.is_null()) {
+            let calls = calls
+                .as_array()
+                .ok_or_else(|| wrong_type(&format!("{at}.tool_calls"), "an array", calls))?;
+            for (j, call) in calls.iter().enumerate() {
+                blocks.push(tool_use(call, &format!("{at}.tool_calls[{j}]"))?);
+            }
+        }
+        if let Some(call) = msg.get("function_call").filter(|c| c.is_object()) {
+            self.function_call_id = format!("call_fn_{i}");
+            blocks.push(tool_use(
+                &json!({"id": self.function_call_id, "function": call}),
+                &format!("{at}.function_call"),
+            )?);
+        }
+        if !blocks.is_empty() {
+            if !self.in_assistant_run {
+                self.open_uses.clear();
+            }
+            self.in_assistant_run = true;
+            self.open_uses.extend(
+                blocks
+                    .iter()
+                    .filter(|b| b.get("type") == Some(&json!("tool_use")))
+                    .filter_map(|b| b.get("id").and_then(Value::as_str))
+                    .map(str::to_string),
+            );
+        }
+        self.turns.push("assistant", blocks);
+        Ok(())
+    }
+
+    /// A `tool` (or deprecated `function`) message as a user turn's `tool_result`.
+    fn tool_result(
+        &mut self,
+        msg: &Value,
+        role: &str,
+        content: Option<&Value>,
+        at: &str,
+    ) -> Result<(), RelayError> {
+        self.in_assistant_run = false;
+        let id = if role == "tool" {
+            let id = msg
+                .get("tool_call_id")
+                .and_then(Value::as_str)
+                .ok_or_else(|| missing(&format!("{at}.tool_call_id")))?;
+            tool_id(id)
+        } else {
+            self.function_call_id.clone()
+        };
+        if !self.open_uses.contains(&id) {
+            let param = if role == "tool" {
+                format!("{at}.tool_call_id")
+            } else {
+                at.to_string()
+            };
+            return Err(RelayError::invalid(
+                format!(
+                    "Invalid '{param}': a '{role}' message must answer a tool call of the assistant message before it."
+                ),
+                Some(&param),
+            ));
+        }
+        let mut result = Map::new();
+        result.insert("type".into(), json!("tool_result"));
+        result.insert("tool_use_id".into(), json!(id));
+        match content {
+            Some(Value::String(s)) => {
+                result.insert("content".into(), json!(s));
+            }
+            other => {
+                let blocks = content_blocks(other, at, Part::User)?;
+                if !blocks.is_empty() {
+                    result.insert("content".into(), Value::Array(blocks));
+                }
+            }
+        }
+        self.turns.push("user", vec![Value::Object(result)]);
+        Ok(())
+    }
 }
 
 /// Which content parts a role may carry.
