@@ -268,9 +268,11 @@ fn key_header(id: &str, kind: Kind, name: Option<&str>) -> Result<KeyHeader, Str
         Some("authorization") | Some("bearer") => KeyHeader::Bearer,
         Some("x-api-key") => KeyHeader::XApiKey,
         Some("api-key") => KeyHeader::ApiKey,
-        Some(other) => return Err(format!(
+        Some(other) => {
+            return Err(format!(
             "PROVIDERS.{id}.key_header must be authorization, x-api-key or api-key, got {other:?}"
-        )),
+        ))
+        }
     })
 }
 
