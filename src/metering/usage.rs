@@ -27,6 +27,22 @@ impl Outcome {
         }
     }
 
+    /// A stream's outcome for its row. An upstream error wins; then a client that did not take
+    /// the stream to its end, even if the upstream's end was seen (the relay reads ahead of the
+    /// client, so that says nothing about what the client received); then whether the stream
+    /// reached its protocol's end.
+    pub fn of_stream(upstream_error: bool, cancelled: bool, complete: bool) -> Outcome {
+        if upstream_error {
+            Outcome::UpstreamError
+        } else if cancelled {
+            Outcome::ClientCancelled
+        } else if complete {
+            Outcome::Ok
+        } else {
+            Outcome::Truncated
+        }
+    }
+
     /// Which side failed, for the usage row of a request that ended in `e`. Here rather than
     /// on `RelayError`, so errors know nothing of metering.
     pub fn of_error(e: &RelayError) -> Outcome {
@@ -145,6 +161,21 @@ impl Tokens {
     /// `prompt + completion`, for the `total_tokens` a client is shown.
     pub fn total(&self) -> u64 {
         add_tokens(self.prompt, self.completion)
+    }
+}
+
+/// The upstream's counts when it sent them, else the chars/4 estimate (§9.3).
+pub fn counted_or_estimated(
+    usage: Option<Tokens>,
+    prompt_chars: u64,
+    completion_chars: u64,
+) -> (Tokens, UsageSource) {
+    match usage {
+        Some(tokens) => (tokens, UsageSource::Upstream),
+        None => (
+            Tokens::estimated(prompt_chars, completion_chars),
+            UsageSource::Estimated,
+        ),
     }
 }
 

@@ -134,15 +134,7 @@ impl AnthropicMeter {
     /// terminal marker. When the stream died before any `message_delta`, the input counts are
     /// still the upstream's but the output is estimated, since `message_start`'s is a placeholder.
     pub fn settle(&self, prompt_chars: u64, cancelled: bool) -> (Outcome, Tokens, UsageSource) {
-        let outcome = if self.upstream_error.is_some() {
-            Outcome::UpstreamError
-        } else if cancelled {
-            Outcome::ClientCancelled
-        } else if self.saw_stop {
-            Outcome::Ok
-        } else {
-            Outcome::Truncated
-        };
+        let outcome = Outcome::of_stream(self.upstream_error.is_some(), cancelled, self.saw_stop);
         let estimate = estimate_tokens(self.completion_chars);
         match self.usage {
             Some(u) if self.output_final => (outcome, u.tokens(), UsageSource::Upstream),

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::{error_fields, failure_tail, obj, owner, tokens_from_usage};
 use crate::http::error::RelayError;
-use crate::metering::usage::{Outcome, Tokens, UsageSource};
+use crate::metering::usage::{counted_or_estimated, Outcome, Tokens, UsageSource};
 use crate::protocols::passthrough::StreamMeter;
 use crate::protocols::sse::SseEvent;
 use crate::protocols::stream::Settled;
@@ -93,23 +93,14 @@ impl Meter {
     pub fn settle(&self, prompt_chars: u64, cancelled: bool) -> (Outcome, Tokens, UsageSource) {
         // As on Chat, a client that did not take the stream to its end wins over the terminal
         // event: the relay reads ahead of the client.
-        let outcome = if self.upstream_error.is_some() {
-            Outcome::UpstreamError
-        } else if cancelled {
-            Outcome::ClientCancelled
-        } else if self.terminal.is_some() {
-            Outcome::Ok
-        } else {
-            Outcome::Truncated
-        };
-        match self.usage {
-            Some(tokens) => (outcome, tokens, UsageSource::Upstream),
-            None => (
-                outcome,
-                Tokens::estimated(prompt_chars, self.completion_chars),
-                UsageSource::Estimated,
-            ),
-        }
+        let outcome = Outcome::of_stream(
+            self.upstream_error.is_some(),
+            cancelled,
+            self.terminal.is_some(),
+        );
+        let (tokens, source) =
+            counted_or_estimated(self.usage, prompt_chars, self.completion_chars);
+        (outcome, tokens, source)
     }
 }
 

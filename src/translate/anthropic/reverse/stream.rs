@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use super::{anthropic_counts, fallback_tool_id, message_id, stop_reason};
-use crate::metering::usage::{estimate_tokens, Outcome, Tokens, UsageSource};
+use crate::metering::usage::{counted_or_estimated, estimate_tokens, Outcome, Tokens};
 use crate::protocols::messages::TRUNCATED_TAIL;
 use crate::protocols::sse::{SseDecoder, SseEvent};
 use crate::protocols::stream::{Relay, Settled};
@@ -463,22 +463,13 @@ impl Relay for ReverseTranslator {
     /// As `StreamMeter::settle`, where a sent `message_stop` counts like `[DONE]`: the client
     /// has the whole message even if the upstream then closed without `[DONE]`.
     fn settle(&self, prompt_chars: u64, cancelled: bool) -> Settled {
-        let outcome = if self.upstream_error.is_some() {
-            Outcome::UpstreamError
-        } else if cancelled {
-            Outcome::ClientCancelled
-        } else if (self.saw_done || self.stopped) && !self.truncated {
-            Outcome::Ok
-        } else {
-            Outcome::Truncated
-        };
-        let (tokens, source) = match self.usage {
-            Some(t) => (t, UsageSource::Upstream),
-            None => (
-                Tokens::estimated(prompt_chars, self.completion_chars),
-                UsageSource::Estimated,
-            ),
-        };
+        let outcome = Outcome::of_stream(
+            self.upstream_error.is_some(),
+            cancelled,
+            (self.saw_done || self.stopped) && !self.truncated,
+        );
+        let (tokens, source) =
+            counted_or_estimated(self.usage, prompt_chars, self.completion_chars);
         Settled {
             outcome,
             tokens,
