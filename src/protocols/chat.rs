@@ -10,6 +10,9 @@ use std::fmt;
 
 use crate::http::error::RelayError;
 
+/// Longest piece of the user's message the echo model repeats, so `parse` keeps no more of it.
+pub const MAX_ECHO_CHARS: usize = 400;
+
 /// A parsed chat request that still borrows the client's bytes.
 #[derive(Debug)]
 pub struct ChatRequest<'a> {
@@ -69,7 +72,7 @@ impl Text {
         let s_head = s.trim_start();
         let end = s_head
             .char_indices()
-            .nth(crate::providers::echo::MAX_ECHO_CHARS)
+            .nth(MAX_ECHO_CHARS)
             .map_or(s_head.len(), |(at, _)| at);
         Text {
             chars: s.chars().count() as u64,
@@ -104,14 +107,13 @@ impl<'de> Deserialize<'de> for Content {
                     let Some(t) = text else { continue };
                     if parts > 0 {
                         out.chars += 1;
-                        if out.head.chars().count() < crate::providers::echo::MAX_ECHO_CHARS {
+                        if out.head.chars().count() < MAX_ECHO_CHARS {
                             out.head.push('\n');
                         }
                     }
                     parts += 1;
                     out.chars += t.chars;
-                    let room = crate::providers::echo::MAX_ECHO_CHARS
-                        .saturating_sub(out.head.chars().count());
+                    let room = MAX_ECHO_CHARS.saturating_sub(out.head.chars().count());
                     out.head.extend(t.head.chars().take(room));
                 }
                 Ok(Content((parts > 0).then_some(out)))

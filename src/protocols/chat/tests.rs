@@ -33,10 +33,7 @@ fn long_messages_are_counted_not_copied() {
     let one =
         serde_json::json!({"model":"m","messages":[{"role":"user","content":long}]}).to_string();
     let r = parse(one.as_bytes()).unwrap();
-    assert_eq!(
-        r.last_user_text.chars().count(),
-        crate::providers::echo::MAX_ECHO_CHARS
-    );
+    assert_eq!(r.last_user_text.chars().count(), MAX_ECHO_CHARS);
 }
 
 #[test]
