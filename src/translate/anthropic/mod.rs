@@ -31,6 +31,17 @@ pub fn to_messages_request(
     Ok(out)
 }
 
+/// A request body as the object both request translators read; anything else is a 400.
+pub(crate) fn body_object(body: &Value) -> Result<&Map<String, Value>, RelayError> {
+    body.as_object()
+        .ok_or_else(|| RelayError::invalid("The body must be a JSON object.", None))
+}
+
+/// `body[name]`, with `null` read as absent (both APIs treat them alike).
+pub(crate) fn field<'a>(body: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    body.get(name).filter(|v| !v.is_null())
+}
+
 /// A JSON value's kind as both translators' wrong-type errors name it (numbers are not split
 /// into integer and decimal, unlike OpenAI's own wording in `chat::type_name`).
 pub(crate) fn json_kind(v: &Value) -> &'static str {

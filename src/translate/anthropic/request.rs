@@ -6,7 +6,7 @@ mod messages;
 
 use serde_json::{json, Map, Value};
 
-use super::{custom, json_kind};
+use super::{body_object, custom, field, json_kind};
 use crate::http::error::RelayError;
 use crate::http::ids::sha256_hex;
 use crate::protocols::chat::missing;
@@ -20,9 +20,7 @@ pub fn to_messages_request(
     upstream_model: &str,
     default_max_tokens: u64,
 ) -> Result<Value, RelayError> {
-    let body = openai_body
-        .as_object()
-        .ok_or_else(|| RelayError::invalid("The body must be a JSON object.", None))?;
+    let body = body_object(openai_body)?;
     let mut out = Map::new();
     out.insert("model".into(), json!(upstream_model));
     map_limits(body, default_max_tokens, &mut out)?;
@@ -38,11 +36,6 @@ pub fn to_messages_request(
 }
 
 type Body = Map<String, Value>;
-
-/// `body[name]`, with `null` read as absent.
-fn field<'a>(body: &'a Body, name: &str) -> Option<&'a Value> {
-    body.get(name).filter(|v| !v.is_null())
-}
 
 /// `n` (only 1) and `max_tokens`, which Anthropic requires.
 fn map_limits(body: &Body, default_max_tokens: u64, out: &mut Body) -> Result<(), RelayError> {

@@ -5,7 +5,7 @@ use serde_json::{json, Map, Value};
 
 use crate::http::error::RelayError;
 use crate::http::ids::sha256_hex;
-use crate::translate::anthropic::json_kind;
+use crate::translate::anthropic::{body_object, field, json_kind};
 
 /// Builds the OpenAI `POST /v1/chat/completions` body for an Anthropic request routed to an
 /// OpenAI-compatible model. `include_usage` says whether the provider accepts
@@ -15,9 +15,7 @@ pub fn to_chat_request(
     upstream_model: &str,
     include_usage: bool,
 ) -> Result<Value, RelayError> {
-    let body = messages_body
-        .as_object()
-        .ok_or_else(|| RelayError::invalid("The body must be a JSON object.", None))?;
+    let body = body_object(messages_body)?;
     let mut out = Map::new();
     out.insert("model".into(), json!(upstream_model));
     out.insert("messages".into(), Value::Array(chat_messages(body)?));
@@ -27,11 +25,6 @@ pub fn to_chat_request(
     // Everything else (thinking, top_k, service_tier, container, cache_control, unknown fields)
     // is dropped: Chat has no equivalent, and strict providers refuse unknown fields.
     Ok(Value::Object(out))
-}
-
-/// `body[name]`, with `null` read as absent.
-fn field<'a>(body: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
-    body.get(name).filter(|v| !v.is_null())
 }
 
 /// `system` and `messages` as Chat messages.
