@@ -122,38 +122,29 @@ pub fn listed() -> impl Iterator<Item = &'static str> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::metering::usage::{Outcome, Tokens, UsageSource};
+    use crate::metering::usage::{Tokens, UsageSource};
 
     fn record() -> UsageRecord {
-        UsageRecord {
-            request_id: "req_1".into(),
-            key_id: Some("key_1".into()),
-            team: None,
-            user: None,
-            method: "POST".into(),
-            route: "/v1/chat/completions".into(),
-            model_requested: None,
-            model_upstream: None,
-            provider: None,
-            stream: true,
-            status: 200,
-            outcome: Outcome::Ok,
-            error_code: None,
-            finish_reason: None,
-            tokens: Tokens {
-                prompt: 7,
-                ..Tokens::default()
-            },
-            usage_source: UsageSource::Upstream,
-            cost_usd: Some(0.5),
-            upstream_request_id: None,
-            attempts: 1,
-            client_shape: None,
-            response_id: Some("resp_1".into()),
-            started_at: "2026-01-01T00:00:00.000Z".into(),
-            ttfb_ms: None,
-            duration_ms: 9,
-        }
+        // `begin` rather than a literal, so a new field does not break this test.
+        let mut r = UsageRecord::begin(
+            "req_1",
+            "POST",
+            "/v1/chat/completions",
+            "2026-01-01T00:00:00.000Z".into(),
+        );
+        r.key_id = Some("key_1".into());
+        r.stream = true;
+        r.status = 200;
+        r.tokens = Tokens {
+            prompt: 7,
+            ..Tokens::default()
+        };
+        r.usage_source = UsageSource::Upstream;
+        r.cost_usd = Some(0.5);
+        r.attempts = 1;
+        r.response_id = Some("resp_1".into());
+        r.duration_ms = 9;
+        r
     }
 
     #[test]
