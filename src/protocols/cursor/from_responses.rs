@@ -32,6 +32,21 @@ const MAPPED: &[&str] = &[
 /// A Responses body as a Chat body (R7.6 / R4.2): the request half of the Responses API too
 /// (`responses::to_chat`), so both routes map items, tools and formats the same way.
 pub fn from_responses(obj: &Map<String, Value>) -> Result<Map<String, Value>, RelayError> {
+    let messages = messages(obj)?;
+    let mut out: Map<String, Value> = obj
+        .iter()
+        .filter(|(k, _)| !MAPPED.contains(&k.as_str()) && !DROPPED.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    out.insert("messages".into(), Value::Array(messages));
+    for (k, v) in mapped_fields(obj)? {
+        out.entry(k).or_insert(v);
+    }
+    Ok(out)
+}
+
+/// `instructions` and `input` as Chat messages.
+fn messages(obj: &Map<String, Value>) -> Result<Vec<Value>, RelayError> {
     let mut messages = Vec::new();
     match obj.get("instructions") {
         None | Some(Value::Null) => {}
@@ -50,14 +65,11 @@ pub fn from_responses(obj: &Map<String, Value>) -> Result<Map<String, Value>, Re
         Some(other) => return Err(wrong_type("input", "a string or an array", other)),
         None => return Err(missing("input")),
     }
+    Ok(messages)
+}
 
-    let mut out: Map<String, Value> = obj
-        .iter()
-        .filter(|(k, _)| !MAPPED.contains(&k.as_str()) && !DROPPED.contains(&k.as_str()))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    out.insert("messages".into(), Value::Array(messages));
-
+/// The Chat fields the mapped (B) fields become; a Chat-native field already in the body wins.
+fn mapped_fields(obj: &Map<String, Value>) -> Result<Map<String, Value>, RelayError> {
     let mut mapped = Map::new();
     match obj.get("tools") {
         None | Some(Value::Null) => {}
@@ -106,10 +118,7 @@ pub fn from_responses(obj: &Map<String, Value>) -> Result<Map<String, Value>, Re
     if let Some(n) = obj.get("max_output_tokens").filter(|v| !v.is_null()) {
         mapped.insert("max_completion_tokens".into(), n.clone());
     }
-    for (k, v) in mapped {
-        out.entry(k).or_insert(v);
-    }
-    Ok(out)
+    Ok(mapped)
 }
 
 /// Converts one `input` item and appends it to `messages` (tool calls join the assistant
