@@ -133,68 +133,76 @@ impl StreamTranslator {
             }
             "content_block_start" => self.block_start(&v, &mut out),
             "content_block_delta" => self.block_delta(&v, &mut out),
-            "content_block_stop" => {
-                let index = v.get("index").and_then(Value::as_u64);
-                let custom = self.blocks.iter_mut().find_map(|(i, b)| match b {
-                    Block::Custom { idx, decoder } if Some(*i) == index => {
-                        Some((*idx, decoder.finish()))
-                    }
-                    _ => None,
-                });
-                if let Some((idx, rest)) = custom.filter(|(_, rest)| !rest.is_empty()) {
-                    out.extend(self.chunk(&input_delta(idx, &rest), None));
-                }
-                if let Some(Block::Answer { sent: false, input }) =
-                    index.and_then(|i| self.block(i)).cloned()
-                {
-                    let answer = input.unwrap_or_else(|| "{}".to_string());
-                    out.extend(self.chunk(&content_delta(&answer), None));
-                }
-                if let Some(Block::Tool {
-                    idx,
-                    sent_args: false,
-                    input,
-                }) = index.and_then(|i| self.block(i)).cloned()
-                {
-                    // A tool with no input streamed only `""`: send `{}` so `arguments` parses.
-                    let args = input.unwrap_or_else(|| "{}".to_string());
-                    out.extend(self.chunk(&args_delta(idx, &args), None));
-                }
-            }
+            "content_block_stop" => self.block_stop(&v, &mut out),
             "message_delta" => {
                 let stop = v.pointer("/delta/stop_reason").and_then(Value::as_str);
                 if stop.is_some() {
                     self.finish_chunk(&mut out, stop);
                 }
             }
-            "message_stop" => {
-                let stop = self.meter.stop_reason.clone();
-                self.finish_chunk(&mut out, stop.as_deref());
-                if let (true, Some(u)) = (self.include_usage, self.meter.usage) {
-                    out.extend(self.usage_chunk(&u));
-                }
-                out.extend_from_slice(b"data: [DONE]\n\n");
-                self.ended = true;
-            }
-            "error" => {
-                let err = v.get("error");
-                let field = |k: &str| err.and_then(|e| e.get(k)).and_then(Value::as_str);
-                let kind = field("type").unwrap_or("api_error");
-                let message = field("message").unwrap_or("Upstream provider error.");
-                out.extend_from_slice(
-                    format!(
-                        "data: {{\"error\":{{\"message\":{},\"type\":\"{}\",\"param\":null,\"code\":{}}}}}\n\ndata: [DONE]\n\n",
-                        quote(message),
-                        openai_error_type(kind),
-                        quote(kind)
-                    )
-                    .as_bytes(),
-                );
-                self.ended = true;
-            }
+            "message_stop" => self.message_stop(&mut out),
+            "error" => self.upstream_error(&v, &mut out),
             _ => {}
         }
         out
+    }
+
+    /// A block ends: what a custom tool's decoder still holds, and the `{}` an answer or tool
+    /// block that streamed no input still owes the client.
+    fn block_stop(&mut self, v: &Value, out: &mut Vec<u8>) {
+        let index = v.get("index").and_then(Value::as_u64);
+        let custom = self.blocks.iter_mut().find_map(|(i, b)| match b {
+            Block::Custom { idx, decoder } if Some(*i) == index => Some((*idx, decoder.finish())),
+            _ => None,
+        });
+        if let Some((idx, rest)) = custom.filter(|(_, rest)| !rest.is_empty()) {
+            out.extend(self.chunk(&input_delta(idx, &rest), None));
+        }
+        if let Some(Block::Answer { sent: false, input }) =
+            index.and_then(|i| self.block(i)).cloned()
+        {
+            let answer = input.unwrap_or_else(|| "{}".to_string());
+            out.extend(self.chunk(&content_delta(&answer), None));
+        }
+        if let Some(Block::Tool {
+            idx,
+            sent_args: false,
+            input,
+        }) = index.and_then(|i| self.block(i)).cloned()
+        {
+            // A tool with no input streamed only `""`: send `{}` so `arguments` parses.
+            let args = input.unwrap_or_else(|| "{}".to_string());
+            out.extend(self.chunk(&args_delta(idx, &args), None));
+        }
+    }
+
+    /// The end of the message: finish chunk, usage if asked, `[DONE]`.
+    fn message_stop(&mut self, out: &mut Vec<u8>) {
+        let stop = self.meter.stop_reason.clone();
+        self.finish_chunk(out, stop.as_deref());
+        if let (true, Some(u)) = (self.include_usage, self.meter.usage) {
+            out.extend(self.usage_chunk(&u));
+        }
+        out.extend_from_slice(b"data: [DONE]\n\n");
+        self.ended = true;
+    }
+
+    /// An in-band upstream error as OpenAI's in-band error, then `[DONE]`.
+    fn upstream_error(&mut self, v: &Value, out: &mut Vec<u8>) {
+        let err = v.get("error");
+        let field = |k: &str| err.and_then(|e| e.get(k)).and_then(Value::as_str);
+        let kind = field("type").unwrap_or("api_error");
+        let message = field("message").unwrap_or("Upstream provider error.");
+        out.extend_from_slice(
+            format!(
+                "data: {{\"error\":{{\"message\":{},\"type\":\"{}\",\"param\":null,\"code\":{}}}}}\n\ndata: [DONE]\n\n",
+                quote(message),
+                openai_error_type(kind),
+                quote(kind)
+            )
+            .as_bytes(),
+        );
+        self.ended = true;
     }
 
     /// Upstream EOF (or failure): nothing after a complete stream, otherwise the R2.7 error
