@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::http::error::RelayError;
 use crate::keys::auth::KeyRecord;
-use crate::metering::usage::{Tokens, UsageRecord, UsageSource};
+use crate::metering::usage::{Outcome, Tokens, UsageRecord, UsageSource};
 use crate::protocols::responses;
 use crate::providers::models::{self, Target};
 use crate::translate::anthropic;
@@ -200,7 +200,7 @@ pub fn estimated_unless(rec: &mut UsageRecord, tokens: Option<Tokens>) {
 /// The error→row mapping: how a request that ended in `e` is recorded. Tokens a provider
 /// billed but did not report stand as an estimate.
 pub fn failed(rec: &mut UsageRecord, e: &RelayError) {
-    rec.outcome = e.outcome();
+    rec.outcome = Outcome::of_error(e);
     rec.error_code = Some(e.code().to_string());
     if rec.usage_source == UsageSource::None && rec.tokens != Tokens::default() {
         rec.usage_source = UsageSource::Estimated;
