@@ -2,9 +2,9 @@
 //! the same gate as the admin API, with the content type and caching `crate::dashboard` sets.
 //! The page itself holds no secret: it asks for the admin token and sends it to `/admin/…`.
 
-use worker::{Headers, Method, Request, RequestInit, Response};
+use worker::{Headers, Method, Request, Response};
 
-use super::{header, Ctx};
+use super::{header, upstream, Ctx};
 use crate::dashboard;
 use crate::http::error::RelayError;
 
@@ -45,10 +45,10 @@ pub async fn serve(file: &str, req: &Request, ctx: &Ctx) -> Result<Response, Rel
     } else {
         Method::Get
     };
-    let mut init = RequestInit::new();
-    init.with_method(method).with_headers(forwarded);
+    let asked = upstream::new_request(&url, &method, &forwarded, None)
+        .map_err(internal("assets request"))?;
     let mut found = assets
-        .fetch(url, Some(init))
+        .fetch_request(asked)
         .await
         .map_err(internal("assets fetch"))?;
     let status = found.status_code();
