@@ -326,7 +326,7 @@ async fn audit_log(req: &Request, ctx: &mut Ctx) -> Result<Response, RelayError>
                 let parsed = m
                     .get("changes")
                     .and_then(Value::as_str)
-                    .and_then(|s| serde_json::from_str::<Value>(s).ok())
+                    .and_then(|s| serde_json::from_slice::<Value>(s.as_bytes()).ok())
                     .unwrap_or(Value::Null);
                 m.insert("changes".to_string(), parsed);
             }

@@ -58,7 +58,8 @@ fn integers(v: Value) -> Value {
 
 fn record_of(row: &Value) -> Result<KeyRecord, RelayError> {
     let text = row.get("record").and_then(Value::as_str).unwrap_or("");
-    serde_json::from_str(text).map_err(|e| RelayError::Internal(format!("stored key record: {e}")))
+    serde_json::from_slice(text.as_bytes())
+        .map_err(|e| RelayError::Internal(format!("stored key record: {e}")))
 }
 
 async fn kv_put(kv: &worker::kv::KvStore, name: &str, value: String) -> Result<(), String> {
@@ -198,7 +199,7 @@ pub async fn load(env: &Env, id: &str) -> Result<Stored, RelayError> {
     let retired = row
         .get("retired_hashes")
         .and_then(Value::as_str)
-        .and_then(|s| serde_json::from_str::<Vec<String>>(s).ok())
+        .and_then(|s| serde_json::from_slice::<Vec<String>>(s.as_bytes()).ok())
         .unwrap_or_default();
     Ok(Stored {
         rec: record_of(row)?,

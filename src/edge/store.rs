@@ -58,7 +58,7 @@ pub async fn kv_record(
         .text()
         .await
         .map_err(|e| RelayError::Internal(format!("KV read: {e}")))?;
-    text.map(|t| serde_json::from_str(&t))
+    text.map(|t| serde_json::from_slice(t.as_bytes()))
         .transpose()
         .map_err(|e| RelayError::Internal(format!("KV read: {e}")))
 }

@@ -94,8 +94,8 @@ pub struct PriceTable {
 
 /// Reads `{"models": {name: price | null}}` into `entries`; `null` removes a model.
 fn merge(entries: &mut HashMap<String, Price>, json: &str, what: &str) -> Result<(), String> {
-    let doc: Value =
-        serde_json::from_str(json).map_err(|e| format!("{what}: invalid JSON: {e}"))?;
+    let doc: Value = serde_json::from_slice(json.as_bytes())
+        .map_err(|e| format!("{what}: invalid JSON: {e}"))?;
     let models = doc
         .get("models")
         .and_then(Value::as_object)

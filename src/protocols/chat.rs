@@ -224,7 +224,7 @@ pub fn missing(param: &str) -> RelayError {
 }
 
 fn parse_value(raw: &RawValue) -> Value {
-    serde_json::from_str(raw.get()).unwrap_or(Value::Null)
+    serde_json::from_slice(raw.get().as_bytes()).unwrap_or(Value::Null)
 }
 
 /// OpenAI endpoints whose bodies the relay reads the same way.
@@ -389,7 +389,7 @@ pub fn parse(body: &[u8]) -> Result<ChatRequest<'_>, RelayError> {
     let raw_messages = get("messages").ok_or_else(|| {
         RelayError::invalid("Missing required parameter: 'messages'.", Some("messages"))
     })?;
-    let messages: Vec<&RawValue> = serde_json::from_str(raw_messages.get())
+    let messages: Vec<&RawValue> = serde_json::from_slice(raw_messages.get().as_bytes())
         .map_err(|_| wrong_type("messages", "an array", &parse_value(raw_messages)))?;
     if messages.is_empty() {
         return Err(RelayError::invalid(
@@ -401,7 +401,7 @@ pub fn parse(body: &[u8]) -> Result<ChatRequest<'_>, RelayError> {
     let mut last_user_text = String::new();
     for (i, raw) in messages.iter().enumerate() {
         let param = format!("messages[{i}]");
-        let msg: MessageProbe = serde_json::from_str(raw.get())
+        let msg: MessageProbe = serde_json::from_slice(raw.get().as_bytes())
             .map_err(|_| wrong_type(&param, "an object", &parse_value(raw)))?;
         let role = match msg.role {
             Some(Value::String(r)) => r,
@@ -437,7 +437,7 @@ impl ChatRequest<'_> {
         self.fields
             .iter()
             .find(|(k, _)| k == name)
-            .and_then(|(_, raw)| serde_json::from_str(raw.get()).ok())
+            .and_then(|(_, raw)| serde_json::from_slice(raw.get().as_bytes()).ok())
     }
 
     /// The body to send upstream. The client's bytes go out untouched unless the model name

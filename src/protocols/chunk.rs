@@ -27,7 +27,7 @@ pub struct Chunk<'a> {
 
 /// Reads one `data:` payload; None when it is not a JSON object.
 pub fn read(data: &str) -> Option<Chunk<'_>> {
-    serde_json::from_str::<Chunk<'_>>(data).ok()
+    serde_json::from_slice::<Chunk<'_>>(data.as_bytes()).ok()
 }
 
 /// Characters of every string a chat `message` (or a stream `delta`) carries as output:

@@ -232,7 +232,7 @@ impl StreamRelay {
             self.meter.finish_reason = chunk.finish_reason;
         }
         if let Some(err) = chunk.error {
-            let err: Value = serde_json::from_str(err.get()).unwrap_or(Value::Null);
+            let err: Value = serde_json::from_slice(err.get().as_bytes()).unwrap_or(Value::Null);
             let code = err
                 .get("code")
                 .and_then(Value::as_str)
@@ -243,7 +243,7 @@ impl StreamRelay {
         }
         let usage = chunk
             .usage
-            .and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok());
+            .and_then(|raw| serde_json::from_slice::<Value>(raw.get().as_bytes()).ok());
         if let Some(tokens) = usage.as_ref().and_then(Tokens::from_openai) {
             self.meter.usage = Some(tokens);
             return chunk.choices == Some(0);

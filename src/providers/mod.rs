@@ -160,8 +160,8 @@ pub fn parse_providers(
     json: &str,
     secret: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Vec<ProviderSpec>, String> {
-    let doc: Value =
-        serde_json::from_str(json).map_err(|e| format!("PROVIDERS: invalid JSON: {e}"))?;
+    let doc: Value = serde_json::from_slice(json.as_bytes())
+        .map_err(|e| format!("PROVIDERS: invalid JSON: {e}"))?;
     let obj = doc
         .as_object()
         .ok_or_else(|| "PROVIDERS must be an object of providers by id".to_string())?;
@@ -307,8 +307,8 @@ fn millis(o: &Map<String, Value>, id: &str, name: &str) -> Result<Option<u64>, S
 /// Parses `ROUTES`: `{"<name>": ["<provider id>:<upstream model>", …]}`, checking every provider
 /// id against `known`.
 pub fn parse_routes(json: &str, known: &[&str]) -> Result<Vec<ModelRoute>, String> {
-    let doc: Value =
-        serde_json::from_str(json).map_err(|e| format!("ROUTES: invalid JSON: {e}"))?;
+    let doc: Value = serde_json::from_slice(json.as_bytes())
+        .map_err(|e| format!("ROUTES: invalid JSON: {e}"))?;
     let obj = doc
         .as_object()
         .ok_or_else(|| "ROUTES must be an object of model names".to_string())?;

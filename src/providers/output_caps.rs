@@ -60,7 +60,7 @@ impl OutputCaps {
             .map(|(k, v)| ((*k).to_string(), Some(*v)))
             .collect();
         if let Some(json) = overrides {
-            let parsed: Value = serde_json::from_str(json)
+            let parsed: Value = serde_json::from_slice(json.as_bytes())
                 .map_err(|e| format!("MAX_OUTPUT_TOKENS is not valid JSON: {e}"))?;
             let Value::Object(given) = parsed else {
                 return Err("MAX_OUTPUT_TOKENS must be a JSON object of model → cap".to_string());

@@ -80,7 +80,7 @@ pub struct AnthropicMeter {
 
 impl AnthropicMeter {
     pub fn observe(&mut self, ev: &SseEvent) {
-        let parsed = serde_json::from_str::<Value>(&ev.data).unwrap_or(Value::Null);
+        let parsed = serde_json::from_slice::<Value>(ev.data.as_bytes()).unwrap_or(Value::Null);
         let kind = event_kind(ev, &parsed).to_string();
         self.observe_parsed(&kind, &parsed);
     }

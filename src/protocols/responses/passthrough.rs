@@ -39,7 +39,7 @@ impl Meter {
         // Deltas are the bulk of a stream and carry no usage: their text is counted for the
         // estimate without parsing them. An event without an `event:` line is parsed in full.
         if matches!(name, Some(n) if n.ends_with(".delta")) {
-            if let Ok(d) = serde_json::from_str::<Delta<'_>>(&ev.data) {
+            if let Ok(d) = serde_json::from_slice::<Delta<'_>>(ev.data.as_bytes()) {
                 let chars = d.delta.map_or(0, |t| t.chars().count() as u64);
                 self.completion_chars = self.completion_chars.saturating_add(chars);
             }
@@ -48,7 +48,7 @@ impl Meter {
         if name.is_some_and(|n| !is_read(n)) {
             return;
         }
-        let Ok(v) = serde_json::from_str::<Value>(&ev.data) else {
+        let Ok(v) = serde_json::from_slice::<Value>(ev.data.as_bytes()) else {
             return;
         };
         let kind = v.get("type").and_then(Value::as_str).unwrap_or("");

@@ -156,7 +156,7 @@ impl ChatToResponses {
         if ev.data.trim() == "[DONE]" {
             return self.complete(out);
         }
-        let Ok(v) = serde_json::from_str::<Value>(&ev.data) else {
+        let Ok(v) = serde_json::from_slice::<Value>(ev.data.as_bytes()) else {
             return;
         };
         if v.get("error").is_some_and(|e| !e.is_null()) {

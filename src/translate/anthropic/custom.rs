@@ -161,7 +161,7 @@ impl InputDecoder {
 
     /// At the end of the block: whatever of the final input has not been sent yet.
     pub fn finish(&mut self) -> String {
-        let parsed = serde_json::from_str::<Value>(&self.raw).ok();
+        let parsed = serde_json::from_slice::<Value>(self.raw.as_bytes()).ok();
         let full = match &parsed {
             Some(v) => input_of(Some(v)),
             // Truncated JSON: what was decoded is all there is.

@@ -118,7 +118,7 @@ impl StreamTranslator {
         if self.ended {
             return Vec::new();
         }
-        let v = serde_json::from_str::<Value>(&ev.data).unwrap_or(Value::Null);
+        let v = serde_json::from_slice::<Value>(ev.data.as_bytes()).unwrap_or(Value::Null);
         let kind = event_kind(ev, &v).to_string();
         self.meter.observe_parsed(&kind, &v);
         let mut out = Vec::new();

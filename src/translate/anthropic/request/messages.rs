@@ -367,7 +367,7 @@ fn tool_use(call: &Value, at: &str) -> Result<Value, RelayError> {
     let input = if args.trim().is_empty() {
         json!({})
     } else {
-        serde_json::from_str::<Value>(args)
+        serde_json::from_slice::<Value>(args.as_bytes())
             .ok()
             .filter(Value::is_object)
             .ok_or_else(|| {

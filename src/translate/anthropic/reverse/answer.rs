@@ -83,7 +83,7 @@ fn message_text(message: &Value) -> String {
 /// Tool arguments as an `input` object; anything else becomes `{}`, since Anthropic's `input`
 /// is always an object and the client must not fail on a model's malformed JSON.
 fn parse_input(arguments: &str) -> Value {
-    serde_json::from_str::<Value>(arguments)
+    serde_json::from_slice::<Value>(arguments.as_bytes())
         .ok()
         .filter(Value::is_object)
         .unwrap_or_else(|| json!({}))

@@ -143,7 +143,7 @@ impl ReverseTranslator {
             return;
         }
         // Comments never reach here; other non-JSON data is noise a client cannot use.
-        let Ok(v) = serde_json::from_str::<Value>(&ev.data) else {
+        let Ok(v) = serde_json::from_slice::<Value>(ev.data.as_bytes()) else {
             return;
         };
         if !v.is_object() {
