@@ -5,7 +5,9 @@
 //! small helper that runs a D1 query and returns plain JSON rows.
 
 use serde_json::{json, Map, Value};
-use worker::wasm_bindgen::JsValue;
+use worker::js_sys::{Array, ArrayBuffer, Number, Object, Reflect};
+use worker::wasm_bindgen::{JsCast, JsValue};
+use worker::wasm_bindgen_futures::JsFuture;
 use worker::{console_warn, Env};
 
 use super::store;
@@ -33,15 +35,67 @@ pub async fn query(env: &Env, sql: &str, params: &[Value]) -> Result<Vec<Value>,
             other => JsValue::from_str(&other.to_string()),
         })
         .collect();
-    let result = db
-        .prepare(sql)
-        .bind(&binds)
-        .map_err(internal("D1 bind"))?
-        .all()
+    let statement = db.prepare(sql).bind(&binds).map_err(internal("D1 bind"))?;
+    let result = async { JsFuture::from(statement.inner().all()?).await }
         .await
-        .map_err(internal("D1 query"))?;
-    let rows: Vec<Value> = result.results().map_err(internal("D1 rows"))?;
-    Ok(rows.into_iter().map(integers).collect())
+        .map_err(|e| internal("D1 query")(e.into()))?;
+    let rows = Reflect::get(&result, &JsValue::from_str("results"))
+        .map_err(|e| internal("D1 rows")(e.into()))?;
+    if rows.is_null() || rows.is_undefined() {
+        return Ok(Vec::new());
+    }
+    let rows = rows
+        .dyn_into::<Array>()
+        .map_err(|e| internal("D1 rows")(e.into()))?;
+    let rows = rows
+        .iter()
+        .map(|row| json_of(&row))
+        .collect::<Result<Vec<_>, _>>();
+    Ok(rows
+        .map_err(internal("D1 rows"))?
+        .into_iter()
+        .map(integers)
+        .collect())
+}
+
+/// A D1 row as JSON, read as worker's `results::<Value>()` read it (serde-wasm-bindgen): safe
+/// integers as integers, other numbers as floats, objects by their own entries; anything
+/// else (a blob, a BigInt) is an error. Walking the JS value here instead keeps that generic
+/// deserializer out of the bundle.
+fn json_of(v: &JsValue) -> Result<Value, worker::Error> {
+    if v.is_null() || v.is_undefined() {
+        return Ok(Value::Null);
+    }
+    if let Some(b) = v.as_bool() {
+        return Ok(Value::Bool(b));
+    }
+    if let Some(f) = v.as_f64() {
+        return Ok(if Number::is_safe_integer(v) {
+            json!(f as i64)
+        } else {
+            serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)
+        });
+    }
+    if let Some(s) = v.as_string() {
+        return Ok(Value::String(s));
+    }
+    if Array::is_array(v) {
+        return Array::from(v).iter().map(|x| json_of(&x)).collect();
+    }
+    if v.is_object()
+        && !v.is_function()
+        && !ArrayBuffer::is_view(v)
+        && !v.is_instance_of::<ArrayBuffer>()
+    {
+        let mut map = Map::new();
+        for entry in Object::entries(v.unchecked_ref()).iter() {
+            let pair: Array = entry.unchecked_into();
+            let key = pair.get(0).as_string().unwrap_or_default();
+            map.insert(key, json_of(&pair.get(1))?);
+        }
+        return Ok(Value::Object(map));
+    }
+    Err(worker::Error::RustError("D1 value is not JSON".into()))
 }
 
 fn integers(v: Value) -> Value {
@@ -63,7 +117,9 @@ fn record_of(row: &Value) -> Result<KeyRecord, RelayError> {
 }
 
 async fn kv_put(kv: &worker::kv::KvStore, name: &str, value: String) -> Result<(), String> {
-    kv.put(name, value)
+    // put_bytes: put(String) goes through serde-wasm-bindgen and its number branches; KV
+    // stores the same UTF-8 bytes either way.
+    kv.put_bytes(name, value.as_bytes())
         .map_err(|e| e.to_string())?
         .execute()
         .await

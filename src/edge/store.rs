@@ -165,7 +165,7 @@ pub const WRITE_FAILURES_KEY: &str = "stats:usage_write_failures";
 async fn count_write_failure(env: &Env) -> u64 {
     let next = write_failures(env).await + 1;
     if let Ok(put) = env.kv(KV_BINDING).and_then(|kv| {
-        kv.put(WRITE_FAILURES_KEY, next.to_string())
+        kv.put_bytes(WRITE_FAILURES_KEY, next.to_string().as_bytes())
             .map_err(Into::into)
     }) {
         let _ = put.execute().await;

@@ -6,7 +6,10 @@ use std::cell::{Cell, RefCell};
 use std::time::Duration;
 
 use serde_json::json;
-use worker::{console_warn, Context, Delay, Env, Request};
+use worker::js_sys::{Object, Reflect};
+use worker::wasm_bindgen::{JsCast, JsValue};
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::{console_warn, Context, Delay, Env, RateLimiter, Request};
 
 use super::{header, keystore, now_ms};
 use crate::http::error::RelayError;
@@ -14,6 +17,21 @@ use crate::metering::refused::{self, Reason, Tally};
 use crate::ttl_cache::TtlCache;
 
 const LIMITER_BINDING: &str = "AUTH_LIMIT";
+
+/// `RateLimiter::limit` without serde-wasm-bindgen (the same `{ key }` in, `success` out, an
+/// outcome without a boolean `success` an error as there), which keeps that crate's generic
+/// code out of the bundle.
+async fn limit(limiter: &RateLimiter, key: &str) -> Result<bool, worker::Error> {
+    let sys: &worker::worker_sys::RateLimiter = limiter.as_ref().unchecked_ref();
+    let arg = Object::new();
+    Reflect::set(&arg, &JsValue::from_str("key"), &JsValue::from_str(key))?;
+    let outcome = JsFuture::from(sys.limit(arg)?).await?;
+    Reflect::get(&outcome, &JsValue::from_str("success"))?
+        .as_bool()
+        .ok_or_else(|| {
+            worker::Error::RustError("invalid type: expected a boolean `success`".into())
+        })
+}
 /// Addresses this isolate remembers as blocked; beyond it the oldest is forgotten and asks
 /// the rate limiter again, so the bound holds either way.
 const BLOCKED_CAPACITY: usize = 4096;
@@ -55,8 +73,8 @@ pub async fn judge(env: &Env, ip: &str, e: RelayError) -> (RelayError, Option<Re
     }
     let key = reason.limiter_key(ip);
     let over = match env.rate_limiter(LIMITER_BINDING) {
-        Ok(limiter) => match limiter.limit(key.clone()).await {
-            Ok(outcome) => !outcome.success,
+        Ok(limiter) => match limit(&limiter, &key).await {
+            Ok(success) => !success,
             Err(err) => {
                 console_warn!("rate limiter {LIMITER_BINDING}: {err}; not throttling");
                 false
