@@ -7,6 +7,7 @@ mod claude;
 mod dashboard;
 mod keystore;
 mod metered;
+mod pump;
 mod responses;
 mod store;
 mod throttle;
@@ -773,9 +774,8 @@ pub fn relay_body(
     ctx: &mut Ctx,
     wctx: &Context,
 ) -> Result<Response, RelayError> {
-    let body = resp
-        .stream()
-        .map_err(|e| RelayError::UpstreamUnavailable(format!("upstream body: {e}")))?;
+    let body = pump::upstream(resp)
+        .ok_or_else(|| RelayError::UpstreamUnavailable("upstream body: none".to_string()))?;
     stream_response(body, relay, prompt_chars, headers, ctx, wctx)
 }
 
@@ -792,11 +792,12 @@ where
 {
     let m = metering(ctx, prompt_chars)?;
     let (metered, watcher) = metered::meter(body, relay, m, ctx.env.clone());
+    let (client, watcher) = pump::respond(metered, watcher)
+        .map_err(|e| RelayError::Internal(format!("client stream: {e:?}")))?;
     wctx.wait_until(watcher);
-    let internal = |e: worker::Error| RelayError::Internal(e.to_string());
-    Ok(Response::from_stream(metered)
-        .map_err(internal)?
-        .with_headers(sse_headers(headers)?))
+    Ok(Response::builder()
+        .with_headers(sse_headers(headers)?)
+        .stream(client))
 }
 
 pub fn copy_headers(from: &Headers) -> Headers {

@@ -274,7 +274,7 @@ const CPU_PATHS = [
   ['responses', 'Responses pass-through (OpenAI)'],
 ];
 
-const SCENARIOS = [
+const ALL_SCENARIOS = [
   ...CPU_PATHS.map(([kind]) => [`cpu_${kind}`, (t) => scenarioCpu(t, kind)]),
   ['ns_c1', (t) => scenarioNs(t, NS_C1, 1)],
   ['ns_c32', (t) => scenarioNs(t, NS_C32, 32)],
@@ -285,6 +285,9 @@ const SCENARIOS = [
   // Chat gateways, so only the provider, the floor and the relay run it.
   ['responses_c1', (t) => (['direct', 'floor', 'relay'].includes(t.name) ? scenarioStream(t, STREAMS_C1, 1, true, '/responses') : Promise.resolve({}))],
 ];
+
+// BENCH_ONLY=<regex> runs the scenarios whose names match (e.g. `^cpu_` for the CPU table).
+const SCENARIOS = ALL_SCENARIOS.filter(([name]) => !process.env.BENCH_ONLY || new RegExp(process.env.BENCH_ONLY).test(name));
 
 function median(xs) {
   return pct(xs.filter((x) => Number.isFinite(x)), 50);
@@ -360,8 +363,7 @@ async function main() {
     // The JS baseline is a yardstick for the CPU table only; peers run every scenario.
     report(summary, bundle, targets.map((t) => t.name).filter((n) => n !== 'jsxform'), skipped);
     reportCpu(summary, targets.map((t) => t.name), skipped);
-    const inserts = await measureInserts(relay, targets.find((t) => t.name === 'relay'));
-    summary.usage_inserts = inserts;
+    if (!process.env.BENCH_ONLY) summary.usage_inserts = await measureInserts(relay, targets.find((t) => t.name === 'relay'));
     const out = join(ROOT, 'target', 'bench');
     mkdirSync(out, { recursive: true });
     const file = join(out, 'latest.json');
@@ -425,6 +427,7 @@ function reportCpu(s, names, skipped) {
   }
   for (const p of skipped) console.log(`  ${p.name}: skipped (${p.reason})`);
   if (peers.length) console.log(`  peers run the Chat paths only (${peers.join(', ')})`);
+  if (!s.relay.cpu_passthrough) return;
   const ratio = (kind) => s.relay[`cpu_${kind}`].cpuMs / s.floor[`cpu_${kind}`].cpuMs;
   const target = (ok, text) => console.log(`  ${ok ? 'met   ' : 'MISSED'} ${text}`);
   console.log('\nTargets (issue 18):');
@@ -446,7 +449,14 @@ function report(s, bundle, names, skipped = []) {
   const d = s.direct;
   const peers = names.filter((n) => !['direct', 'floor', 'relay'].includes(n));
   const rows = [];
-  const row = (label, get, unit, digits = 2) => {
+  const row = (label, getter, unit, digits = 2) => {
+    const get = (x) => {
+      try {
+        return getter(x);
+      } catch {
+        return NaN; // a scenario BENCH_ONLY left out
+      }
+    };
     const cells = names.map((n) => `${fmt(get(s[n]), digits)}`);
     const ratio = get(s.relay) / get(f);
     rows.push([label, ...cells, fmt(ratio), ...peers.map((p) => fmt(get(s.relay) / get(s[p])))].join(' | '));
@@ -478,6 +488,7 @@ function report(s, bundle, names, skipped = []) {
   row('failed requests (all scenarios, median round)', (x) => Object.values(x).reduce((n, sc) => n + (sc.failed || 0), 0), '', 0);
   for (const r of rows) console.log(`| ${r} |`);
 
+  if (!s.relay.ns_c1 || !s.relay.stream_usage_c1 || !s.relay.stream_strip_c1 || !s.relay.responses_c1) return;
   const added = (x, k) => x - d[k.split('.')[0]][k.split('.')[1]];
   console.log('\nAdded over calling the provider directly (p50, ms):');
   for (const n of names.filter((x) => x !== 'direct')) {
