@@ -67,7 +67,7 @@ function request(url, { key, body, headers = {} }) {
         res.on('error', reject);
       },
     );
-    req.on('error', reject);
+    req.on('error', (e) => reject(new Error(`${url}: ${e.message}`)));
     req.setTimeout(30000, () => req.destroy(new Error(`${url}: timeout`)));
     req.end(payload);
   });
