@@ -9,7 +9,7 @@ pub mod policy;
 pub mod relay;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::http::error::RelayError;
 
@@ -154,14 +154,6 @@ pub fn public(c: Option<&KeyCache>) -> Value {
     }
 }
 
-/// The three cache fields of a report row or totals (CONTRACT.md), from the raw sums.
-pub fn report_fields(out: &mut Map<String, Value>, hits: u64, cached_rows: u64, saved: f64) {
-    out.insert("cache_hits".into(), json!(hits));
-    let rate = (cached_rows > 0).then(|| hits as f64 / cached_rows as f64);
-    out.insert("cache_hit_rate".into(), json!(rate));
-    out.insert("saved_usd".into(), json!(saved));
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -219,15 +211,5 @@ mod tests {
                 "{v}"
             );
         }
-    }
-
-    #[test]
-    fn hit_rate_is_null_without_cached_rows() {
-        let mut m = Map::new();
-        report_fields(&mut m, 0, 0, 0.0);
-        assert_eq!(m["cache_hit_rate"], Value::Null);
-        report_fields(&mut m, 1, 4, 0.5);
-        assert_eq!(m["cache_hit_rate"], json!(0.25));
-        assert_eq!(m["cache_hits"], json!(1));
     }
 }

@@ -180,7 +180,7 @@ pub fn storable(a: &Answer<'_>) -> Result<(), Skip> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
     use serde_json::json;
