@@ -254,6 +254,7 @@ async function main() {
     report(summary, bundle, targets.map((t) => t.name));
     const inserts = await measureInserts(relay, targets.find((t) => t.name === 'relay'));
     summary.usage_inserts = inserts;
+    summary.cache = await (await import('./cache.mjs')).benchCache({ relay, targets, rounds: ROUNDS });
     const out = join(ROOT, 'target', 'bench');
     mkdirSync(out, { recursive: true });
     const file = join(out, 'latest.json');
