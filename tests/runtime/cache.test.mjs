@@ -238,6 +238,8 @@ test('per-request opt-in with x-relay-cache-ttl; bad headers are 400 naming them
   const first = await call(relay, '/v1/chat/completions', { key, body, headers: h });
   const second = await call(relay, '/v1/chat/completions', { key, body, headers: h });
   assert.deepEqual([first, second].map((r) => r.res.headers.get('x-relay-cache-status')), ['STORED', 'HIT']);
+  const up = relay.provider.requests.find((r) => (r.rawBody ?? '').includes(prompt) && r.headers['x-relay-cache-ttl'] !== undefined);
+  assert.equal(up, undefined, 'the relay\'s own headers never reach the provider');
   const names = (await relay.cacheKv.list({ prefix: 'cache:' })).keys;
   const entry = names.find((k) => k.expiration && k.expiration * 1000 < Date.now() + 125000);
   assert.ok(entry, 'stored with the request\'s 120 s expiry');
