@@ -3,8 +3,6 @@
 
 use serde_json::{json, Value};
 
-use crate::metering::usage::Outcome;
-
 /// Why a relay key was refused; each gets its own message so a user knows what to fix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyProblem {
@@ -143,19 +141,6 @@ impl RelayError {
             RelayError::KeySyncFailed(_) => "key_sync_failed",
             RelayError::AuthThrottled { .. } => "too_many_failed_attempts",
             RelayError::Internal(_) => "internal_error",
-        }
-    }
-
-    /// Which side failed, for the usage row.
-    pub fn outcome(&self) -> Outcome {
-        match self {
-            RelayError::UpstreamRejected { .. }
-            | RelayError::UpstreamAuth
-            | RelayError::UpstreamUnavailable(_)
-            | RelayError::UpstreamExhausted { .. }
-            | RelayError::UpstreamTimeout => Outcome::UpstreamError,
-            RelayError::UpstreamStreamEnded => Outcome::Truncated,
-            _ => Outcome::RelayError,
         }
     }
 
@@ -478,7 +463,6 @@ mod tests {
         let e = RelayError::UpstreamAuth;
         assert_eq!(e.status(), 502);
         assert_eq!(body(&e)["error"]["code"], "upstream_error");
-        assert_eq!(e.outcome(), Outcome::UpstreamError);
     }
 
     #[test]

@@ -1,0 +1,28 @@
+//! One request as decisions without I/O: the core says what to do next, the edge
+//! (`src/edge/`) does it and reports back. The phases, in order:
+//!
+//! 1. **authenticate** — `keys::auth::authorize`; the row learns the key (`row::authenticated`).
+//! 2. **resolve** — `targets`: the model, through the key's aliases and policy, to the ordered
+//!    targets each endpoint may use.
+//! 3. **attempts** — `attempts::Attempts`: each `Step` is call this target with this body, wait
+//!    N ms, or give up with this error; the row notes every call (`row::attempting`) and every
+//!    refusal (`row::rejected`).
+//! 4. **relay** — the serving target's answer goes to the client; a non-stream answer's usage
+//!    is read by `row::Answer`, a stream's by its meter (`protocols::stream`).
+//! 5. **settle** — `row::failed` maps an error to the row, `row::close` ends a row the handler
+//!    writes; a stream's watcher writes its own.
+//!
+//! Limits and a response cache slot in at two points each. Before the first attempt: a `Step`
+//! variant that `Attempts::start` returns ahead of the first `Step::Call` (reserve; look up),
+//! answered by one `Attempts` method that either enters the first target or ends the plan
+//! (`Step::GiveUp` for a refused reservation; a hit is served by the edge without a call).
+//! At the end: one call where the row is closed — `row::close` in the handler's end hook, and
+//! the stream watcher's final row — to settle the reservation and store a clean answer.
+
+pub mod attempts;
+pub mod row;
+pub mod targets;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests;
