@@ -215,6 +215,14 @@ test('no-cache refreshes the entry; no-store never stores', async () => {
   assert.equal(after.res.headers.get('x-relay-cache-status'), 'HIT');
   assert.equal(after.text, refreshed.text, 'the entry now holds the refreshed answer');
   assert.equal(upstreamCount(relay.provider, prompt), 2);
+  // On a stream the header leaves before the end: BYPASS (no lookup), and the row says stored.
+  const sBody = { ...body, stream: true };
+  const sFresh = await call(relay, '/v1/chat/completions', { key, body: sBody, headers: { 'x-relay-cache': 'no-cache' } });
+  assert.equal(sFresh.res.headers.get('x-relay-cache-status'), 'BYPASS');
+  assert.equal((await relay.row(sFresh.requestId)).cache, 'stored');
+  const sHit = await call(relay, '/v1/chat/completions', { key, body: sBody });
+  assert.equal(sHit.res.headers.get('x-relay-cache-status'), 'HIT');
+  assert.equal(sHit.text, sFresh.text);
 
   const other = await fresh();
   const b2 = { ...body, messages: [{ role: 'user', content: other.prompt }] };
