@@ -258,6 +258,7 @@ pub fn stream_response<S>(
 where
     S: futures_util::Stream<Item = worker::Result<Vec<u8>>> + 'static,
 {
+    let relay = super::cache::capture(relay, ctx);
     let m = metering(ctx, prompt_chars)?;
     let (metered, watcher) = metered::meter(body, relay, m, ctx.env.clone());
     let (client, watcher) = pump::respond(metered, watcher)
@@ -282,6 +283,7 @@ fn metering(ctx: &mut Ctx, prompt_chars: u64) -> Result<metered::Metering, Relay
         idle_timeout_ms: ctx
             .idle_timeout_ms
             .unwrap_or(ctx.config.upstream_idle_timeout_ms),
+        cache: super::cache::take_stream(ctx),
     })
 }
 

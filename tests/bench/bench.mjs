@@ -363,7 +363,10 @@ async function main() {
     // The JS baseline is a yardstick for the CPU table only; peers run every scenario.
     report(summary, bundle, targets.map((t) => t.name).filter((n) => n !== 'jsxform'), skipped);
     reportCpu(summary, targets.map((t) => t.name), skipped);
-    if (!process.env.BENCH_ONLY) summary.usage_inserts = await measureInserts(relay, targets.find((t) => t.name === 'relay'));
+    if (!process.env.BENCH_ONLY) {
+      summary.usage_inserts = await measureInserts(relay, targets.find((t) => t.name === 'relay'));
+      summary.cache = await (await import('./cache.mjs')).benchCache({ relay, targets, rounds: ROUNDS });
+    }
     const out = join(ROOT, 'target', 'bench');
     mkdirSync(out, { recursive: true });
     const file = join(out, 'latest.json');
