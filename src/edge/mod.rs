@@ -3,11 +3,13 @@
 //! handler writes it when the response is complete, or a streamed body's watcher owns it.
 
 mod admin;
+mod cache;
 mod chat;
 mod claude;
 mod dashboard;
 mod keystore;
 mod metered;
+mod pump;
 mod relay;
 mod responses;
 mod store;
@@ -75,6 +77,7 @@ pub struct Ctx {
     pub key: Option<auth::KeyRecord>,
     /// The serving provider's mid-stream silence limit, when it sets its own.
     pub idle_timeout_ms: Option<u64>,
+    pub cache: cache::State,
 }
 
 impl Ctx {
@@ -115,6 +118,7 @@ async fn fetch(mut req: Request, env: Env, wctx: Context) -> worker::Result<Resp
         record: Some(record),
         key: None,
         idle_timeout_ms: None,
+        cache: cache::State::default(),
     };
     let (result, refused) = match config {
         Ok(c) => {
@@ -137,6 +141,7 @@ async fn fetch(mut req: Request, env: Env, wctx: Context) -> worker::Result<Resp
     };
     let same_origin_only = routes::is_admin_surface(&path);
     let mut response = finish_headers(response, &request_id, origin.as_deref(), same_origin_only);
+    cache::finish(&mut ctx, &mut response, &wctx);
     if crate::dashboard::is_dashboard_path(&path) {
         dashboard::secure(&mut response);
     }
@@ -427,7 +432,7 @@ fn finish_headers(
     let _ = headers.set("access-control-allow-origin", origin.unwrap_or("*"));
     let _ = headers.set(
         "access-control-expose-headers",
-        "x-request-id, request-id, x-relay-estimate",
+        "x-request-id, request-id, x-relay-estimate, x-relay-cache-status",
     );
     let _ = headers.set("vary", "Origin");
     resp

@@ -12,12 +12,14 @@
 //! 5. **settle** — `row::failed` maps an error to the row, `row::close` ends a row the handler
 //!    writes; a stream's watcher writes its own.
 //!
-//! Limits and a response cache slot in at two points each. Before the first attempt: a `Step`
-//! variant that `Attempts::start` returns ahead of the first `Step::Call` (reserve; look up),
-//! answered by one `Attempts` method that either enters the first target or ends the plan
-//! (`Step::GiveUp` for a refused reservation; a hit is served by the edge without a call).
-//! At the end: one call where the row is closed — `row::close` in the handler's end hook, and
-//! the stream watcher's final row — to settle the reservation and store a clean answer.
+//! Limits and a response cache slot in at two points each. Before the first attempt: the cache
+//! looks up after **resolve** and before the driver starts the plan (`edge/cache.rs`; a hit
+//! is the edge's own answer and ends the request without a step, so it never reserves), then
+//! limits reserve as a `Step` variant that `Attempts::start` returns ahead of the first
+//! `Step::Call`, answered by one `Attempts` method that either enters the first target or ends
+//! the plan (`Step::GiveUp` for a refused reservation). At the end: one call where the row is
+//! closed — `row::close` in the handler's end hook, and the stream watcher's final row — to
+//! settle the reservation and store a clean answer.
 
 pub mod attempts;
 pub mod row;

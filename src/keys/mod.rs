@@ -29,6 +29,7 @@ pub struct NewKey {
     pub models: Option<Vec<String>>,
     pub aliases: BTreeMap<String, String>,
     pub metadata: BTreeMap<String, String>,
+    pub cache: Option<crate::cache::KeyCache>,
 }
 
 /// A validated `PATCH /admin/keys/{id}` body; `Some(None)` clears a field.
@@ -40,6 +41,7 @@ pub struct KeyChange {
     pub aliases: Option<BTreeMap<String, String>>,
     pub metadata: Option<BTreeMap<String, String>>,
     pub status: Option<KeyStatus>,
+    pub cache: Option<Option<crate::cache::KeyCache>>,
 }
 
 fn object(body: &[u8], allowed: &[&str]) -> Result<Map<String, Value>, RelayError> {
@@ -172,6 +174,7 @@ pub fn parse_new(body: &[u8]) -> Result<NewKey, RelayError> {
             "models",
             "aliases",
             "metadata",
+            "cache",
         ],
     )?;
     let null = Value::Null;
@@ -191,6 +194,7 @@ pub fn parse_new(body: &[u8]) -> Result<NewKey, RelayError> {
             "metadata",
             MAX_META_VALUE,
         )?,
+        cache: crate::cache::parse_key_cache(map.get("cache").unwrap_or(&null))?,
     })
 }
 
@@ -204,6 +208,7 @@ pub fn parse_change(body: &[u8]) -> Result<KeyChange, RelayError> {
             "aliases",
             "metadata",
             "status",
+            "cache",
         ],
     )?;
     let mut change = KeyChange::default();
@@ -237,6 +242,9 @@ pub fn parse_change(body: &[u8]) -> Result<KeyChange, RelayError> {
             }
         });
     }
+    if let Some(v) = map.get("cache") {
+        change.cache = Some(crate::cache::parse_key_cache(v)?);
+    }
     if change == KeyChange::default() {
         return Err(RelayError::invalid(
             "Nothing to change: give at least one field.",
@@ -261,6 +269,7 @@ pub fn record(input: NewKey, id: String, now: &str) -> KeyRecord {
         models: input.models,
         aliases: input.aliases,
         metadata: input.metadata,
+        cache: input.cache,
     }
 }
 
@@ -285,6 +294,9 @@ pub fn apply(rec: &mut KeyRecord, change: &KeyChange, now: &str) -> Map<String, 
     }
     if let Some(v) = change.status {
         rec.status = v;
+    }
+    if let Some(v) = change.cache {
+        rec.cache = v;
     }
     let after = public(rec);
     let diff = diff(&before, &after);
@@ -322,6 +334,7 @@ pub fn public(rec: &KeyRecord) -> Value {
         "models": rec.models,
         "aliases": rec.aliases,
         "metadata": rec.metadata,
+        "cache": crate::cache::public(rec.cache.as_ref()),
     })
 }
 
