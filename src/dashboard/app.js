@@ -393,7 +393,11 @@ async function loadKey(gen, { more = false } = {}) {
     api('GET', `/admin/keys/${encodeURIComponent(id)}`),
     api('GET', `/admin/usage${S.query(q)}`),
     api('GET', path),
-    api('GET', `/admin/keys/${encodeURIComponent(id)}/limits`),
+    // The limits panel says its own failure; the rest of the key's page still shows.
+    api('GET', `/admin/keys/${encodeURIComponent(id)}/limits`).catch((e) => {
+      if (e instanceof ApiError && e.status === 401) throw e;
+      return e;
+    }),
   ]);
   if (gen !== generation) return;
   const label = k.name || k.id;
@@ -435,8 +439,14 @@ let shownKey = null;
 
 function renderKeyLimits(k, scope) {
   shownKey = k;
-  renderScopeState($('#key-limit-state'), scope);
-  fillForm($('#key-limits-form'), S.limitsFormValues(k.limits ?? scope.limits ?? {}));
+  const stateList = $('#key-limit-state');
+  if (scope instanceof Error) {
+    delete stateList.dataset.scope;
+    stateList.replaceChildren(h('div', { class: 'kpi' }, h('dt', {}, 'State'), h('dd', { class: 'note', dataset: { problem: 'true' } }, `Could not load the key's limits state: ${scope.message}`)));
+  } else {
+    renderScopeState(stateList, scope);
+  }
+  fillForm($('#key-limits-form'), S.limitsFormValues(k.limits ?? (scope instanceof Error ? {} : scope.limits) ?? {}));
   $('#key-scope-links').replaceChildren(
     'Also applies: ',
     h('a', { href: hashFor({ view: 'limits', scopeTeam: k.team, scopeUser: '' }) }, `team ${k.team}`),

@@ -196,7 +196,10 @@ test('keys update sends only the given fields; keys show reads them back', async
   const empty = await admin('keys', 'update', minted.id);
   assert.equal(empty.code, 2);
   assert.equal(empty.stdout, '');
-  assert.equal(empty.stderr, 'error: nothing to update: give at least one of --name, --models, --alias, --expires, --status, --meta.\n');
+  assert.equal(
+    empty.stderr,
+    'error: nothing to update: give at least one of --name, --models, --alias, --expires, --status, --meta, --budget, --period, --rpm, --tpm, --max-parallel, --clear-limits, --cache-ttl, --cache-scope, --cache-sampled, --cache-off.\n',
+  );
 });
 
 test('keys rotate shows a new key once, for the same record, and the new key works', async () => {

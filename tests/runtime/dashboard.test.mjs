@@ -153,6 +153,8 @@ function expected(row) {
     cost: row.cost_usd,
     'error-rate': row.requests ? row.errors / row.requests : 0,
     p50: row.p50_duration_ms,
+    'cache-hit-rate': row.cache_hit_rate ?? null,
+    saved: row.saved_usd ?? null,
   };
 }
 
@@ -161,7 +163,16 @@ function assertKpis(shown, report, what) {
   assert.equal(report.data.length, 1, `${what}: one row of totals`);
   const want = expected(report.data[0]);
   assert.ok(want.requests > 0, `${what}: the comparison is over real rows`);
-  const text = { requests: S.formatInt, tokens: S.formatInt, cost: S.formatCost, 'error-rate': S.formatPercent, p50: S.formatDuration };
+  const hits = report.data[0].cache_hits ?? 0;
+  const text = {
+    requests: S.formatInt,
+    tokens: S.formatInt,
+    cost: S.formatCost,
+    'error-rate': S.formatPercent,
+    p50: S.formatDuration,
+    'cache-hit-rate': S.formatPercent,
+    saved: (v) => `${S.formatInt(hits)} hits · ${S.formatCost(v ?? 0)} saved`,
+  };
   assert.deepEqual(
     Object.fromEntries(Object.entries(shown).map(([k, v]) => [k, [num(v.value), v.text]])),
     Object.fromEntries(Object.entries(want).map(([k, v]) => [k, [v, text[k](v)]])),
@@ -355,7 +366,9 @@ test('end to end in Chromium: sign in, figures equal the API, filter, create, us
     assert.equal(shown.cells[1], 'mock-ok');
     assert.equal(shown.cells[2], '/v1/chat/completions');
     assert.deepEqual(shown.values.map(num), [usageRow.prompt_tokens + usageRow.completion_tokens, usageRow.cost_usd, usageRow.duration_ms]);
-    assert.match(shown.cells[5], /^ok 200/);
+    // No cache setting on this key: the cache was not in play, and the row says so.
+    assert.equal(shown.cells[5], usageRow.cache ?? '—');
+    assert.match(shown.cells[6], /^ok 200/);
     assertKpis(await kpis(page, '#key-kpis'), await admin(`/admin/usage${S.query({ key: keyId, ...todayApi })}`), 'per-key figures');
     await page.screenshot({ path: join(ARTIFACTS, 'dashboard-key.png'), fullPage: true });
 
