@@ -448,11 +448,11 @@ function renderKeyLimits(k, scope) {
   }
   fillForm($('#key-limits-form'), S.limitsFormValues(k.limits ?? (scope instanceof Error ? {} : scope.limits) ?? {}));
   $('#key-scope-links').replaceChildren(
-    'Also applies: ',
+    'Requests with this key must also pass the limits of ',
     h('a', { href: hashFor({ view: 'limits', scopeTeam: k.team, scopeUser: '' }) }, `team ${k.team}`),
-    ' and ',
+    ' and of ',
     h('a', { href: hashFor({ view: 'limits', scopeTeam: k.team, scopeUser: k.user }) }, `user ${k.team}/${k.user}`),
-    "'s limits.",
+    '.',
   );
 }
 
