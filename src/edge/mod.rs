@@ -3,6 +3,7 @@
 //! handler writes it when the response is complete, or a streamed body's watcher owns it.
 
 mod admin;
+mod cache;
 mod claude;
 mod dashboard;
 mod keystore;
@@ -77,6 +78,7 @@ pub struct Ctx {
     pub key: Option<auth::KeyRecord>,
     /// The serving provider's mid-stream silence limit, when it sets its own.
     pub idle_timeout_ms: Option<u64>,
+    pub cache: cache::State,
 }
 
 impl Ctx {
@@ -117,6 +119,7 @@ async fn fetch(mut req: Request, env: Env, wctx: Context) -> worker::Result<Resp
         record: Some(record),
         key: None,
         idle_timeout_ms: None,
+        cache: cache::State::default(),
     };
     let (result, refused) = match config {
         Ok(c) => {
@@ -143,6 +146,7 @@ async fn fetch(mut req: Request, env: Env, wctx: Context) -> worker::Result<Resp
     };
     let same_origin_only = routes::is_admin_surface(&path);
     let mut response = finish_headers(response, &request_id, origin.as_deref(), same_origin_only);
+    cache::finish(&mut ctx, &mut response, &wctx);
     if crate::dashboard::is_dashboard_path(&path) {
         dashboard::secure(&mut response);
     }
@@ -353,6 +357,10 @@ async fn chat_completions(
     }
     let wanted = keys::effective_model(relay_key(ctx)?, &parsed.model)?;
     let targets = models::resolve_all(&ctx.config, &wanted)?;
+    let protocol = crate::cache::key::Protocol::Chat;
+    if let Some(hit) = cache::lookup(req, ctx, wctx, protocol, &body, &targets).await? {
+        return Ok(hit);
+    }
     if targets
         .first()
         .is_some_and(|t| t.provider == Provider::Echo)
@@ -738,6 +746,7 @@ fn metering(ctx: &mut Ctx, prompt_chars: u64) -> Result<metered::Metering, Relay
         idle_timeout_ms: ctx
             .idle_timeout_ms
             .unwrap_or(ctx.config.upstream_idle_timeout_ms),
+        cache: cache::take_stream(ctx),
     })
 }
 
@@ -790,6 +799,7 @@ pub fn stream_response<S>(
 where
     S: futures_util::Stream<Item = worker::Result<Vec<u8>>> + 'static,
 {
+    let relay = cache::capture(relay, ctx);
     let m = metering(ctx, prompt_chars)?;
     let (metered, watcher) = metered::meter(body, relay, m, ctx.env.clone());
     wctx.wait_until(watcher);
@@ -900,7 +910,7 @@ fn finish_headers(
     let _ = headers.set("access-control-allow-origin", origin.unwrap_or("*"));
     let _ = headers.set(
         "access-control-expose-headers",
-        "x-request-id, request-id, x-relay-estimate",
+        "x-request-id, request-id, x-relay-estimate, x-relay-cache-status",
     );
     let _ = headers.set("vary", "Origin");
     resp

@@ -97,6 +97,8 @@ const COLUMNS: &[&str] = &[
     "attempts",
     "client_shape",
     "response_id",
+    "cache",
+    "saved_usd",
 ];
 
 fn upsert_sql() -> String {
@@ -154,6 +156,9 @@ fn bindings(r: &UsageRecord, settled: bool) -> Vec<JsValue> {
         num(u64::from(r.attempts)),
         text(&r.client_shape),
         text(&r.response_id),
+        r.cache
+            .map_or(JsValue::NULL, |c| JsValue::from_str(c.as_str())),
+        r.saved_usd.map_or(JsValue::NULL, JsValue::from_f64),
     ]
 }
 
@@ -188,6 +193,11 @@ fn priced(r: &UsageRecord) -> UsageRecord {
         .map(String::as_str)
         .collect();
     out.cost_usd = super::price_table().and_then(|t| t.cost(&models, &out.tokens));
+    if out.cache == Some(crate::cache::Status::Hit) {
+        // A hit called no provider: it costs nothing, and saved what the answer costs.
+        out.saved_usd = out.cost_usd;
+        out.cost_usd = Some(0.0);
+    }
     if out.cost_usd.is_none() {
         console_warn!(
             "no price for model {:?}; cost_usd left NULL for request {}",

@@ -46,6 +46,9 @@ pub struct KeyRecord {
     pub aliases: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
+    /// Response caching for every request of the key (issue 17); None: off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<crate::cache::KeyCache>,
 }
 
 /// The KV name a key's record lives under.
@@ -243,6 +246,7 @@ mod tests {
             models: None,
             aliases: BTreeMap::new(),
             metadata: BTreeMap::new(),
+            cache: None,
         }
     }
 

@@ -29,6 +29,7 @@ pub struct NewKey {
     pub models: Option<Vec<String>>,
     pub aliases: BTreeMap<String, String>,
     pub metadata: BTreeMap<String, String>,
+    pub cache: Option<crate::cache::KeyCache>,
 }
 
 /// A validated `PATCH /admin/keys/{id}` body; `Some(None)` clears a field.
@@ -40,6 +41,7 @@ pub struct KeyChange {
     pub aliases: Option<BTreeMap<String, String>>,
     pub metadata: Option<BTreeMap<String, String>>,
     pub status: Option<KeyStatus>,
+    pub cache: Option<Option<crate::cache::KeyCache>>,
 }
 
 fn object(body: &[u8], allowed: &[&str]) -> Result<Map<String, Value>, RelayError> {
@@ -172,6 +174,7 @@ pub fn parse_new(body: &[u8]) -> Result<NewKey, RelayError> {
             "models",
             "aliases",
             "metadata",
+            "cache",
         ],
     )?;
     let null = Value::Null;
@@ -191,6 +194,7 @@ pub fn parse_new(body: &[u8]) -> Result<NewKey, RelayError> {
             "metadata",
             MAX_META_VALUE,
         )?,
+        cache: crate::cache::parse_key_cache(map.get("cache").unwrap_or(&null))?,
     })
 }
 
@@ -204,6 +208,7 @@ pub fn parse_change(body: &[u8]) -> Result<KeyChange, RelayError> {
             "aliases",
             "metadata",
             "status",
+            "cache",
         ],
     )?;
     let mut change = KeyChange::default();
@@ -237,6 +242,9 @@ pub fn parse_change(body: &[u8]) -> Result<KeyChange, RelayError> {
             }
         });
     }
+    if let Some(v) = map.get("cache") {
+        change.cache = Some(crate::cache::parse_key_cache(v)?);
+    }
     if change == KeyChange::default() {
         return Err(RelayError::invalid(
             "Nothing to change: give at least one field.",
@@ -261,6 +269,7 @@ pub fn record(input: NewKey, id: String, now: &str) -> KeyRecord {
         models: input.models,
         aliases: input.aliases,
         metadata: input.metadata,
+        cache: input.cache,
     }
 }
 
@@ -285,6 +294,9 @@ pub fn apply(rec: &mut KeyRecord, change: &KeyChange, now: &str) -> Map<String, 
     }
     if let Some(v) = change.status {
         rec.status = v;
+    }
+    if let Some(v) = change.cache {
+        rec.cache = v;
     }
     let after = public(rec);
     let diff = diff(&before, &after);
@@ -322,6 +334,7 @@ pub fn public(rec: &KeyRecord) -> Value {
         "models": rec.models,
         "aliases": rec.aliases,
         "metadata": rec.metadata,
+        "cache": crate::cache::public(rec.cache.as_ref()),
     })
 }
 
@@ -417,6 +430,39 @@ mod tests {
             "key_1".into(),
             "2026-01-01T00:00:00.000Z",
         )
+    }
+
+    #[test]
+    fn cache_setting_is_set_replaced_shown_and_cleared() {
+        let made = new(r#"{"team":"t","user":"u","cache":{"ttl_s":300,"scope":"team"}}"#).unwrap();
+        let mut rec = record(made, "key_1".into(), "2026-01-01T00:00:00.000Z");
+        assert_eq!(
+            public(&rec)["cache"],
+            json!({"ttl_s": 300, "scope": "team", "sampled": false})
+        );
+        assert_eq!(public(&stored())["cache"], Value::Null);
+        let change = parse_change(br#"{"cache":{"ttl_s":60,"sampled":true}}"#).unwrap();
+        let diff = apply(&mut rec, &change, "2026-01-02T00:00:00.000Z");
+        assert_eq!(
+            diff["cache"]["to"],
+            json!({"ttl_s": 60, "scope": "key", "sampled": true})
+        );
+        let off = parse_change(br#"{"cache":null}"#).unwrap();
+        apply(&mut rec, &off, "2026-01-03T00:00:00.000Z");
+        assert_eq!(rec.cache, None);
+        // KV's copy round-trips the setting (and omits it when off).
+        rec.cache = stored_cache();
+        let text = serde_json::to_string(&rec).unwrap();
+        assert_eq!(serde_json::from_str::<KeyRecord>(&text).unwrap(), rec);
+        assert!(!serde_json::to_string(&stored()).unwrap().contains("cache"));
+        let bad = parse_change(br#"{"cache":{"ttl_s":10}}"#).unwrap_err();
+        assert!(
+            matches!(bad, RelayError::InvalidRequest { param: Some(p), .. } if p == "cache.ttl_s")
+        );
+    }
+
+    fn stored_cache() -> Option<crate::cache::KeyCache> {
+        crate::cache::parse_key_cache(&json!({"ttl_s": 120})).unwrap()
     }
 
     #[test]

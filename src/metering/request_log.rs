@@ -38,6 +38,8 @@ pub const COLUMNS: &[&str] = &[
     "reasoning_tokens",
     "usage_source",
     "cost_usd",
+    "cache",
+    "saved_usd",
     "attempts",
     "client_shape",
     "upstream_request_id",
