@@ -261,10 +261,13 @@ test('usage groups by team, prints cost with 6 decimals, and exports CSV', async
   for (const n of USAGE_NUMBERS) assert.ok(n in row, `${n} missing from ${JSON.stringify(row)}`);
 
   const table = succeeded(await admin('usage', '--group-by', 'team', '--team', 'cli-usage'));
-  assert.deepEqual(header(table.stdout), ['team', ...USAGE_NUMBERS]);
+  // The cache columns are there because the relay reports them.
+  assert.deepEqual(header(table.stdout), ['team', ...USAGE_NUMBERS, 'cache_hits', 'cache_hit_rate', 'saved_usd']);
   const rows = rowsStartingWith(table.stdout, 'cli-usage');
   assert.equal(rows.length, 1);
-  const cells = Object.fromEntries(['team', ...USAGE_NUMBERS].map((c, i) => [c, rows[0][i]]));
+  const cells = Object.fromEntries(['team', ...USAGE_NUMBERS, 'cache_hits', 'cache_hit_rate', 'saved_usd'].map((c, i) => [c, rows[0][i]]));
+  // No key of this team caches: no hits, no rate (not 0%), nothing saved.
+  assert.deepEqual([cells.cache_hits, cells.cache_hit_rate, cells.saved_usd], ['0', '–', '0.000000']);
   assert.ok(Number(cells.requests) >= 2);
   assert.match(cells.cost_usd, /^\d+\.\d{6}$/);
 
@@ -423,7 +426,7 @@ test('key limits: set by keys create/update, read back from the API and limits s
   assert.deepEqual(changed.limits, { budget_usd: 5, budget_period: 'day', tpm: 50000, max_parallel: 3 });
   assert.deepEqual((await apiGet(`/admin/keys/${minted.id}`)).limits, changed.limits);
   const record = succeeded(await admin('keys', 'show', minted.id));
-  assert.match(record.stdout, /│ limits\s+│ budget_usd=5\s+│\n│\s+│ budget_period=day\s+│\n│\s+│ tpm=50000\s+│\n│\s+│ max_parallel=3\s+│/);
+  assert.match(record.stdout, /│ limits\s+│ budget_period=day\s+│\n│\s+│ budget_usd=5\s+│\n│\s+│ max_parallel=3\s+│\n│\s+│ tpm=50000\s+│/);
 
   // Before any request: nothing spent, the whole budget left, today's period.
   const [dayStart, dayEnd] = dayBounds(Date.now());
@@ -543,7 +546,8 @@ test('cache settings: set by keys create/update, read back; hits and saved cost 
   assert.deepEqual(sampled.cache, { ttl_s: 600, scope: 'team', sampled: true });
   assert.deepEqual((await apiGet(`/admin/keys/${minted.id}`)).cache, sampled.cache);
   const shown = succeeded(await admin('keys', 'show', minted.id));
-  assert.match(shown.stdout, /│ cache\s+│ ttl_s=600\s+│\n│\s+│ scope=team\s+│\n│\s+│ sampled=true\s+│/);
+  // One entry a line, in the record's (sorted) order.
+  assert.match(shown.stdout, /│ cache\s+│ sampled=true\s+│\n│\s+│ scope=team\s+│\n│\s+│ ttl_s=600\s+│/);
 
   const off = JSON.parse(succeeded(await admin('keys', 'update', minted.id, '--cache-off', '--json')).stdout);
   assert.equal(off.cache, null);

@@ -462,7 +462,7 @@ async function stateValues(page, selector) {
   return Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, v === 'null' ? null : Number.isNaN(Number(v)) ? v : Number(v)]));
 }
 
-test('limits and cache in Chromium: edited in the page, read back from the API; spend and hits show after requests', { timeout: 180_000 }, async (t) => {
+test('limits in Chromium: edited on the key page and the Limits view, read back from the API; spend shows after a request', { timeout: 180_000 }, async (t) => {
   const missing = browserMissing();
   if (missing && process.env.CI) assert.fail(`browser test cannot run in CI: ${missing}`);
   if (missing) {
@@ -531,36 +531,6 @@ test('limits and cache in Chromium: edited in the page, read back from the API; 
     assert.equal(await page.textContent('#key-limit-state [data-metric="spent"]'), S.formatCost(scope.state.spent_usd));
     assert.equal(await page.getAttribute('#key-limit-state meter', 'value'), String((scope.state.spent_usd + scope.state.reserved_usd) / 3.5));
 
-    // The cache: off, then on for the team with a 2-minute TTL, from the page.
-    assert.equal(await page.getAttribute('#key-cache-text', 'data-cache'), 'off');
-    const cacheForm = page.locator('#key-cache-form');
-    await cacheForm.getByLabel('Cache answers').check();
-    await cacheForm.getByLabel('Keep answers for (seconds)').fill('120');
-    await cacheForm.getByLabel('Shared with').selectOption('team');
-    await cacheForm.getByRole('button', { name: 'Save cache' }).click();
-    await page.locator('#key-cache-text').filter({ hasText: "Now: 2 min (120 s), shared with the key's team, temperature 0 only." }).waitFor();
-    assert.deepEqual((await admin(`/admin/keys/${made.id}`)).cache, { ttl_s: 120, scope: 'team', sampled: false });
-    // The same request twice: the second is a hit, shown in the requests table and the figures.
-    const body = { model: 'mock-ok', temperature: 0, messages: [{ role: 'user', content: 'cache me in the browser' }] };
-    const first = await call(relay, '/v1/chat/completions', { key: made.key, body });
-    const second = await call(relay, '/v1/chat/completions', { key: made.key, body });
-    assert.equal(second.res.headers.get('x-relay-cache-status'), 'HIT');
-    const hitRow = await relay.row(second.requestId);
-    await relay.row(first.requestId);
-    await page.reload();
-    await loaded(page, 'key', keyView);
-    assert.equal(await page.getAttribute(`#requests tr[data-request-id="${second.requestId}"] td[data-cache]`, 'data-cache'), 'hit');
-    assert.equal(await page.textContent(`#requests tr[data-request-id="${second.requestId}"] td[data-cache]`), `hit saved ${S.formatCost(hitRow.saved_usd)}`);
-    assertKpis(await kpis(page, '#key-kpis'), await admin(`/admin/usage${S.query({ key: made.id, ...today })}`), 'per-key figures with a hit');
-    const figures = await kpis(page, '#key-kpis');
-    assert.ok(num(figures['cache-hit-rate'].value) > 0 && num(figures.saved.value) > 0, 'a hit rate and a saving to show');
-    await page.screenshot({ path: join(ARTIFACTS, 'dashboard-key-limits.png'), fullPage: true });
-    // Off again: null on the key.
-    await cacheForm.getByLabel('Cache answers').uncheck();
-    await cacheForm.getByRole('button', { name: 'Save cache' }).click();
-    await page.locator('#key-cache-text').filter({ hasText: 'Now: off.' }).waitFor();
-    assert.equal((await admin(`/admin/keys/${made.id}`)).cache, null);
-
     // Team limits: open the key's team from its page, set a budget, see it listed; then remove.
     await page.getByRole('link', { name: 'team dash-limits' }).click();
     const teamPath = S.scopePath('dash-limits');
@@ -619,3 +589,69 @@ async function adminGetScope(path) {
   assert.ok(view.state && view.limits, `${path} is a scope view: ${JSON.stringify(view)}`);
   return view;
 }
+
+test('the cache setting in Chromium: edited on the key page, read back from the API; a hit and its saving show', { timeout: 180_000 }, async (t) => {
+  const missing = browserMissing();
+  if (missing && process.env.CI) assert.fail(`browser test cannot run in CI: ${missing}`);
+  if (missing) {
+    t.skip(missing);
+    return;
+  }
+  const made = await adminSend('POST', '/admin/keys', { team: 'dash-cache', user: 'max', name: 'Max CI' });
+  const day = S.preset('today', Date.now());
+  const today = S.apiRange(day);
+  const keyView = `/admin/requests${S.query({ key: made.id, ...today, limit: 50 })}`;
+  const browser = await launchBrowser();
+  const problems = [];
+  try {
+    const page = await signedIn(browser, problems);
+    await page.goto(`${relay.url}/dashboard#/key/${made.id}?from=${day.from}&through=${day.through}`);
+    await loaded(page, 'key', keyView);
+    // The cache: off, then on for the team with a 2-minute TTL, from the page.
+    assert.equal(await page.getAttribute('#key-cache-text', 'data-cache'), 'off');
+    const cacheForm = page.locator('#key-cache-form');
+    // A TTL under KV's minimum: the relay's message, naming the field, and nothing changes.
+    await cacheForm.getByLabel('Cache answers').check();
+    await cacheForm.getByLabel('Keep answers for (seconds)').fill('30');
+    await cacheForm.getByRole('button', { name: 'Save cache' }).click();
+    await page.getByRole('alert').filter({ hasText: /^Could not save the cache setting: .*\(param: cache\.ttl_s\)$/ }).waitFor();
+    assert.equal((await admin(`/admin/keys/${made.id}`)).cache, null);
+    await cacheForm.getByLabel('Cache answers').check();
+    await cacheForm.getByLabel('Keep answers for (seconds)').fill('120');
+    await cacheForm.getByLabel('Shared with').selectOption('team');
+    await cacheForm.getByRole('button', { name: 'Save cache' }).click();
+    await page.locator('#key-cache-text').filter({ hasText: "Now: 2 min (120 s), shared with the key's team, temperature 0 only." }).waitFor();
+    assert.deepEqual((await admin(`/admin/keys/${made.id}`)).cache, { ttl_s: 120, scope: 'team', sampled: false });
+    // The same request twice: the second is a hit, shown in the requests table and the figures.
+    const body = { model: 'mock-ok', temperature: 0, messages: [{ role: 'user', content: 'cache me in the browser' }] };
+    const first = await call(relay, '/v1/chat/completions', { key: made.key, body });
+    const second = await call(relay, '/v1/chat/completions', { key: made.key, body });
+    assert.equal(second.res.headers.get('x-relay-cache-status'), 'HIT');
+    const hitRow = await relay.row(second.requestId);
+    await relay.row(first.requestId);
+    await page.reload();
+    await loaded(page, 'key', keyView);
+    assert.equal(await page.getAttribute(`#requests tr[data-request-id="${second.requestId}"] td[data-cache]`, 'data-cache'), 'hit');
+    assert.equal(await page.getAttribute(`#requests tr[data-request-id="${first.requestId}"] td[data-cache]`, 'data-cache'), (await relay.row(first.requestId)).cache);
+    assert.equal(await page.textContent(`#requests tr[data-request-id="${second.requestId}"] td[data-cache]`), `hit saved ${S.formatCost(hitRow.saved_usd)}`);
+    assertKpis(await kpis(page, '#key-kpis'), await admin(`/admin/usage${S.query({ key: made.id, ...today })}`), 'per-key figures with a hit');
+    const figures = await kpis(page, '#key-kpis');
+    assert.ok(num(figures['cache-hit-rate'].value) > 0 && num(figures.saved.value) > 0, 'a hit rate and a saving to show');
+    await page.screenshot({ path: join(ARTIFACTS, 'dashboard-key-cache.png'), fullPage: true });
+    // The keys list says it in short.
+    await page.goto(`${relay.url}/dashboard#/keys?team=dash-cache`);
+    await loaded(page, 'keys', `/admin/keys${S.query({ team: 'dash-cache', status: 'active', limit: 50 })}`);
+    assert.equal(await page.textContent(`#keys tr[data-key-id="${made.id}"] td:nth-of-type(6)`), '2 min, team');
+    await page.goto(`${relay.url}/dashboard#/key/${made.id}?from=${day.from}&through=${day.through}`);
+    await loaded(page, 'key', keyView);
+    // Off again: null on the key.
+    await cacheForm.getByLabel('Cache answers').uncheck();
+    await cacheForm.getByRole('button', { name: 'Save cache' }).click();
+    await page.locator('#key-cache-text').filter({ hasText: 'Now: off.' }).waitFor();
+    assert.equal((await admin(`/admin/keys/${made.id}`)).cache, null);
+
+    assert.deepEqual(problems, []);
+  } finally {
+    await browser.close();
+  }
+});
