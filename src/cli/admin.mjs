@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // `npm run admin -- <command>`: the operator's command line for the relay's admin HTTP API
-// (keys, their limits and cache settings, team and user limits, usage, audit). It owns argument
+// (keys, their limits and cache settings, team and user limits, usage, requests, audit). It owns argument
 // parsing, token discovery and output formatting only; every rule about keys, limits and usage
 // lives in the worker, so this file never second-guesses it (it checks syntax, the relay ranges).
 import { createWriteStream, existsSync, readFileSync, rmSync } from 'node:fs';
@@ -29,6 +29,9 @@ const LIMIT_FIELDS = ['budget_usd', 'budget_period', 'rpm', 'tpm', 'max_parallel
 const PERIODS = ['day', 'week', 'month', 'total'];
 const STATE_FIELDS = ['period', 'period_start', 'resets_at', 'spent_usd', 'reserved_usd', 'remaining_usd', 'in_flight', 'requests_last_minute', 'tokens_last_minute'];
 const LIMITS_LIST_COLUMNS = ['scope', 'team', 'user', ...LIMIT_FIELDS];
+// What an operator asks of one request: what it was, how it ended, which limit refused it, and
+// whether the cache answered it.
+const REQUEST_COLUMNS = ['started_at', 'request_id', 'key_id', 'model_requested', 'status', 'outcome', 'error_code', 'limit', 'cache', 'cost_usd', 'saved_usd', 'duration_ms'];
 const CACHE_SCOPES = ['key', 'user', 'team'];
 
 /** A failure already worded for the operator; `exitCode` 2 means "called wrongly", 1 "it failed". */
@@ -473,6 +476,25 @@ async function usageExport(opts, cmd) {
   if (opts.out) process.stderr.write(`wrote ${opts.out}\n`);
 }
 
+function requestCell(column, row) {
+  if (column === 'limit') return row.limit_scope ? `${row.limit_scope} ${row.limit_name ?? ''}`.trim() : DASH;
+  return usageCell(column, row[column]);
+}
+
+async function requests(opts, cmd) {
+  const conn = connection(cmd);
+  const query = { ...usageFilters(cmd), limit: opts.limit, cursor: opts.cursor };
+  const json = expectList(await sendJson(conn, 'GET', '/admin/requests', { query }), '/admin/requests');
+  if (conn.json) return printJson(json);
+  if (!json.data.length) print('(no requests match)');
+  else {
+    const rows = json.data.map((r) => Object.fromEntries(REQUEST_COLUMNS.map((c) => [c, requestCell(c, r)])));
+    const right = new Set(['status', 'cost_usd', 'saved_usd', 'duration_ms']);
+    print(rowsTable(REQUEST_COLUMNS, rows, REQUEST_COLUMNS.map((c) => (right.has(c) ? 'right' : 'left'))));
+  }
+  if (json.next_cursor) print(`next cursor: ${json.next_cursor}`);
+}
+
 /** `{field: {from, to}}` (the relay's diff shape) as `field: old → new`; anything else as a map. */
 function changesCell(changes) {
   if (!changes || typeof changes !== 'object' || Array.isArray(changes)) return cell(changes);
@@ -658,6 +680,11 @@ function buildProgram() {
     .option('--format <format>', 'export format', 'csv')
     .option('--out <file>', 'write to this file instead of stdout')
     .action(usageExport);
+
+  addUsageFilters(program.command('requests').description('usage rows one by one, newest first: outcome, the limit that refused one, cache status'))
+    .option('--limit <n>', 'page size (relay: 1-200, default 50)', positiveInt)
+    .option('--cursor <cursor>', 'continue from a previous page')
+    .action(requests);
 
   const limits = program.command('limits').description('limits of teams, users and keys, and their spend so far');
   limits.command('list').description('every team and user that has limits').action(limitsList);

@@ -511,6 +511,11 @@ test('team and user limits: limits set / list / show / delete through the CLI, r
   assert.equal(third.json.error.code, 'rate_limit_exceeded');
   const refused = await relay.row(third.requestId, { timeoutMs: 5000 });
   assert.deepEqual([refused.outcome, refused.limit_scope, refused.limit_name], ['limited', 'user', 'rpm']);
+  // requests --outcome limited says which scope and limit refused it.
+  const limited = succeeded(await admin('requests', '--team', team, '--outcome', 'limited'));
+  const limitedRows = rowsStartingWith(limited.stdout, refused.started_at);
+  assert.equal(limitedRows.length, 1, limited.stdout);
+  assert.deepEqual(limitedRows[0].slice(1, 8), [third.requestId, refused.key_id, 'mock-ok', '429', 'limited', 'rate_limit_exceeded', 'user rpm']);
   const rows = [await relay.row(first.requestId), await relay.row(second.requestId)];
   const cost = rows[0].cost_usd + rows[1].cost_usd;
   const spent = await scopeUntil(['--team', team], (v) => Math.abs(v.state.spent_usd - cost) < 1e-9);
@@ -578,6 +583,19 @@ test('cache settings: set by keys create/update, read back; hits and saved cost 
   assert.deepEqual(header(table.stdout), ['key', ...USAGE_NUMBERS, 'cache_hits', 'cache_hit_rate', 'saved_usd']);
   const [cells] = rowsStartingWith(table.stdout, minted.id);
   assert.deepEqual(cells.slice(-3), ['1', '50.0%', totals.saved_usd.toFixed(6)]);
+
+  // requests: one row each, newest first, with its cache status and what a hit saved.
+  const listed = succeeded(await admin('requests', '--key', minted.id));
+  assert.deepEqual(header(listed.stdout), ['started_at', 'request_id', 'key_id', 'model_requested', 'status', 'outcome', 'error_code', 'limit', 'cache', 'cost_usd', 'saved_usd', 'duration_ms']);
+  const byId = (id) => listed.stdout.split('\n').filter((l) => l.includes(id)).map((l) => l.split('│').slice(1, -1).map((c) => c.trim()))[0];
+  const [hitCells, storedCells] = [byId(b.requestId), byId(a.requestId)];
+  assert.deepEqual(hitCells.slice(4, 11), ['200', 'ok', '–', '–', 'hit', '0.000000', hit.saved_usd.toFixed(6)]);
+  assert.deepEqual(storedCells.slice(4, 11), ['200', 'ok', '–', '–', stored.cache, stored.cost_usd.toFixed(6), '–']);
+  assert.ok(listed.stdout.indexOf(b.requestId) < listed.stdout.indexOf(a.requestId), 'newest first');
+  const one = succeeded(await admin('requests', '--key', minted.id, '--limit', '1'));
+  assert.match(one.stdout, /\nnext cursor: \S+\n$/);
+  const page2 = JSON.parse(succeeded(await admin('requests', '--key', minted.id, '--limit', '1', '--cursor', one.stdout.match(/next cursor: (\S+)/)[1], '--json')).stdout);
+  assert.deepEqual(page2.data.map((r) => r.request_id), [a.requestId]);
 });
 
 test("limits and cache: the relay's range errors are printed; bad syntax exits 2 before any request", async () => {
