@@ -514,9 +514,7 @@ async function audit(opts, cmd) {
   const json = expectList(await sendJson(conn, 'GET', '/admin/audit', { query: { key: opts.key, limit: opts.limit } }), '/admin/audit');
   if (conn.json) return printJson(json);
   if (!json.data.length) return print('(no audit entries)');
-  // Limits changes on a team or user name their scope in `target`, not a key id.
-  const columns = json.data.some((r) => 'target' in r) ? ['at', 'action', 'key_id', 'target', 'changes'] : AUDIT_COLUMNS;
-  print(rowsTable(columns, json.data.map((r) => Object.fromEntries(columns.map((c) => [c, c === 'changes' ? changesCell(r[c]) : cell(r[c])])))));
+  print(rowsTable(AUDIT_COLUMNS, json.data.map((r) => Object.fromEntries(AUDIT_COLUMNS.map((c) => [c, c === 'changes' ? changesCell(r[c]) : cell(r[c])])))));
 }
 
 /** `/admin/limits/teams/{team}` or `…/users/{user}`: the path of a team or user scope. */
