@@ -9,6 +9,7 @@ use serde_json::{json, Map, Value};
 
 use crate::auth::{is_slug, KeyRecord, KeyStatus};
 use crate::error::RelayError;
+use crate::limits::{self, Limits};
 use crate::time::{parse_rfc3339, rfc3339};
 
 const MAX_NAME: usize = 100;
@@ -27,6 +28,7 @@ pub struct NewKey {
     pub models: Option<Vec<String>>,
     pub aliases: BTreeMap<String, String>,
     pub metadata: BTreeMap<String, String>,
+    pub limits: Limits,
 }
 
 /// A validated `PATCH /admin/keys/{id}` body; `Some(None)` clears a field.
@@ -38,6 +40,8 @@ pub struct KeyChange {
     pub aliases: Option<BTreeMap<String, String>>,
     pub metadata: Option<BTreeMap<String, String>>,
     pub status: Option<KeyStatus>,
+    /// `Some(None)`: `"limits": null`, which clears them all; otherwise merged field by field.
+    pub limits: Option<Option<limits::Patch>>,
 }
 
 fn object(body: &[u8], allowed: &[&str]) -> Result<Map<String, Value>, RelayError> {
@@ -170,6 +174,7 @@ pub fn parse_new(body: &[u8]) -> Result<NewKey, RelayError> {
             "models",
             "aliases",
             "metadata",
+            "limits",
         ],
     )?;
     let null = Value::Null;
@@ -189,6 +194,10 @@ pub fn parse_new(body: &[u8]) -> Result<NewKey, RelayError> {
             "metadata",
             MAX_META_VALUE,
         )?,
+        limits: match map.get("limits") {
+            None | Some(Value::Null) => Limits::default(),
+            Some(v) => Limits::default().merged(&limits::parse_patch(v, "limits.")?),
+        },
     })
 }
 
@@ -202,6 +211,7 @@ pub fn parse_change(body: &[u8]) -> Result<KeyChange, RelayError> {
             "aliases",
             "metadata",
             "status",
+            "limits",
         ],
     )?;
     let mut change = KeyChange::default();
@@ -235,6 +245,12 @@ pub fn parse_change(body: &[u8]) -> Result<KeyChange, RelayError> {
             }
         });
     }
+    if let Some(v) = map.get("limits") {
+        change.limits = Some(match v {
+            Value::Null => None,
+            v => Some(limits::parse_patch(v, "limits.")?),
+        });
+    }
     if change == KeyChange::default() {
         return Err(RelayError::invalid(
             "Nothing to change: give at least one field.",
@@ -259,6 +275,7 @@ pub fn record(input: NewKey, id: String, now: &str) -> KeyRecord {
         models: input.models,
         aliases: input.aliases,
         metadata: input.metadata,
+        limits: input.limits,
     }
 }
 
@@ -283,6 +300,11 @@ pub fn apply(rec: &mut KeyRecord, change: &KeyChange, now: &str) -> Map<String, 
     }
     if let Some(v) = change.status {
         rec.status = v;
+    }
+    match &change.limits {
+        Some(Some(patch)) => rec.limits = rec.limits.merged(patch),
+        Some(None) => rec.limits = Limits::default(),
+        None => {}
     }
     let after = public(rec);
     let diff = diff(&before, &after);
@@ -320,6 +342,7 @@ pub fn public(rec: &KeyRecord) -> Value {
         "models": rec.models,
         "aliases": rec.aliases,
         "metadata": rec.metadata,
+        "limits": rec.limits.public(),
     })
 }
 
@@ -604,5 +627,35 @@ mod tests {
             "x",
         );
         assert!(allows(&open, "anything"));
+    }
+
+    #[test]
+    fn limits_are_set_merged_cleared_and_audited() {
+        let input = new(r#"{"team":"t","user":"u","limits":{"budget_usd":25,"rpm":60}}"#).unwrap();
+        let mut rec = record(input, "key_1".into(), "2026-01-01T00:00:00.000Z");
+        assert_eq!(
+            public(&rec)["limits"],
+            json!({"budget_usd": 25.0, "budget_period": "month", "rpm": 60})
+        );
+        let change = parse_change(br#"{"limits":{"rpm":null,"max_parallel":4}}"#).unwrap();
+        let diff = apply(&mut rec, &change, "2026-01-02T00:00:00.000Z");
+        assert_eq!(
+            diff["limits"],
+            json!({"from": {"budget_usd": 25.0, "budget_period": "month", "rpm": 60},
+                   "to": {"budget_usd": 25.0, "budget_period": "month", "max_parallel": 4}})
+        );
+        let clear = parse_change(br#"{"limits":null}"#).unwrap();
+        apply(&mut rec, &clear, "2026-01-03T00:00:00.000Z");
+        assert_eq!(public(&rec)["limits"], json!({}));
+        // The KV copy of a key without limits carries no limits field at all.
+        assert!(!serde_json::to_string(&rec).unwrap().contains("limits"));
+        let bad = parse_change(br#"{"limits":{"rpm":0}}"#).unwrap_err();
+        assert!(
+            matches!(bad, RelayError::InvalidRequest { param: Some(p), .. } if p == "limits.rpm")
+        );
+        let unknown = new(r#"{"team":"t","user":"u","limits":{"budget":1}}"#).unwrap_err();
+        assert!(
+            matches!(unknown, RelayError::InvalidRequest { param: Some(p), .. } if p == "limits.budget")
+        );
     }
 }

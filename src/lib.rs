@@ -15,6 +15,7 @@ pub mod headers;
 pub mod ids;
 pub mod json;
 pub mod keys;
+pub mod limits;
 pub mod messages;
 pub mod models;
 pub mod output_caps;

@@ -97,6 +97,8 @@ const COLUMNS: &[&str] = &[
     "attempts",
     "client_shape",
     "response_id",
+    "limit_scope",
+    "limit_name",
 ];
 
 fn upsert_sql() -> String {
@@ -154,6 +156,8 @@ fn bindings(r: &UsageRecord, settled: bool) -> Vec<JsValue> {
         num(u64::from(r.attempts)),
         text(&r.client_shape),
         text(&r.response_id),
+        text(&r.limit_scope),
+        text(&r.limit_name),
     ]
 }
 
@@ -188,6 +192,10 @@ fn priced(r: &UsageRecord) -> UsageRecord {
         .map(String::as_str)
         .collect();
     out.cost_usd = super::price_table().and_then(|t| t.cost(&models, &out.tokens));
+    if r.outcome == crate::usage::Outcome::Limited {
+        // Refused before any provider saw it, whatever the model: it cost nothing.
+        out.cost_usd = Some(0.0);
+    }
     if out.cost_usd.is_none() {
         console_warn!(
             "no price for model {:?}; cost_usd left NULL for request {}",
