@@ -1,8 +1,8 @@
 //! Deployment settings read from Worker vars and secrets, with their defaults and validation.
 //! Built from a lookup function so the rules are tested natively.
 
-use crate::error::RelayError;
-use crate::output_caps::OutputCaps;
+use crate::http::error::RelayError;
+use crate::providers::output_caps::OutputCaps;
 use crate::providers::{self, KeyHeader, Kind, ModelRoute, ProviderSpec};
 
 pub const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
@@ -59,7 +59,7 @@ pub struct Config {
     pub admin_token: Option<String>,
     /// The length of an `ADMIN_TOKEN` refused as too short, so the edge can say why admin is off.
     pub admin_token_too_short: Option<usize>,
-    /// The deployer's price overrides (JSON, same shape as src/prices.json).
+    /// The deployer's price overrides (JSON, same shape as src/metering/prices.json).
     pub prices: Option<String>,
     pub max_body_bytes: usize,
     pub upstream_timeout_ms: u64,

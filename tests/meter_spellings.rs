@@ -4,11 +4,11 @@
 //! same completion characters, finish reason, usage, error and stripped usage chunk.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use llm_relay::anthropic::StreamTranslator;
-use llm_relay::messages::PassThrough;
-use llm_relay::sse::SseDecoder;
-use llm_relay::stream::{Relay, StreamRelay};
-use llm_relay::usage::{Outcome, Tokens, UsageSource};
+use llm_relay::metering::usage::{Outcome, Tokens, UsageSource};
+use llm_relay::protocols::messages::PassThrough;
+use llm_relay::protocols::sse::SseDecoder;
+use llm_relay::protocols::stream::{Relay, StreamRelay};
+use llm_relay::translate::anthropic::StreamTranslator;
 use serde_json::{json, Value};
 
 #[derive(Clone, Copy, Debug)]

@@ -6,13 +6,13 @@
 
 use serde_json::{json, Value};
 
-use llm_relay::anthropic::{ChatRelay, StreamTranslator};
-use llm_relay::responses::answer::Skeleton;
-use llm_relay::responses::passthrough::PassThrough;
-use llm_relay::responses::translate::ChatToResponses;
-use llm_relay::responses::{self, parse};
-use llm_relay::stream::{Relay, Settled, StreamRelay};
-use llm_relay::usage::{Outcome, Tokens, UsageSource};
+use llm_relay::metering::usage::{Outcome, Tokens, UsageSource};
+use llm_relay::protocols::responses::answer::Skeleton;
+use llm_relay::protocols::responses::passthrough::PassThrough;
+use llm_relay::protocols::responses::translate::ChatToResponses;
+use llm_relay::protocols::responses::{self, parse};
+use llm_relay::protocols::stream::{Relay, Settled, StreamRelay};
+use llm_relay::translate::anthropic::{ChatRelay, StreamTranslator};
 
 const CHAT_TEXT: &str = concat!(
     "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}],\"usage\":null}\n\n",

@@ -5,8 +5,8 @@
 
 mod common;
 
-use llm_relay::stream::{StreamMeter, StreamRelay};
-use llm_relay::usage::{Outcome, Tokens, UsageSource};
+use llm_relay::metering::usage::{Outcome, Tokens, UsageSource};
+use llm_relay::protocols::stream::{StreamMeter, StreamRelay};
 
 const TEXT_WITH_USAGE: &str = concat!(
     "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"logprobs\":null,\"finish_reason\":null}],\"usage\":null}\n\n",
@@ -165,7 +165,7 @@ fn done_without_final_blank_line_still_completes() {
 
 #[test]
 fn oversize_event_aborts_in_band() {
-    use llm_relay::sse::SseDecoder;
+    use llm_relay::protocols::sse::SseDecoder;
     let mut relay = StreamRelay::with_decoder(false, SseDecoder::with_limit(64));
     let first = relay.feed(b"data: ok\n\n".to_vec());
     assert_eq!(first, b"data: ok\n\n");

@@ -7,14 +7,14 @@ use serde_json::{json, Map, Value};
 use worker::{Headers, Request, Response};
 
 use super::{header, json_response, keystore, now_ms, read_body, Ctx};
-use crate::auth::{self, KeyRecord, KeyStatus};
-use crate::error::RelayError;
+use crate::http::error::RelayError;
+use crate::http::routes::{self, Route};
+use crate::keys::auth::{self, KeyRecord, KeyStatus};
 use crate::keys::{self, KeyChange};
-use crate::models;
-use crate::refused;
-use crate::report::{self, UsageQuery};
-use crate::request_log::RequestsQuery;
-use crate::routes::{self, Route};
+use crate::metering::refused;
+use crate::metering::report::{self, UsageQuery};
+use crate::metering::request_log::RequestsQuery;
+use crate::providers::models;
 use crate::time::rfc3339;
 
 /// Admin bodies are tiny; anything larger is a mistake.

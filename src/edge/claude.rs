@@ -8,13 +8,13 @@ use super::{
     bytes_response, copy_headers, header, now_ms, read_body, read_json, relay_body, relay_key,
     send_with_fallback, Attempt, Ctx,
 };
-use crate::anthropic::{self, ChatRelay, StreamTranslator};
-use crate::chat::{self, ChatRequest};
-use crate::error::RelayError;
+use crate::http::error::RelayError;
 use crate::keys;
-use crate::messages::PassThrough;
-use crate::models::{self, Provider, Target};
-use crate::usage::{Tokens, UsageSource};
+use crate::metering::usage::{Tokens, UsageSource};
+use crate::protocols::chat::{self, ChatRequest};
+use crate::protocols::messages::PassThrough;
+use crate::providers::models::{self, Provider, Target};
+use crate::translate::anthropic::{self, ChatRelay, StreamTranslator};
 
 /// What Anthropic's SDKs send; used when a client (or the translation) gives none.
 const ANTHROPIC_VERSION: &str = "2023-06-01";

@@ -6,7 +6,7 @@ use worker::{Headers, Method, Request, RequestInit, Response};
 
 use super::{header, Ctx};
 use crate::dashboard;
-use crate::error::RelayError;
+use crate::http::error::RelayError;
 
 const ASSETS_BINDING: &str = "ASSETS";
 

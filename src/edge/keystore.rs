@@ -9,8 +9,8 @@ use worker::wasm_bindgen::JsValue;
 use worker::{console_warn, Env};
 
 use super::store;
-use crate::auth::{self, KeyRecord};
-use crate::error::RelayError;
+use crate::http::error::RelayError;
+use crate::keys::auth::{self, KeyRecord};
 use crate::keys::{self, KvCopy, KvWrite};
 
 const KV_BINDING: &str = "KEYS";

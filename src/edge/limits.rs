@@ -23,15 +23,15 @@ use worker::{
 };
 
 use super::{now_ms, price_table, relay_key, Ctx};
-use crate::error::RelayError;
+use crate::http::error::RelayError;
 use crate::limits::answer::{self, Seen};
 use crate::limits::estimate::Estimate;
 use crate::limits::ledger::{Call, Ledger, LimitName, Refusal, Reply};
 use crate::limits::period::day_of;
 use crate::limits::{Limits, Scope, Settings};
-use crate::models::Target;
-use crate::cache::TtlCache;
-use crate::usage::UsageRecord;
+use crate::providers::models::Target;
+use crate::ttl_cache::TtlCache;
+use crate::metering::usage::UsageRecord;
 
 /// The Durable Object namespace binding (wrangler.toml `[[durable_objects.bindings]]`).
 pub const BINDING: &str = "LIMITS";

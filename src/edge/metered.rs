@@ -16,8 +16,8 @@ use futures_util::Stream;
 use worker::{Delay, Env};
 
 use super::{now_ms, store};
-use crate::stream::Relay;
-use crate::usage::UsageRecord;
+use crate::metering::usage::UsageRecord;
+use crate::protocols::stream::Relay;
 
 /// Longest a watcher keeps waiting for a stream; bounds the loop (Workers caps a request's
 /// wall time long before this for most plans).
@@ -185,7 +185,8 @@ fn snapshot(shared: &Shared, m: &Metering, now: u64, cancelled: bool) -> UsageRe
     rec.usage_source = settled.source;
     rec.finish_reason = settled.finish_reason;
     rec.error_code = settled.upstream_error.or_else(|| {
-        (settled.outcome != crate::usage::Outcome::Ok).then(|| settled.outcome.as_str().to_string())
+        (settled.outcome != crate::metering::usage::Outcome::Ok)
+            .then(|| settled.outcome.as_str().to_string())
     });
     if let Some(id) = shared.relay.response_id() {
         rec.response_id = Some(id.to_string());

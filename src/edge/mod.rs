@@ -18,20 +18,20 @@ use std::rc::Rc;
 use futures_util::stream;
 use worker::{console_error, event, Context, Env, Headers, Request, Response};
 
-use crate::auth;
-use crate::chat;
 use crate::config::Config;
-use crate::cursor;
-use crate::echo::{self, Echo};
-use crate::error::RelayError;
-use crate::ids;
+use crate::http::error::RelayError;
+use crate::http::ids;
+use crate::http::routes::{self, Route};
 use crate::keys;
-use crate::models::{self, Provider, Target};
-use crate::pricing::PriceTable;
-use crate::routes::{self, Route};
-use crate::stream::StreamRelay;
+use crate::keys::auth;
+use crate::metering::pricing::PriceTable;
+use crate::metering::usage::{Tokens, UsageRecord, UsageSource};
+use crate::protocols::chat;
+use crate::protocols::cursor;
+use crate::protocols::stream::StreamRelay;
+use crate::providers::echo::{self, Echo};
+use crate::providers::models::{self, Provider, Target};
 use crate::time::rfc3339;
-use crate::usage::{Tokens, UsageRecord, UsageSource};
 
 pub fn now_ms() -> u64 {
     worker::js_sys::Date::now() as u64
@@ -168,11 +168,14 @@ async fn guarded(
     ctx: &mut Ctx,
     wctx: &Context,
     ip: &str,
-) -> (Result<Response, RelayError>, Option<crate::refused::Reason>) {
+) -> (
+    Result<Response, RelayError>,
+    Option<crate::metering::refused::Reason>,
+) {
     if let Some(throttled) = admin_blocked(req, ctx, ip) {
         return (
             Err(throttled),
-            Some(crate::refused::Reason::InvalidAdminToken),
+            Some(crate::metering::refused::Reason::InvalidAdminToken),
         );
     }
     match dispatch(req, ctx, wctx).await {
@@ -188,7 +191,7 @@ async fn guarded(
 fn admin_blocked(req: &Request, ctx: &Ctx, ip: &str) -> Option<RelayError> {
     let admin = routes::route(req.method().as_ref(), &req.path()).is_ok_and(|r| r.is_admin());
     if admin && ctx.config.admin_token.is_some() {
-        throttle::blocked(crate::refused::Reason::InvalidAdminToken, ip)
+        throttle::blocked(crate::metering::refused::Reason::InvalidAdminToken, ip)
     } else {
         None
     }
@@ -445,9 +448,9 @@ fn reported_usage(ctx: &mut Ctx, body: &[u8]) {
     let Ok(json) = serde_json::from_slice::<serde_json::Value>(body) else {
         return;
     };
-    let tokens = json
-        .get("usage")
-        .and_then(|u| Tokens::from_openai(u).or_else(|| crate::anthropic::tokens_from_usage(u)));
+    let tokens = json.get("usage").and_then(|u| {
+        Tokens::from_openai(u).or_else(|| crate::translate::anthropic::tokens_from_usage(u))
+    });
     if let (Some(tokens), Some(rec)) = (tokens, ctx.rec()) {
         rec.tokens = tokens;
         rec.usage_source = UsageSource::Upstream;
@@ -499,14 +502,18 @@ pub trait Attempt {
         retry_after: Option<String>,
     ) -> RelayError {
         match target.provider {
-            Provider::Anthropic => match crate::anthropic::error_from_anthropic(status, &body) {
-                RelayError::UpstreamRejected { status, body, .. } => RelayError::UpstreamRejected {
-                    status,
-                    body,
-                    retry_after,
-                },
-                other => other,
-            },
+            Provider::Anthropic => {
+                match crate::translate::anthropic::error_from_anthropic(status, &body) {
+                    RelayError::UpstreamRejected { status, body, .. } => {
+                        RelayError::UpstreamRejected {
+                            status,
+                            body,
+                            retry_after,
+                        }
+                    }
+                    other => other,
+                }
+            }
             _ => RelayError::from_upstream_status(status, body, retry_after),
         }
     }
@@ -699,7 +706,7 @@ async fn relay_upstream(
             None => {
                 let chars = json
                     .pointer("/choices/0/message")
-                    .map_or(0, crate::chunk::message_chars);
+                    .map_or(0, crate::protocols::chunk::message_chars);
                 rec.tokens = Tokens::estimated(parsed.prompt_chars, chars);
                 rec.usage_source = UsageSource::Estimated;
             }
@@ -760,7 +767,7 @@ pub async fn read_json(resp: &mut Response) -> Result<(Vec<u8>, serde_json::Valu
 /// A provider's streamed answer relayed to the client through `relay`, metered.
 pub fn relay_body(
     resp: &mut Response,
-    relay: Box<dyn crate::stream::Relay>,
+    relay: Box<dyn crate::protocols::stream::Relay>,
     prompt_chars: u64,
     headers: Headers,
     ctx: &mut Ctx,
@@ -774,7 +781,7 @@ pub fn relay_body(
 
 pub fn stream_response<S>(
     body: S,
-    relay: Box<dyn crate::stream::Relay>,
+    relay: Box<dyn crate::protocols::stream::Relay>,
     prompt_chars: u64,
     headers: Headers,
     ctx: &mut Ctx,
@@ -795,7 +802,7 @@ where
 pub fn copy_headers(from: &Headers) -> Headers {
     let out = Headers::new();
     for (name, value) in from.entries() {
-        if crate::headers::return_to_client(&name) {
+        if crate::http::headers::return_to_client(&name) {
             let _ = out.append(&name, &value);
         }
     }

@@ -16,20 +16,20 @@ use super::{
     bytes_response, claude, copy_headers, now_ms, read_body, read_json, relay_body, relay_key,
     send_with_fallback, store, stream_response, Attempt, Ctx,
 };
-use crate::anthropic::{self, ChatRelay, StreamTranslator};
-use crate::chat;
-use crate::echo::{self, Echo};
-use crate::error::RelayError;
+use crate::http::error::RelayError;
 use crate::keys;
-use crate::models::{self, Provider, Target};
+use crate::metering::usage::{Tokens, UsageSource};
+use crate::protocols::chat;
+use crate::protocols::responses::answer::{self, Skeleton};
+use crate::protocols::responses::owner::{self, Access};
+use crate::protocols::responses::passthrough::PassThrough;
+use crate::protocols::responses::translate::ChatToResponses;
+use crate::protocols::responses::{self, Request as ResponsesRequest};
+use crate::protocols::stream::{Relay, StreamRelay};
+use crate::providers::echo::{self, Echo};
+use crate::providers::models::{self, Provider, Target};
 use crate::providers::{KeyHeader, ProviderSpec};
-use crate::responses::answer::{self, Skeleton};
-use crate::responses::owner::{self, Access};
-use crate::responses::passthrough::PassThrough;
-use crate::responses::translate::ChatToResponses;
-use crate::responses::{self, Request as ResponsesRequest};
-use crate::stream::{Relay, StreamRelay};
-use crate::usage::{Tokens, UsageSource};
+use crate::translate::anthropic::{self, ChatRelay, StreamTranslator};
 
 /// How a target hears a Responses request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -367,7 +367,10 @@ async fn access(ctx: &Ctx, id: &str, caller: &str) -> Result<Access, RelayError>
 async fn refuse_foreign_previous(ctx: &Ctx, prev: &str) -> Result<(), RelayError> {
     let refused = || {
         let mut shown = prev.to_string();
-        if let Some((at, _)) = shown.char_indices().nth(crate::usage::MAX_TEXT_CHARS) {
+        if let Some((at, _)) = shown
+            .char_indices()
+            .nth(crate::metering::usage::MAX_TEXT_CHARS)
+        {
             shown.truncate(at);
         }
         RelayError::PreviousResponseNotFound(shown)
@@ -427,7 +430,7 @@ pub async fn stored(
     // The same allow-list as every provider call (headers.rs), and the relay's user-agent.
     let headers = Headers::new();
     let client: Vec<(String, String)> = req.headers().entries().collect();
-    let allowed = crate::headers::provider_headers(
+    let allowed = crate::http::headers::provider_headers(
         spec.kind,
         client.iter().map(|(n, v)| (n.as_str(), v.as_str())),
     );
@@ -435,7 +438,7 @@ pub async fn stored(
         headers.set(name, value).map_err(internal)?;
     }
     headers
-        .set("user-agent", crate::headers::USER_AGENT)
+        .set("user-agent", crate::http::headers::USER_AGENT)
         .map_err(internal)?;
     let key = spec.api_key.clone().unwrap_or_default();
     match spec.key_header {

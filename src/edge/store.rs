@@ -8,10 +8,10 @@ use worker::wasm_bindgen::JsValue;
 use worker::{console_error, console_warn, Delay, Env};
 
 use super::now_ms;
-use crate::auth::{self, KeyRecord};
-use crate::cache::TtlCache;
-use crate::error::RelayError;
-use crate::usage::UsageRecord;
+use crate::http::error::RelayError;
+use crate::keys::auth::{self, KeyRecord};
+use crate::metering::usage::UsageRecord;
+use crate::ttl_cache::TtlCache;
 
 const KV_BINDING: &str = "KEYS";
 const D1_BINDING: &str = "DB";
@@ -192,7 +192,7 @@ fn priced(r: &UsageRecord) -> UsageRecord {
         .map(String::as_str)
         .collect();
     out.cost_usd = super::price_table().and_then(|t| t.cost(&models, &out.tokens));
-    if r.outcome == crate::usage::Outcome::Limited {
+    if r.outcome == crate::metering::usage::Outcome::Limited {
         // Refused before any provider saw it, whatever the model: it cost nothing.
         out.cost_usd = Some(0.0);
     }

@@ -1,6 +1,6 @@
 //! Per-address throttling of failed authentication (the `AUTH_LIMIT` rate-limit binding), and
 //! the isolate's tally of throttled requests, flushed to D1's `refused` table from
-//! `wait_until` (rules in `crate::refused`).
+//! `wait_until` (rules in `crate::metering::refused`).
 
 use std::cell::{Cell, RefCell};
 use std::time::Duration;
@@ -9,9 +9,9 @@ use serde_json::json;
 use worker::{console_warn, Context, Delay, Env, Request};
 
 use super::{header, keystore, now_ms};
-use crate::cache::TtlCache;
-use crate::error::RelayError;
-use crate::refused::{self, Reason, Tally};
+use crate::http::error::RelayError;
+use crate::metering::refused::{self, Reason, Tally};
+use crate::ttl_cache::TtlCache;
 
 const LIMITER_BINDING: &str = "AUTH_LIMIT";
 /// Addresses this isolate remembers as blocked; beyond it the oldest is forgotten and asks

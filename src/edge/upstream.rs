@@ -1,4 +1,4 @@
-//! Calls to the provider: only the client headers `crate::headers` allows (protocol.md §1.3),
+//! Calls to the provider: only the client headers `crate::http::headers` allows (protocol.md §1.3),
 //! the provider key in place of the client's, a time-to-first-byte timeout, and upstream errors
 //! mapped to `RelayError`.
 
@@ -9,9 +9,9 @@ use worker::js_sys::Uint8Array;
 use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, Response};
 
 use super::{claude, Ctx};
-use crate::error::RelayError;
-use crate::headers;
-use crate::models::{Provider, Target};
+use crate::http::error::RelayError;
+use crate::http::headers;
+use crate::providers::models::{Provider, Target};
 use crate::providers::{KeyHeader, Kind};
 
 pub struct Call<'a> {

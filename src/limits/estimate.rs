@@ -5,8 +5,8 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::pricing::PriceTable;
-use crate::usage::{add_tokens, estimate_tokens, token_count, Tokens};
+use crate::metering::pricing::PriceTable;
+use crate::metering::usage::{add_tokens, estimate_tokens, token_count, Tokens};
 
 /// The output cap assumed when a request names none (`max_tokens`, `max_completion_tokens`,
 /// `max_output_tokens`). A reply may run longer; settlement then counts what it really cost,

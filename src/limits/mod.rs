@@ -12,7 +12,7 @@ pub mod period;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use crate::error::RelayError;
+use crate::http::error::RelayError;
 pub use period::Period;
 
 /// Largest budget accepted: far above any real one, small enough that sums stay exact to the
@@ -193,7 +193,7 @@ fn patch_of(map: &Map<String, Value>, prefix: &str) -> Result<Patch, RelayError>
 
 /// A whole limits object that replaces a scope's limits (`PUT`): `null` fields are unset.
 pub fn parse_replacement(body: &[u8]) -> Result<Limits, RelayError> {
-    crate::json::refuse_duplicate_keys(body)?;
+    crate::http::json::refuse_duplicate_keys(body)?;
     let v: Value = serde_json::from_slice(body).map_err(|_| {
         RelayError::invalid("We could not parse the JSON body of your request.", None)
     })?;

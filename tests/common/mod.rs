@@ -1,7 +1,7 @@
 //! Helpers the native integration tests share: replaying upstream bytes through any `Relay`.
 #![allow(dead_code)]
 
-use llm_relay::stream::{Relay, Settled};
+use llm_relay::protocols::stream::{Relay, Settled};
 
 /// Feeds `chunks` in order, then ends the upstream; returns the client bytes and how the
 /// stream settled (for a finished and for a cancelled client, since both rows are written).

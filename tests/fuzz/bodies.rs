@@ -6,7 +6,9 @@ use serde_json::Value;
 use crate::gen::{self, Rng};
 use crate::runner::{show_bytes, shrink_bytes, shrink_value, Target};
 use crate::CUSTOM_TOOL;
-use llm_relay::{anthropic, chat, cursor, keys};
+use llm_relay::keys;
+use llm_relay::protocols::{chat, cursor};
+use llm_relay::translate::anthropic;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Body {
@@ -107,7 +109,7 @@ fn check_body(c: &BodyCase) -> Result<(), String> {
                 expect_object(&msg, "to_message")?;
                 if let Some(u) = v.get("usage") {
                     let _ = anthropic::tokens_from_usage(u);
-                    let _ = llm_relay::usage::Tokens::from_openai(u);
+                    let _ = llm_relay::metering::usage::Tokens::from_openai(u);
                 }
             }
             let _ = anthropic::error_from_anthropic(400, &bytes);

@@ -7,15 +7,15 @@ use serde_json::Value;
 use crate::gen::{self, Rng};
 use crate::runner::{show_bytes, shrink_cut_bytes, Target};
 use crate::{common, CUSTOM_TOOL};
-use llm_relay::anthropic::{
+use llm_relay::protocols::messages::PassThrough;
+use llm_relay::protocols::responses::answer::Skeleton;
+use llm_relay::protocols::responses::passthrough::PassThrough as ResponsesPassThrough;
+use llm_relay::protocols::responses::translate::ChatToResponses;
+use llm_relay::protocols::sse::SseDecoder;
+use llm_relay::protocols::stream::{Relay, StreamRelay};
+use llm_relay::translate::anthropic::{
     self, custom::InputDecoder, ChatRelay, ReverseTranslator, StreamTranslator,
 };
-use llm_relay::messages::PassThrough;
-use llm_relay::responses::answer::Skeleton;
-use llm_relay::responses::passthrough::PassThrough as ResponsesPassThrough;
-use llm_relay::responses::translate::ChatToResponses;
-use llm_relay::sse::SseDecoder;
-use llm_relay::stream::{Relay, StreamRelay};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -100,8 +100,9 @@ const KINDS: [Kind; 8] = [
 ];
 
 fn responses_skeleton() -> Skeleton {
-    let req = llm_relay::responses::parse(br#"{"model":"m","input":"hi","stream":true}"#)
-        .unwrap_or_else(|e| panic!("fixed request: {e:?}"));
+    let req =
+        llm_relay::protocols::responses::parse(br#"{"model":"m","input":"hi","stream":true}"#)
+            .unwrap_or_else(|e| panic!("fixed request: {e:?}"));
     Skeleton::new("x", 1, &req)
 }
 

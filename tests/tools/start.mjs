@@ -14,7 +14,7 @@ const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 
 function base62(len) {
   let out = '';
-  // Rejection sampling keeps every symbol equally likely (same rule as src/auth.rs).
+  // Rejection sampling keeps every symbol equally likely (same rule as src/keys/auth.rs).
   while (out.length < len) {
     for (const b of randomBytes(len * 2)) {
       if (b < 248 && out.length < len) out += BASE62[b % 62];
