@@ -29,9 +29,9 @@ use crate::limits::estimate::Estimate;
 use crate::limits::ledger::{Call, Ledger, LimitName, Refusal, Reply};
 use crate::limits::period::day_of;
 use crate::limits::{Limits, Scope, Settings};
+use crate::metering::usage::UsageRecord;
 use crate::providers::models::Target;
 use crate::ttl_cache::TtlCache;
-use crate::metering::usage::UsageRecord;
 
 /// The Durable Object namespace binding (wrangler.toml `[[durable_objects.bindings]]`).
 pub const BINDING: &str = "LIMITS";
@@ -65,8 +65,7 @@ pub fn settings(env: &Env) -> Settings {
     if let Some(s) = SETTINGS.with(|s| *s.borrow()) {
         return s;
     }
-    let (s, warnings) =
-        Settings::from_lookup(|name| env.var(name).ok().map(|v| v.to_string()));
+    let (s, warnings) = Settings::from_lookup(|name| env.var(name).ok().map(|v| v.to_string()));
     for w in warnings {
         console_warn!("config: {w}");
     }
@@ -114,8 +113,8 @@ pub async fn call(env: &Env, scope_name: &str, call: &Call) -> Result<Reply, Str
     let mut init = RequestInit::new();
     init.with_method(Method::Post)
         .with_body(Some(JsValue::from_str(&body)));
-    let req = Request::new_with_init("https://limits.internal/call", &init)
-        .map_err(|e| e.to_string())?;
+    let req =
+        Request::new_with_init("https://limits.internal/call", &init).map_err(|e| e.to_string())?;
     let mut resp = stub
         .fetch_with_request(req)
         .await
@@ -136,11 +135,9 @@ async fn applicable(ctx: &Ctx) -> Result<Vec<(Scope, Limits)>, RelayError> {
     };
     let team = Scope::Team(key.team.clone());
     let key_scope = (Scope::Key(key.id.clone()), key.limits);
-    let (user_limits, team_limits) = futures_util::future::join(
-        scope_limits(&ctx.env, &user),
-        scope_limits(&ctx.env, &team),
-    )
-    .await;
+    let (user_limits, team_limits) =
+        futures_util::future::join(scope_limits(&ctx.env, &user), scope_limits(&ctx.env, &team))
+            .await;
     Ok([key_scope, (user, user_limits?), (team, team_limits?)]
         .into_iter()
         .filter(|(_, l)| !l.is_empty())
@@ -163,6 +160,23 @@ fn refuse(ctx: &mut Ctx, refused: answer::Refused) -> RelayError {
         rec.limit_name = Some(refused.limit.as_str().to_string());
     }
     RelayError::Limited(Box::new(refused))
+}
+
+/// The one call a route makes before its first upstream attempt (see `reserve`).
+pub async fn check(
+    ctx: &mut Ctx,
+    targets: &[Target],
+    model: &str,
+    prompt_chars: u64,
+    body: &[u8],
+) -> Result<(), RelayError> {
+    let ask = Ask {
+        targets,
+        model,
+        prompt_chars,
+        body,
+    };
+    reserve(ctx, &ask).await
 }
 
 /// Before the first upstream attempt: reserves the request's worst case in every scope with
@@ -210,13 +224,9 @@ pub async fn reserve(ctx: &mut Ctx, ask: &Ask<'_>) -> Result<(), RelayError> {
             lease_ms: settings.lease_ms,
         })
         .collect();
-    let replies = join_all(
-        scopes
-            .iter()
-            .zip(&calls)
-            .map(|((scope, _), c)| async move { call(&ctx.env, &scope.name(), c).await }),
-    )
-    .await;
+    let env = ctx.env.clone();
+    let names: Vec<String> = scopes.iter().map(|(s, _)| s.name()).collect();
+    let replies = join_all(names.iter().zip(&calls).map(|(n, c)| call(&env, n, c))).await;
     let mut seen_states = Vec::new();
     let mut admitted = Vec::new();
     let mut refusal: Option<(usize, Refusal)> = None;
@@ -226,9 +236,10 @@ pub async fn reserve(ctx: &mut Ctx, ask: &Ask<'_>) -> Result<(), RelayError> {
             Ok(reply) => {
                 match reply.refusal {
                     // A budget refusal wins over a rate one: it is the one retrying cannot fix.
-                    Some(r) if refusal.is_none_or(|(_, old)| {
-                        old.limit != LimitName::Budget && r.limit == LimitName::Budget
-                    }) =>
+                    Some(r)
+                        if refusal.is_none_or(|(_, old)| {
+                            old.limit != LimitName::Budget && r.limit == LimitName::Budget
+                        }) =>
                     {
                         refusal = Some((i, r))
                     }
@@ -274,7 +285,7 @@ pub async fn reserve(ctx: &mut Ctx, ask: &Ask<'_>) -> Result<(), RelayError> {
     if let Some(refused) = refused {
         // Scopes that admitted it must not keep a hold (nor count it) for a request that never runs.
         let release = Call::Release { id: id.clone() };
-        let done = join_all(admitted.iter().map(|name| call(&ctx.env, name, &release))).await;
+        let done = join_all(admitted.iter().map(|name| call(&env, name, &release))).await;
         for e in done.into_iter().filter_map(Result::err) {
             console_warn!("limits: release of {id} failed ({e}); its lease frees it");
         }
@@ -364,7 +375,8 @@ fn load(sql: &worker::SqlStorage) -> worker::Result<Ledger> {
 }
 
 fn store(sql: &worker::SqlStorage, ledger: &Ledger) -> worker::Result<()> {
-    let text = serde_json::to_string(ledger).map_err(|e| worker::Error::RustError(e.to_string()))?;
+    let text =
+        serde_json::to_string(ledger).map_err(|e| worker::Error::RustError(e.to_string()))?;
     sql.exec(
         "INSERT INTO ledger (id, state) VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET state = excluded.state",
         vec![text.into()],
@@ -403,7 +415,8 @@ impl DurableObject for LimitsObject {
             Err(e) => return Response::error(format!("not a limits call: {e}"), 400),
         };
         let reply = self.apply(call)?;
-        let text = serde_json::to_string(&reply).map_err(|e| worker::Error::RustError(e.to_string()))?;
+        let text =
+            serde_json::to_string(&reply).map_err(|e| worker::Error::RustError(e.to_string()))?;
         Response::ok(text)
     }
 }

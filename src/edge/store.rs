@@ -221,6 +221,10 @@ async fn write_once(env: &Env, r: &UsageRecord, settled: bool) -> Result<(), Str
 /// a stream's fate is unknown; the final write replaces it.
 pub async fn write_usage(env: &Env, r: &UsageRecord, settled: bool) {
     let r = &priced(r).bounded();
+    if settled {
+        // The same moment as the final row, whatever ended the request (README: "Limits").
+        super::limits::settle(env, r).await;
+    }
     let mut last_err = String::new();
     for attempt in 0..WRITE_ATTEMPTS {
         match write_once(env, r, settled).await {

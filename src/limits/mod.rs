@@ -260,6 +260,19 @@ impl Scope {
     }
 }
 
+/// CONTRACT.md's scope view: identity, limits and the live state of the scope's object.
+pub fn scope_view(
+    scope: &Scope,
+    key_team_user: Option<(&str, &str)>,
+    limits: &Limits,
+    state: &ledger::State,
+) -> Value {
+    let mut m = scope.identity(key_team_user);
+    m.insert("limits".into(), limits.public());
+    m.insert("state".into(), state.public());
+    Value::Object(m)
+}
+
 /// The longest a reservation holds budget and a parallel slot without being settled: longer
 /// than a request can run (Workers ends a request's `wait_until` 30 s after its response, and a
 /// stream's watcher writes its row within seconds of a hang-up), short enough that a crashed
