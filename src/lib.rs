@@ -7,6 +7,7 @@ pub mod config;
 pub mod dashboard;
 pub mod http;
 pub mod keys;
+pub mod limits;
 pub mod metering;
 pub mod protocols;
 pub mod providers;

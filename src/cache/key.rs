@@ -272,6 +272,7 @@ mod tests {
             aliases: Default::default(),
             metadata: Default::default(),
             cache: None,
+            limits: Default::default(),
         };
         assert_eq!(scope_id(Scope::Key, &rec), "key:key_1");
         assert_eq!(scope_id(Scope::User, &rec), "user:platform/ann");

@@ -98,6 +98,7 @@ pub async fn messages(
         as_json,
         count_tokens,
     };
+    super::limits::check(ctx, &targets, &parsed.model, parsed.prompt_chars, &body).await?;
     let (mut resp, target) = send_with_fallback(req, &targets, ctx, &plan, &parsed.model).await?;
     super::served(ctx, parsed.prompt_chars);
     if target.provider == Provider::OpenAi {

@@ -7,6 +7,8 @@ mod cache;
 mod claude;
 mod dashboard;
 mod keystore;
+mod limits;
+mod limits_admin;
 mod metered;
 mod responses;
 mod store;
@@ -147,6 +149,7 @@ async fn fetch(mut req: Request, env: Env, wctx: Context) -> worker::Result<Resp
     let same_origin_only = routes::is_admin_surface(&path);
     let mut response = finish_headers(response, &request_id, origin.as_deref(), same_origin_only);
     cache::finish(&mut ctx, &mut response, &wctx);
+    limits::decorate(&request_id, response.headers_mut());
     if crate::dashboard::is_dashboard_path(&path) {
         dashboard::secure(&mut response);
     }
@@ -376,6 +379,7 @@ async fn chat_completions(
         parsed: &parsed,
         path: "/chat/completions",
     };
+    limits::check(ctx, &targets, &parsed.model, parsed.prompt_chars, &body).await?;
     let (resp, target) = send_with_fallback(req, &targets, ctx, &plan, &parsed.model).await?;
     served(ctx, parsed.prompt_chars);
     match target.provider {
@@ -430,6 +434,7 @@ async fn legacy(
         parsed: &parsed,
         path,
     };
+    limits::check(ctx, &targets, &parsed.model, parsed.prompt_chars, &body).await?;
     let (resp, target) = send_with_fallback(req, &targets, ctx, &plan, &parsed.model).await?;
     served(ctx, parsed.prompt_chars);
     relay_upstream(resp, &parsed, target.stream_usage, ctx, wctx).await
@@ -910,7 +915,10 @@ fn finish_headers(
     let _ = headers.set("access-control-allow-origin", origin.unwrap_or("*"));
     let _ = headers.set(
         "access-control-expose-headers",
-        "x-request-id, request-id, x-relay-estimate, x-relay-cache-status",
+        &format!(
+            "x-request-id, request-id, x-relay-estimate, x-relay-cache-status, {}",
+            crate::limits::answer::EXPOSED
+        ),
     );
     let _ = headers.set("vary", "Origin");
     resp

@@ -97,6 +97,7 @@ pub async fn create(
         body: &body,
         parsed: &parsed,
     };
+    super::limits::check(ctx, &targets, &parsed.model, parsed.prompt_chars, &body).await?;
     let (resp, target) = send_with_fallback(req, &targets, ctx, &plan, &parsed.model).await?;
     match way(target) {
         Way::Native => native(resp, &parsed, ctx, wctx).await,

@@ -99,6 +99,8 @@ const COLUMNS: &[&str] = &[
     "response_id",
     "cache",
     "saved_usd",
+    "limit_scope",
+    "limit_name",
 ];
 
 fn upsert_sql() -> String {
@@ -159,6 +161,8 @@ fn bindings(r: &UsageRecord, settled: bool) -> Vec<JsValue> {
         r.cache
             .map_or(JsValue::NULL, |c| JsValue::from_str(c.as_str())),
         r.saved_usd.map_or(JsValue::NULL, JsValue::from_f64),
+        text(&r.limit_scope),
+        text(&r.limit_name),
     ]
 }
 
@@ -198,6 +202,10 @@ fn priced(r: &UsageRecord) -> UsageRecord {
         out.saved_usd = out.cost_usd;
         out.cost_usd = Some(0.0);
     }
+    if r.outcome == crate::metering::usage::Outcome::Limited {
+        // Refused before any provider saw it, whatever the model: it cost nothing.
+        out.cost_usd = Some(0.0);
+    }
     if out.cost_usd.is_none() {
         console_warn!(
             "no price for model {:?}; cost_usd left NULL for request {}",
@@ -223,6 +231,10 @@ async fn write_once(env: &Env, r: &UsageRecord, settled: bool) -> Result<(), Str
 /// a stream's fate is unknown; the final write replaces it.
 pub async fn write_usage(env: &Env, r: &UsageRecord, settled: bool) {
     let r = &priced(r).bounded();
+    if settled {
+        // The same moment as the final row, whatever ended the request (README: "Limits").
+        super::limits::settle(env, r).await;
+    }
     let mut last_err = String::new();
     for attempt in 0..WRITE_ATTEMPTS {
         match write_once(env, r, settled).await {

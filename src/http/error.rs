@@ -3,6 +3,7 @@
 
 use serde_json::{json, Value};
 
+use crate::limits::ledger::LimitName;
 use crate::metering::usage::Outcome;
 
 /// Why a relay key was refused; each gets its own message so a user knows what to fix.
@@ -83,6 +84,9 @@ pub enum RelayError {
     AuthThrottled {
         retry_after_s: u64,
     },
+    /// A spend or rate limit of the key, its user or its team refused the request (README:
+    /// "Limits"); boxed, as it carries its own message and headers.
+    Limited(Box<crate::limits::answer::Refused>),
     /// A relay bug or a platform failure (KV/D1 unavailable).
     Internal(String),
 }
@@ -114,6 +118,11 @@ impl RelayError {
             | RelayError::UpstreamStreamEnded => 502,
             RelayError::UpstreamExhausted { .. } | RelayError::KeySyncFailed(_) => 503,
             RelayError::AuthThrottled { .. } => 429,
+            RelayError::Limited(r) => match r.limit {
+                LimitName::Unpriced => 400,
+                LimitName::Unavailable => 503,
+                _ => 429,
+            },
             RelayError::UpstreamTimeout => 504,
             RelayError::Internal(_) => 500,
         }
@@ -142,6 +151,12 @@ impl RelayError {
             RelayError::UpstreamStreamEnded => "upstream_stream_error",
             RelayError::KeySyncFailed(_) => "key_sync_failed",
             RelayError::AuthThrottled { .. } => "too_many_failed_attempts",
+            RelayError::Limited(r) => match r.limit {
+                LimitName::Budget => "budget_exceeded",
+                LimitName::Unpriced => "model_not_priced",
+                LimitName::Unavailable => "limits_unavailable",
+                _ => "rate_limit_exceeded",
+            },
             RelayError::Internal(_) => "internal_error",
         }
     }
@@ -155,6 +170,7 @@ impl RelayError {
             | RelayError::UpstreamExhausted { .. }
             | RelayError::UpstreamTimeout => Outcome::UpstreamError,
             RelayError::UpstreamStreamEnded => Outcome::Truncated,
+            RelayError::Limited(_) => Outcome::Limited,
             _ => Outcome::RelayError,
         }
     }
@@ -173,6 +189,7 @@ impl RelayError {
             RelayError::AuthThrottled { retry_after_s } => {
                 vec![("retry-after", retry_after_s.to_string())]
             }
+            RelayError::Limited(r) => r.headers.clone(),
             _ => Vec::new(),
         }
     }
@@ -231,6 +248,7 @@ impl RelayError {
             RelayError::AuthThrottled { retry_after_s } => format!(
                 "Too many failed authentication attempts from your address. Try again in {retry_after_s} seconds."
             ),
+            RelayError::Limited(r) => r.message.clone(),
             RelayError::Internal(_) => {
                 "The server had an error while processing your request.".to_string()
             }
@@ -238,6 +256,15 @@ impl RelayError {
     }
 
     fn openai_type(&self) -> &'static str {
+        if let RelayError::Limited(r) = self {
+            // OpenAI's own types: `insufficient_quota` for money, `requests`/`tokens` for rates.
+            match r.limit {
+                LimitName::Budget => return "insufficient_quota",
+                LimitName::Tpm => return "tokens",
+                LimitName::Rpm | LimitName::MaxParallel => return "requests",
+                _ => {}
+            }
+        }
         match self.status() {
             429 => "requests",
             s if s >= 500 => "server_error",
@@ -263,6 +290,7 @@ impl RelayError {
             RelayError::ModelNotFound(_)
             | RelayError::ModelNotAllowed(_)
             | RelayError::UnsupportedEndpoint { .. } => json!("model"),
+            RelayError::Limited(r) if r.limit == LimitName::Unpriced => json!("model"),
             RelayError::NotFound { .. } => json!("id"),
             RelayError::PreviousResponseNotFound(_) => json!("previous_response_id"),
             _ => Value::Null,

@@ -49,6 +49,10 @@ pub struct KeyRecord {
     /// Response caching for every request of the key (issue 17); None: off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<crate::cache::KeyCache>,
+    /// The key's spend and rate limits (README: "Limits"); empty when it has none, and then
+    /// its requests never reach a limits object.
+    #[serde(default, skip_serializing_if = "crate::limits::Limits::is_empty")]
+    pub limits: crate::limits::Limits,
 }
 
 /// The KV name a key's record lives under.
@@ -247,6 +251,7 @@ mod tests {
             aliases: BTreeMap::new(),
             metadata: BTreeMap::new(),
             cache: None,
+            limits: Default::default(),
         }
     }
 

@@ -11,6 +11,7 @@ use serde_json::{json, Map, Value};
 
 use crate::http::error::RelayError;
 use crate::keys::auth::{is_slug, KeyRecord, KeyStatus};
+use crate::limits::{self, Limits};
 use crate::time::{parse_rfc3339, rfc3339};
 
 const MAX_NAME: usize = 100;
@@ -30,6 +31,7 @@ pub struct NewKey {
     pub aliases: BTreeMap<String, String>,
     pub metadata: BTreeMap<String, String>,
     pub cache: Option<crate::cache::KeyCache>,
+    pub limits: Limits,
 }
 
 /// A validated `PATCH /admin/keys/{id}` body; `Some(None)` clears a field.
@@ -42,6 +44,8 @@ pub struct KeyChange {
     pub metadata: Option<BTreeMap<String, String>>,
     pub status: Option<KeyStatus>,
     pub cache: Option<Option<crate::cache::KeyCache>>,
+    /// `Some(None)`: `"limits": null`, which clears them all; otherwise merged field by field.
+    pub limits: Option<Option<limits::Patch>>,
 }
 
 fn object(body: &[u8], allowed: &[&str]) -> Result<Map<String, Value>, RelayError> {
@@ -175,6 +179,7 @@ pub fn parse_new(body: &[u8]) -> Result<NewKey, RelayError> {
             "aliases",
             "metadata",
             "cache",
+            "limits",
         ],
     )?;
     let null = Value::Null;
@@ -195,6 +200,10 @@ pub fn parse_new(body: &[u8]) -> Result<NewKey, RelayError> {
             MAX_META_VALUE,
         )?,
         cache: crate::cache::parse_key_cache(map.get("cache").unwrap_or(&null))?,
+        limits: match map.get("limits") {
+            None | Some(Value::Null) => Limits::default(),
+            Some(v) => Limits::default().merged(&limits::parse_patch(v, "limits.")?),
+        },
     })
 }
 
@@ -209,6 +218,7 @@ pub fn parse_change(body: &[u8]) -> Result<KeyChange, RelayError> {
             "metadata",
             "status",
             "cache",
+            "limits",
         ],
     )?;
     let mut change = KeyChange::default();
@@ -245,6 +255,12 @@ pub fn parse_change(body: &[u8]) -> Result<KeyChange, RelayError> {
     if let Some(v) = map.get("cache") {
         change.cache = Some(crate::cache::parse_key_cache(v)?);
     }
+    if let Some(v) = map.get("limits") {
+        change.limits = Some(match v {
+            Value::Null => None,
+            v => Some(limits::parse_patch(v, "limits.")?),
+        });
+    }
     if change == KeyChange::default() {
         return Err(RelayError::invalid(
             "Nothing to change: give at least one field.",
@@ -270,6 +286,7 @@ pub fn record(input: NewKey, id: String, now: &str) -> KeyRecord {
         aliases: input.aliases,
         metadata: input.metadata,
         cache: input.cache,
+        limits: input.limits,
     }
 }
 
@@ -297,6 +314,11 @@ pub fn apply(rec: &mut KeyRecord, change: &KeyChange, now: &str) -> Map<String, 
     }
     if let Some(v) = change.cache {
         rec.cache = v;
+    }
+    match &change.limits {
+        Some(Some(patch)) => rec.limits = rec.limits.merged(patch),
+        Some(None) => rec.limits = Limits::default(),
+        None => {}
     }
     let after = public(rec);
     let diff = diff(&before, &after);
@@ -335,6 +357,7 @@ pub fn public(rec: &KeyRecord) -> Value {
         "aliases": rec.aliases,
         "metadata": rec.metadata,
         "cache": crate::cache::public(rec.cache.as_ref()),
+        "limits": rec.limits.public(),
     })
 }
 
@@ -652,5 +675,35 @@ mod tests {
             "x",
         );
         assert!(allows(&open, "anything"));
+    }
+
+    #[test]
+    fn limits_are_set_merged_cleared_and_audited() {
+        let input = new(r#"{"team":"t","user":"u","limits":{"budget_usd":25,"rpm":60}}"#).unwrap();
+        let mut rec = record(input, "key_1".into(), "2026-01-01T00:00:00.000Z");
+        assert_eq!(
+            public(&rec)["limits"],
+            json!({"budget_usd": 25.0, "budget_period": "month", "rpm": 60})
+        );
+        let change = parse_change(br#"{"limits":{"rpm":null,"max_parallel":4}}"#).unwrap();
+        let diff = apply(&mut rec, &change, "2026-01-02T00:00:00.000Z");
+        assert_eq!(
+            diff["limits"],
+            json!({"from": {"budget_usd": 25.0, "budget_period": "month", "rpm": 60},
+                   "to": {"budget_usd": 25.0, "budget_period": "month", "max_parallel": 4}})
+        );
+        let clear = parse_change(br#"{"limits":null}"#).unwrap();
+        apply(&mut rec, &clear, "2026-01-03T00:00:00.000Z");
+        assert_eq!(public(&rec)["limits"], json!({}));
+        // The KV copy of a key without limits carries no limits field at all.
+        assert!(!serde_json::to_string(&rec).unwrap().contains("limits"));
+        let bad = parse_change(br#"{"limits":{"rpm":0}}"#).unwrap_err();
+        assert!(
+            matches!(bad, RelayError::InvalidRequest { param: Some(p), .. } if p == "limits.rpm")
+        );
+        let unknown = new(r#"{"team":"t","user":"u","limits":{"budget":1}}"#).unwrap_err();
+        assert!(
+            matches!(unknown, RelayError::InvalidRequest { param: Some(p), .. } if p == "limits.budget")
+        );
     }
 }

@@ -46,6 +46,8 @@ pub const COLUMNS: &[&str] = &[
     "ttfb_ms",
     "duration_ms",
     "settled",
+    "limit_scope",
+    "limit_name",
 ];
 
 /// A column as listed: token counts are clamped to what a JavaScript number holds exactly,

@@ -12,6 +12,8 @@ pub enum Outcome {
     RelayError,
     ClientCancelled,
     Truncated,
+    /// Refused by a spend or rate limit (`limit_scope`, `limit_name` say which); costs nothing.
+    Limited,
 }
 
 impl Outcome {
@@ -22,6 +24,7 @@ impl Outcome {
             Outcome::RelayError => "relay_error",
             Outcome::ClientCancelled => "client_cancelled",
             Outcome::Truncated => "truncated",
+            Outcome::Limited => "limited",
         }
     }
 }
@@ -166,6 +169,10 @@ pub struct UsageRecord {
     /// The OpenAI response this request created (`resp_…`), which only this row's key may then
     /// retrieve, cancel or delete (`responses::owner`).
     pub response_id: Option<String>,
+    /// For an `outcome = limited` row: the scope (`key`/`user`/`team`) and the limit
+    /// (`budget`, `rpm`, `tpm`, `max_parallel`, `unpriced`, `unavailable`) that refused it.
+    pub limit_scope: Option<String>,
+    pub limit_name: Option<String>,
     pub started_at: String,
     pub ttfb_ms: Option<u64>,
     pub duration_ms: u64,
@@ -219,6 +226,8 @@ impl UsageRecord {
             attempts: 0,
             client_shape: None,
             response_id: None,
+            limit_scope: None,
+            limit_name: None,
             started_at,
             ttfb_ms: None,
             duration_ms: 0,
@@ -243,6 +252,8 @@ impl UsageRecord {
             &mut self.upstream_request_id,
             &mut self.client_shape,
             &mut self.response_id,
+            &mut self.limit_scope,
+            &mut self.limit_name,
         ]
         .into_iter()
         .flatten()

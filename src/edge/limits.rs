@@ -1,0 +1,422 @@
+//! Limits at the edge: the `LimitsObject` Durable Object (one per scope, SQLite-backed, running
+//! the core `Ledger`), and the request path's three calls around it: `reserve` before the first
+//! upstream attempt, `settle` when the usage row is written, and `decorate` for the headers.
+//! A request whose key, user and team have no limits makes no Durable Object call at all.
+//!
+//! Where limits come from: a key's are in its record (KV, cached like every key record); a
+//! user's and a team's are in D1 (the admin API's source of truth) with a copy in KV under
+//! `limits:user:{team}/{user}` and `limits:team:{team}`, which the isolate caches for
+//! `SCOPE_CACHE_TTL_MS` — absent entries too, so unlimited users cost one KV read per isolate
+//! per TTL. A change therefore reaches every isolate within KV's propagation (up to ~60 s)
+//! plus that TTL; where it was made, at once. The spend itself is never cached: it lives only
+//! in the scope's object, which serialises every check and settlement.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use futures_util::future::join_all;
+use serde::Deserialize;
+use worker::wasm_bindgen::JsValue;
+use worker::{
+    console_error, console_warn, durable_object, DurableObject, Env, Headers, Method, Request,
+    RequestInit, Response, State,
+};
+
+use super::{now_ms, price_table, relay_key, Ctx};
+use crate::http::error::RelayError;
+use crate::limits::answer::{self, Seen};
+use crate::limits::estimate::Estimate;
+use crate::limits::ledger::{Call, Ledger, LimitName, Refusal, Reply};
+use crate::limits::period::day_of;
+use crate::limits::{Limits, Scope, Settings};
+use crate::metering::usage::UsageRecord;
+use crate::providers::models::Target;
+use crate::ttl_cache::TtlCache;
+
+/// The Durable Object namespace binding (wrangler.toml `[[durable_objects.bindings]]`).
+pub const BINDING: &str = "LIMITS";
+const KV_BINDING: &str = "KEYS";
+const SCOPE_CACHE_TTL_MS: u64 = 10_000;
+const SCOPE_CACHE_CAPACITY: usize = 4096;
+
+/// The KV name of a user's or team's limits.
+pub fn kv_name(scope: &Scope) -> String {
+    format!("limits:{}", scope.name())
+}
+
+thread_local! {
+    static SCOPE_LIMITS: RefCell<TtlCache<Limits>> =
+        RefCell::new(TtlCache::new(SCOPE_CACHE_CAPACITY, SCOPE_CACHE_TTL_MS));
+    /// Admitted requests of this isolate awaiting settlement, by request id. The usage row is
+    /// written by this isolate (the handler or its stream's watcher), so the entry is found
+    /// there; should the isolate die first, the reservation's lease frees it.
+    static PENDING: RefCell<HashMap<String, Pending>> = RefCell::new(HashMap::new());
+    static SETTINGS: RefCell<Option<Settings>> = const { RefCell::new(None) };
+}
+
+struct Pending {
+    /// Names of the scopes holding a reservation for the request.
+    holds: Vec<String>,
+    headers: Vec<(&'static str, String)>,
+}
+
+/// This isolate's limits settings, read once from the vars (bad values are logged once).
+pub fn settings(env: &Env) -> Settings {
+    if let Some(s) = SETTINGS.with(|s| *s.borrow()) {
+        return s;
+    }
+    let (s, warnings) = Settings::from_lookup(|name| env.var(name).ok().map(|v| v.to_string()));
+    for w in warnings {
+        console_warn!("config: {w}");
+    }
+    SETTINGS.with(|slot| *slot.borrow_mut() = Some(s));
+    s
+}
+
+/// Forgets this isolate's copy of a scope's limits, so a change made here applies at once.
+pub fn forget(scope: &Scope) {
+    SCOPE_LIMITS.with(|c| c.borrow_mut().remove(&scope.name()));
+}
+
+/// A user's or team's limits as the request path sees them (KV's copy, cached).
+async fn scope_limits(env: &Env, scope: &Scope) -> Result<Limits, RelayError> {
+    let now = now_ms();
+    if let Some(hit) = SCOPE_LIMITS.with(|c| c.borrow_mut().get(&scope.name(), now)) {
+        return Ok(hit);
+    }
+    let kv = env
+        .kv(KV_BINDING)
+        .map_err(|e| RelayError::Internal(format!("KV binding {KV_BINDING}: {e}")))?;
+    let text = kv
+        .get(&kv_name(scope))
+        .text()
+        .await
+        .map_err(|e| RelayError::Internal(format!("KV read {}: {e}", kv_name(scope))))?;
+    let limits = match text {
+        Some(t) => serde_json::from_str(&t)
+            .map_err(|e| RelayError::Internal(format!("KV {}: {e}", kv_name(scope))))?,
+        None => Limits::default(),
+    };
+    SCOPE_LIMITS.with(|c| c.borrow_mut().insert(scope.name(), limits, now));
+    Ok(limits)
+}
+
+/// Sends one call to the scope's object. Any failure (no binding, an exception in the
+/// object, a non-200) is an error the caller turns into fail-closed or fail-open.
+pub async fn call(env: &Env, scope_name: &str, call: &Call) -> Result<Reply, String> {
+    let ns = env.durable_object(BINDING).map_err(|e| e.to_string())?;
+    let stub = ns
+        .id_from_name(scope_name)
+        .and_then(|id| id.get_stub())
+        .map_err(|e| e.to_string())?;
+    let body = serde_json::to_string(call).map_err(|e| e.to_string())?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post)
+        .with_body(Some(JsValue::from_str(&body)));
+    let req =
+        Request::new_with_init("https://limits.internal/call", &init).map_err(|e| e.to_string())?;
+    let mut resp = stub
+        .fetch_with_request(req)
+        .await
+        .map_err(|e| e.to_string())?;
+    let text = resp.text().await.map_err(|e| e.to_string())?;
+    if resp.status_code() != 200 {
+        return Err(format!("status {}: {text}", resp.status_code()));
+    }
+    serde_json::from_str(&text).map_err(|e| e.to_string())
+}
+
+/// The scopes of the authenticated key that have limits, in the order refusals prefer.
+async fn applicable(ctx: &Ctx) -> Result<Vec<(Scope, Limits)>, RelayError> {
+    let key = relay_key(ctx)?;
+    let user = Scope::User {
+        team: key.team.clone(),
+        user: key.user.clone(),
+    };
+    let team = Scope::Team(key.team.clone());
+    let key_scope = (Scope::Key(key.id.clone()), key.limits);
+    let (user_limits, team_limits) =
+        futures_util::future::join(scope_limits(&ctx.env, &user), scope_limits(&ctx.env, &team))
+            .await;
+    Ok([key_scope, (user, user_limits?), (team, team_limits?)]
+        .into_iter()
+        .filter(|(_, l)| !l.is_empty())
+        .collect())
+}
+
+/// What the request asks for, for the reservation.
+pub struct Ask<'a> {
+    pub targets: &'a [Target],
+    /// The model the client named (for the refusal's message and for pricing by alias).
+    pub model: &'a str,
+    pub prompt_chars: u64,
+    /// The client's body, for its output cap.
+    pub body: &'a [u8],
+}
+
+fn refuse(ctx: &mut Ctx, refused: answer::Refused) -> RelayError {
+    if let Some(rec) = ctx.rec() {
+        rec.limit_scope = Some(refused.scope.to_string());
+        rec.limit_name = Some(refused.limit.as_str().to_string());
+    }
+    RelayError::Limited(Box::new(refused))
+}
+
+/// The one call a route makes before its first upstream attempt (see `reserve`).
+pub async fn check(
+    ctx: &mut Ctx,
+    targets: &[Target],
+    model: &str,
+    prompt_chars: u64,
+    body: &[u8],
+) -> Result<(), RelayError> {
+    let ask = Ask {
+        targets,
+        model,
+        prompt_chars,
+        body,
+    };
+    reserve(ctx, &ask).await
+}
+
+/// Before the first upstream attempt: reserves the request's worst case in every scope with
+/// limits, or refuses it. Nothing happens (and no object is called) when no scope has limits.
+pub async fn reserve(ctx: &mut Ctx, ask: &Ask<'_>) -> Result<(), RelayError> {
+    let scopes = applicable(ctx).await?;
+    if scopes.is_empty() {
+        return Ok(());
+    }
+    let settings = settings(&ctx.env);
+    let estimate = Estimate::of(ask.prompt_chars, ask.body);
+    let pairs: Vec<[&str; 2]> = ask
+        .targets
+        .iter()
+        .map(|t| [t.upstream_model.as_str(), ask.model])
+        .collect();
+    let usd = price_table().and_then(|t| estimate.worst_usd(&t, &pairs));
+    let now = now_ms();
+    if usd.is_none() {
+        if let Some((scope, limits)) = scopes.iter().find(|(_, l)| l.has_budget()) {
+            // No object call: an unpriced model can never be reserved against a budget.
+            let state = Ledger::default().state(limits, now);
+            let seen = Seen {
+                scope,
+                limits,
+                state: &state,
+            };
+            let refusal = Refusal {
+                limit: LimitName::Unpriced,
+                retry_after_s: None,
+                ask_usd: None,
+            };
+            let refused = answer::refused(seen, &refusal, ask.model, Vec::new());
+            return Err(refuse(ctx, refused));
+        }
+    }
+    let id = ctx.request_id.clone();
+    let calls: Vec<Call> = scopes
+        .iter()
+        .map(|(_, limits)| Call::Reserve {
+            id: id.clone(),
+            limits: *limits,
+            usd,
+            tokens: estimate.rate_tokens(),
+            lease_ms: settings.lease_ms,
+        })
+        .collect();
+    let env = ctx.env.clone();
+    let names: Vec<String> = scopes.iter().map(|(s, _)| s.name()).collect();
+    let replies = join_all(names.iter().zip(&calls).map(|(n, c)| call(&env, n, c))).await;
+    let mut seen_states = Vec::new();
+    let mut admitted = Vec::new();
+    let mut refusal: Option<(usize, Refusal)> = None;
+    let mut unreachable: Option<&Scope> = None;
+    for (i, ((scope, limits), reply)) in scopes.iter().zip(replies).enumerate() {
+        match reply {
+            Ok(reply) => {
+                match reply.refusal {
+                    // A budget refusal wins over a rate one: it is the one retrying cannot fix.
+                    Some(r)
+                        if refusal.is_none_or(|(_, old)| {
+                            old.limit != LimitName::Budget && r.limit == LimitName::Budget
+                        }) =>
+                    {
+                        refusal = Some((i, r))
+                    }
+                    Some(_) => {}
+                    None => admitted.push(scope.name()),
+                }
+                seen_states.push((i, reply.state));
+            }
+            Err(e) => {
+                let closed = limits.has_budget() && !settings.fail_open;
+                console_error!(
+                    "limits: the object of {} could not be reached ({e}); request {id} {}",
+                    scope.name(),
+                    if closed {
+                        "refused (503, fail closed: the scope has a budget)"
+                    } else {
+                        "admitted without this scope's check"
+                    }
+                );
+                if closed && unreachable.is_none() {
+                    unreachable = Some(scope);
+                }
+            }
+        }
+    }
+    let seen: Vec<Seen<'_>> = seen_states
+        .iter()
+        .map(|(i, state)| Seen {
+            scope: &scopes[*i].0,
+            limits: &scopes[*i].1,
+            state,
+        })
+        .collect();
+    let headers = answer::headers(&seen);
+    let refused = match (refusal, unreachable) {
+        (Some((i, r)), _) => seen
+            .iter()
+            .find(|s| std::ptr::eq(s.scope, &scopes[i].0))
+            .map(|s| answer::refused(*s, &r, ask.model, headers.clone())),
+        (None, Some(scope)) => Some(answer::unavailable(scope)),
+        (None, None) => None,
+    };
+    if let Some(refused) = refused {
+        // Scopes that admitted it must not keep a hold (nor count it) for a request that never runs.
+        let release = Call::Release { id: id.clone() };
+        let done = join_all(admitted.iter().map(|name| call(&env, name, &release))).await;
+        for e in done.into_iter().filter_map(Result::err) {
+            console_warn!("limits: release of {id} failed ({e}); its lease frees it");
+        }
+        return Err(refuse(ctx, refused));
+    }
+    if !admitted.is_empty() || !headers.is_empty() {
+        PENDING.with(|p| {
+            p.borrow_mut().insert(
+                id,
+                Pending {
+                    holds: admitted,
+                    headers,
+                },
+            )
+        });
+    }
+    Ok(())
+}
+
+/// The remaining-budget and remaining-rate headers of an admitted request, on its response.
+pub fn decorate(request_id: &str, headers: &mut Headers) {
+    PENDING.with(|p| {
+        if let Some(pending) = p.borrow().get(request_id) {
+            for (name, value) in &pending.headers {
+                let _ = headers.set(name, value);
+            }
+        }
+    });
+}
+
+/// When the request's final usage row is written (success, error, hang-up, truncation), from
+/// `wait_until`: releases its reservations and counts what it really cost. `rec` is the row as
+/// written, priced.
+pub async fn settle(env: &Env, rec: &UsageRecord) {
+    let Some(pending) = PENDING.with(|p| p.borrow_mut().remove(&rec.request_id)) else {
+        return;
+    };
+    if pending.holds.is_empty() {
+        return;
+    }
+    let started = crate::time::parse_rfc3339(&rec.started_at).unwrap_or_else(now_ms);
+    let settle = Call::Settle {
+        id: rec.request_id.clone(),
+        cost_usd: rec.cost_usd.unwrap_or(0.0),
+        tokens: rec.tokens.total(),
+        day: day_of(started),
+    };
+    let done = join_all(pending.holds.iter().map(|name| call(env, name, &settle))).await;
+    for (name, result) in pending.holds.iter().zip(done) {
+        if let Err(e) = result {
+            console_error!(
+                "limits: settlement of {} in {name} failed ({e}); its reservation expires with its lease and the cost ({:?} USD) is not counted",
+                rec.request_id,
+                rec.cost_usd
+            );
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct StoredRow {
+    state: String,
+}
+
+/// One scope's limits object. Its whole ledger is one row of its own SQLite database, read on
+/// first use and rewritten after every call; SQL storage calls are synchronous, so a call is
+/// applied and stored before the object takes the next.
+#[durable_object(fetch)]
+pub struct LimitsObject {
+    state: State,
+    ledger: RefCell<Option<Ledger>>,
+}
+
+fn load(sql: &worker::SqlStorage) -> worker::Result<Ledger> {
+    sql.exec(
+        "CREATE TABLE IF NOT EXISTS ledger (id INTEGER PRIMARY KEY, state TEXT NOT NULL)",
+        None,
+    )?;
+    let rows: Vec<StoredRow> = sql
+        .exec("SELECT state FROM ledger WHERE id = 1", None)?
+        .to_array()?;
+    match rows.first() {
+        Some(row) => serde_json::from_str(&row.state)
+            .map_err(|e| worker::Error::RustError(format!("stored ledger: {e}"))),
+        None => Ok(Ledger::default()),
+    }
+}
+
+fn store(sql: &worker::SqlStorage, ledger: &Ledger) -> worker::Result<()> {
+    let text =
+        serde_json::to_string(ledger).map_err(|e| worker::Error::RustError(e.to_string()))?;
+    sql.exec(
+        "INSERT INTO ledger (id, state) VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET state = excluded.state",
+        vec![text.into()],
+    )?;
+    Ok(())
+}
+
+impl LimitsObject {
+    fn apply(&self, call: Call) -> worker::Result<Reply> {
+        let sql = self.state.storage().sql();
+        let mut slot = self.ledger.borrow_mut();
+        let mut ledger = match slot.take() {
+            Some(l) => l,
+            None => load(&sql)?,
+        };
+        let reply = ledger.handle(call, now_ms());
+        // Kept in memory only once stored: a failed write leaves the next call to reload.
+        store(&sql, &ledger)?;
+        *slot = Some(ledger);
+        Ok(reply)
+    }
+}
+
+impl DurableObject for LimitsObject {
+    fn new(state: State, _env: Env) -> Self {
+        LimitsObject {
+            state,
+            ledger: RefCell::new(None),
+        }
+    }
+
+    async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
+        let body = req.text().await?;
+        let call: Call = match serde_json::from_str(&body) {
+            Ok(c) => c,
+            Err(e) => return Response::error(format!("not a limits call: {e}"), 400),
+        };
+        let reply = self.apply(call)?;
+        let text =
+            serde_json::to_string(&reply).map_err(|e| worker::Error::RustError(e.to_string()))?;
+        Response::ok(text)
+    }
+}

@@ -1,0 +1,159 @@
+//! The worst case a request can cost, reserved before it is forwarded: the prompt estimate at
+//! the input price plus the output cap at the output price, at the dearest of the targets it
+//! may be served by. A model with no price has no worst case, so it cannot be reserved.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::metering::pricing::PriceTable;
+use crate::metering::usage::{add_tokens, estimate_tokens, token_count, Tokens};
+
+/// The output cap assumed when a request names none (`max_tokens`, `max_completion_tokens`,
+/// `max_output_tokens`). A reply may run longer; settlement then counts what it really cost,
+/// so the overshoot is bounded by that one request.
+pub const DEFAULT_OUTPUT_CAP: u64 = 4096;
+
+#[derive(Deserialize)]
+struct Caps {
+    #[serde(default)]
+    max_tokens: Option<Value>,
+    #[serde(default)]
+    max_completion_tokens: Option<Value>,
+    #[serde(default)]
+    max_output_tokens: Option<Value>,
+}
+
+/// What the reservation is sized from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Estimate {
+    pub prompt_tokens: u64,
+    pub output_cap: u64,
+    /// Whether the client named the cap; only then does it count towards `tpm` up front
+    /// (as OpenAI counts `max_tokens`).
+    pub explicit_cap: bool,
+}
+
+impl Estimate {
+    /// From the prompt's character count (the relay's chars/4 estimate) and the client body's
+    /// own output cap, the largest of the three spellings when several are given.
+    pub fn of(prompt_chars: u64, body: &[u8]) -> Estimate {
+        let caps: Option<Caps> = serde_json::from_slice(body).ok();
+        let cap = caps.and_then(|c| {
+            [c.max_tokens, c.max_completion_tokens, c.max_output_tokens]
+                .iter()
+                .flatten()
+                .filter_map(token_count)
+                .max()
+        });
+        Estimate {
+            prompt_tokens: estimate_tokens(prompt_chars),
+            output_cap: cap.unwrap_or(DEFAULT_OUTPUT_CAP),
+            explicit_cap: cap.is_some(),
+        }
+    }
+
+    pub fn worst_tokens(&self) -> Tokens {
+        Tokens {
+            prompt: self.prompt_tokens,
+            completion: self.output_cap,
+            ..Tokens::default()
+        }
+    }
+
+    /// Tokens counted towards `tpm` at admission; settlement replaces them with the real count.
+    pub fn rate_tokens(&self) -> u64 {
+        if self.explicit_cap {
+            add_tokens(self.prompt_tokens, self.output_cap)
+        } else {
+            self.prompt_tokens
+        }
+    }
+
+    /// The worst-case cost over `targets` (each `[upstream model, requested model]`, priced as
+    /// a usage row is: the first with a price). None when any target has no price.
+    pub fn worst_usd(&self, prices: &PriceTable, targets: &[[&str; 2]]) -> Option<f64> {
+        let tokens = self.worst_tokens();
+        let mut worst: f64 = 0.0;
+        for models in targets {
+            let models: Vec<&str> = models.iter().copied().filter(|m| !m.is_empty()).collect();
+            models.iter().find(|m| prices.lookup(m).is_some())?;
+            worst = worst.max(prices.cost(&models, &tokens)?);
+        }
+        Some(worst)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn table() -> PriceTable {
+        PriceTable::load(Some(
+            r#"{"models": {"cheap": {"input": 1.0, "output": 2.0}, "dear": {"input": 10.0, "output": 30.0}}}"#,
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn reads_each_cap_spelling_and_defaults() {
+        assert_eq!(Estimate::of(40, br#"{"max_tokens": 100}"#).output_cap, 100);
+        assert_eq!(
+            Estimate::of(40, br#"{"max_completion_tokens": 300, "max_tokens": 100}"#).output_cap,
+            300
+        );
+        assert_eq!(
+            Estimate::of(40, br#"{"max_output_tokens": 64}"#).output_cap,
+            64
+        );
+        let none = Estimate::of(40, br#"{"model": "x", "messages": []}"#);
+        assert_eq!(
+            (none.output_cap, none.explicit_cap),
+            (DEFAULT_OUTPUT_CAP, false)
+        );
+        // Nonsense caps read as the relay reads any count: clamped, never trusted.
+        assert_eq!(Estimate::of(0, br#"{"max_tokens": -5}"#).output_cap, 0);
+        assert_eq!(
+            Estimate::of(0, br#"{"max_tokens": "9"}"#).output_cap,
+            DEFAULT_OUTPUT_CAP
+        );
+        assert_eq!(Estimate::of(0, b"not json").output_cap, DEFAULT_OUTPUT_CAP);
+        assert_eq!(Estimate::of(9, b"{}").prompt_tokens, 3);
+    }
+
+    #[test]
+    fn worst_case_is_prompt_at_input_plus_cap_at_output() {
+        let e = Estimate::of(4000, br#"{"max_tokens": 1000}"#);
+        // 1000 prompt tokens × $1/M + 1000 output × $2/M.
+        let usd = e.worst_usd(&table(), &[["cheap", "alias"]]).unwrap();
+        assert!((usd - 0.003).abs() < 1e-12, "{usd}");
+        // A fallback to a dearer model is reserved at its price.
+        let usd = e
+            .worst_usd(&table(), &[["cheap", ""], ["dear", ""]])
+            .unwrap();
+        assert!((usd - 0.04).abs() < 1e-12, "{usd}");
+        // The requested name prices it when the upstream name has no price, like a usage row.
+        assert!(e.worst_usd(&table(), &[["unlisted", "cheap"]]).is_some());
+    }
+
+    #[test]
+    fn an_unpriced_target_has_no_worst_case() {
+        let e = Estimate::of(4, b"{}");
+        assert_eq!(
+            e.worst_usd(&table(), &[["cheap", ""], ["mystery", ""]]),
+            None
+        );
+        // Even a request that would use no tokens: it is the price that is missing.
+        let zero = Estimate::of(0, br#"{"max_tokens": 0}"#);
+        assert_eq!(zero.worst_usd(&table(), &[["mystery", ""]]), None);
+    }
+
+    #[test]
+    fn only_an_explicit_cap_counts_towards_tpm() {
+        assert_eq!(
+            Estimate::of(400, br#"{"max_tokens": 50}"#).rate_tokens(),
+            150
+        );
+        assert_eq!(Estimate::of(400, b"{}").rate_tokens(), 100);
+    }
+}
