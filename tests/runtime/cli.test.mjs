@@ -534,9 +534,15 @@ test('team and user limits: limits set / list / show / delete through the CLI, r
   assert.ok(teamAfter.state.spent_usd >= cost - 1e-9, 'spend so far is kept');
   assert.deepEqual((await apiGet('/admin/limits')).data.filter((r) => r.team === team), []);
 
-  // Every change is in the audit log, naming its scope.
-  const audit = (await apiGet('/admin/audit?limit=200')).data.filter((e) => JSON.stringify(e).includes(team) && e.action.startsWith('limits.'));
-  assert.deepEqual(audit.map((e) => e.action).sort(), ['limits.delete', 'limits.delete', 'limits.set', 'limits.set']);
+  // Every change is in the audit log under its scope's name, which `audit --key` takes.
+  const teamLog = JSON.parse(succeeded(await admin('audit', '--key', `team:${team}`, '--json')).stdout);
+  assert.deepEqual(teamLog.data.map((e) => [e.action, e.key_id]), [['limits.delete', `team:${team}`], ['limits.set', `team:${team}`]]);
+  const userLog = succeeded(await admin('audit', '--key', `user:${team}/jo`));
+  assert.deepEqual(
+    userLog.stdout.split('\n').filter((l) => l.includes('limits.')).map((l) => l.split('│')[2].trim()),
+    ['limits.delete', 'limits.set'],
+  );
+  assert.match(userLog.stdout, /rpm/, 'what changed is shown');
 });
 
 test('cache settings: set by keys create/update, read back; hits and saved cost show in usage', async () => {
