@@ -356,10 +356,12 @@ struct StoredRow {
 #[durable_object(fetch)]
 pub struct LimitsObject {
     state: State,
-    ledger: RefCell<Option<Ledger>>,
+    /// The ledger and the text last stored for it: a call that changed nothing (a view, a
+    /// repeated reservation) writes nothing, so it does not wait for storage to confirm.
+    ledger: RefCell<Option<(Ledger, String)>>,
 }
 
-fn load(sql: &worker::SqlStorage) -> worker::Result<Ledger> {
+fn load(sql: &worker::SqlStorage) -> worker::Result<(Ledger, String)> {
     sql.exec(
         "CREATE TABLE IF NOT EXISTS ledger (id INTEGER PRIMARY KEY, state TEXT NOT NULL)",
         None,
@@ -369,14 +371,13 @@ fn load(sql: &worker::SqlStorage) -> worker::Result<Ledger> {
         .to_array()?;
     match rows.first() {
         Some(row) => serde_json::from_str(&row.state)
+            .map(|l| (l, row.state.clone()))
             .map_err(|e| worker::Error::RustError(format!("stored ledger: {e}"))),
-        None => Ok(Ledger::default()),
+        None => Ok((Ledger::default(), String::new())),
     }
 }
 
-fn store(sql: &worker::SqlStorage, ledger: &Ledger) -> worker::Result<()> {
-    let text =
-        serde_json::to_string(ledger).map_err(|e| worker::Error::RustError(e.to_string()))?;
+fn store(sql: &worker::SqlStorage, text: &str) -> worker::Result<()> {
     sql.exec(
         "INSERT INTO ledger (id, state) VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET state = excluded.state",
         vec![text.into()],
@@ -388,14 +389,18 @@ impl LimitsObject {
     fn apply(&self, call: Call) -> worker::Result<Reply> {
         let sql = self.state.storage().sql();
         let mut slot = self.ledger.borrow_mut();
-        let mut ledger = match slot.take() {
+        let (mut ledger, stored) = match slot.take() {
             Some(l) => l,
             None => load(&sql)?,
         };
         let reply = ledger.handle(call, now_ms());
-        // Kept in memory only once stored: a failed write leaves the next call to reload.
-        store(&sql, &ledger)?;
-        *slot = Some(ledger);
+        let text =
+            serde_json::to_string(&ledger).map_err(|e| worker::Error::RustError(e.to_string()))?;
+        if text != stored {
+            // Kept in memory only once stored: a failed write leaves the next call to reload.
+            store(&sql, &text)?;
+        }
+        *slot = Some((ledger, text));
         Ok(reply)
     }
 }

@@ -254,6 +254,7 @@ async function main() {
     report(summary, bundle, targets.map((t) => t.name));
     const inserts = await measureInserts(relay, targets.find((t) => t.name === 'relay'));
     summary.usage_inserts = inserts;
+    summary.limits = await (await import('./limits.mjs')).benchLimits();
     const out = join(ROOT, 'target', 'bench');
     mkdirSync(out, { recursive: true });
     const file = join(out, 'latest.json');
