@@ -26,9 +26,10 @@ impl Protocol {
     }
 }
 
-/// Top-level fields that never change the answer: bookkeeping for the provider or the client.
-/// `stream_options` is reduced to `include_usage` instead (below), since that changes the bytes
-/// a stream client receives.
+/// Top-level fields that never change a Chat or Messages answer: bookkeeping for the provider
+/// or the client. `stream_options` is reduced to `include_usage` instead (below), since that
+/// changes the bytes a stream client receives. A Response object echoes `metadata`, `user`,
+/// `store` and `prompt_cache_key` back, so on Responses they change the answer and stay keyed.
 pub const EXCLUDED_FIELDS: &[&str] = &[
     "stream_options",
     "user",
@@ -36,6 +37,13 @@ pub const EXCLUDED_FIELDS: &[&str] = &[
     "store",
     "prompt_cache_key",
 ];
+
+fn excluded(protocol: Protocol, field: &str) -> bool {
+    match protocol {
+        Protocol::Responses => field == "stream_options",
+        _ => EXCLUDED_FIELDS.contains(&field),
+    }
+}
 
 /// Request headers the relay forwards that change the answer (beta features, API version).
 pub const KEYED_HEADERS: &[&str] = &["anthropic-version", "anthropic-beta", "openai-beta"];
@@ -51,13 +59,13 @@ pub fn scope_id(scope: Scope, key: &KeyRecord) -> String {
 }
 
 /// The body as keyed: excluded fields gone, `stream_options` down to whether usage was asked.
-pub fn keyed_body(body: &Value) -> Value {
+pub fn keyed_body(body: &Value, protocol: Protocol) -> Value {
     let Value::Object(map) = body else {
         return body.clone();
     };
     let mut out: Map<String, Value> = map
         .iter()
-        .filter(|(k, _)| !EXCLUDED_FIELDS.contains(&k.as_str()))
+        .filter(|(k, _)| !excluded(protocol, k))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     let include_usage = map
@@ -140,7 +148,7 @@ pub fn cache_key(input: &KeyInput<'_>) -> String {
                 })
                 .collect(),
         ),
-        keyed_body(input.body),
+        keyed_body(input.body, input.protocol),
     ]);
     let mut text = String::new();
     canonical(&material, &mut text);
@@ -221,6 +229,22 @@ mod tests {
             base,
             key_of(r#"{"model":"m","messages":[],"stream":true,"temperature":0}"#)
         );
+        // A Response echoes these back, so there they are part of the answer.
+        let responses = |b: &str| key_with("key:key_1", Protocol::Responses, b);
+        assert_ne!(
+            responses(r#"{"model":"m","input":"x"}"#),
+            responses(r#"{"model":"m","input":"x","metadata":{"a":"b"}}"#)
+        );
+        assert_ne!(
+            responses(r#"{"model":"m","input":"x","store":false}"#),
+            responses(r#"{"model":"m","input":"x","store":true}"#)
+        );
+        assert_eq!(
+            responses(r#"{"model":"m","input":"x"}"#),
+            responses(
+                r#"{"model":"m","input":"x","stream_options":{"include_obfuscation":false}}"#
+            )
+        );
         // An excluded name only counts at the top: nested, it is part of the content.
         assert_ne!(
             key_of(r#"{"model":"m","messages":[{"role":"user","content":"x","user":"a"}]}"#),
@@ -277,6 +301,6 @@ mod tests {
         assert_eq!(scope_id(Scope::Key, &rec), "key:key_1");
         assert_eq!(scope_id(Scope::User, &rec), "user:platform/ann");
         assert_eq!(scope_id(Scope::Team, &rec), "team:platform");
-        assert_eq!(keyed_body(&json!([1])), json!([1]));
+        assert_eq!(keyed_body(&json!([1]), Protocol::Chat), json!([1]));
     }
 }

@@ -50,9 +50,9 @@ impl Directive {
     }
 }
 
-/// The setting in force for one request: the key's, with the request's TTL winning. A request
-/// may turn caching on for itself, but only the key may opt in to sampled answers or widen the
-/// scope beyond the key.
+/// The setting in force for one request. A request may turn caching on for itself (scope
+/// `key`, no sampled answers), and may shorten the key's TTL but never lengthen it: with a
+/// wider scope, its entry answers the key's teammates too, and they are promised the key's TTL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Settings {
     pub ttl_s: u64,
@@ -64,7 +64,7 @@ pub struct Settings {
 pub fn settings(key: Option<&KeyCache>, d: &Directive) -> Option<Settings> {
     match (key, d.ttl_s) {
         (Some(k), ttl) => Some(Settings {
-            ttl_s: ttl.unwrap_or(k.ttl_s),
+            ttl_s: ttl.map_or(k.ttl_s, |t| t.min(k.ttl_s)),
             scope: k.scope,
             sampled: k.sampled,
         }),
@@ -247,6 +247,11 @@ mod tests {
         assert_eq!(settings(Some(&key), &none).unwrap().ttl_s, 600);
         let s = settings(Some(&key), &req).unwrap();
         assert_eq!((s.ttl_s, s.scope, s.sampled), (90, Scope::Team, true));
+        let longer = Directive {
+            ttl_s: Some(6000),
+            ..Directive::default()
+        };
+        assert_eq!(settings(Some(&key), &longer).unwrap().ttl_s, 600);
         // `x-relay-cache` alone does not turn caching on.
         let mode_only = Directive {
             no_cache: true,

@@ -56,8 +56,16 @@ impl Store for Kv {
     }
 }
 
+thread_local! {
+    static MISSING_LOGGED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 fn kv(env: &Env) -> Option<Kv> {
-    env.kv(BINDING).ok().map(Kv)
+    let found = env.kv(BINDING).ok().map(Kv);
+    if found.is_none() && !MISSING_LOGGED.with(|l| l.replace(true)) {
+        console_warn!("config: no {BINDING} KV binding, so the response cache is off (requests that ask for it say BYPASS)");
+    }
+    found
 }
 
 /// What the cache is doing for one request.

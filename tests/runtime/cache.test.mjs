@@ -156,6 +156,33 @@ test('Responses through the openai SDK, non-stream and stream', async () => {
   assert.equal(h1.response_id, null, 'a hit creates none');
 });
 
+test('translated answers are cached as the client got them: Chat and Responses streams on Claude', async () => {
+  const { key, prompt } = await fresh();
+  const { client, seen } = openai(key);
+  const chat = async () => {
+    let text = '';
+    for await (const c of await client.chat.completions.create({ model: 'claude-mock', temperature: 0, stream: true, messages: [{ role: 'user', content: prompt }] })) text += c.choices[0]?.delta?.content ?? '';
+    return text;
+  };
+  const resp = async () => {
+    const types = [];
+    for await (const ev of await client.responses.create({ model: 'claude-mock', temperature: 0, stream: true, input: prompt })) types.push(ev.type);
+    return types;
+  };
+  const c1 = await chat();
+  assert.equal((await rowOf(seen[0])).cache, 'stored');
+  assert.equal(await chat(), c1);
+  const r1 = await resp();
+  assert.equal((await rowOf(seen[2])).cache, 'stored');
+  assert.deepEqual(await resp(), r1);
+  assert.deepEqual(seen.map(status), ['MISS', 'HIT', 'MISS', 'HIT']);
+  assert.equal(seen[1].text, seen[0].text, 'the translated Chat stream, byte for byte');
+  assert.equal(seen[3].text, seen[2].text, 'the translated Responses events, byte for byte');
+  assert.equal(upstreamCount(relay.claude, prompt), 2, 'Chat and Responses are cached apart');
+  assertHitRow(await rowOf(seen[1]), await rowOf(seen[0]));
+  assertHitRow(await rowOf(seen[3]), await rowOf(seen[2]));
+});
+
 test('scope: another team misses; scope "team" shares within the team only', async () => {
   const teamCache = { ttl_s: 300, scope: 'team' };
   const a = await fresh({ team: 'cache-t1', user: 'ann', cache: teamCache });
