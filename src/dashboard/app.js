@@ -227,9 +227,13 @@ function renderBreakdown() {
         ...BREAKDOWN_COLUMNS.slice(1).map(([field, , fmt]) => cell(fmt(r), { num: true, value: r[field] })),
         h(
           'td',
-          {},
+          { class: 'row-actions' },
           r.name !== null && ['team', 'user', 'model'].includes(dim)
             ? h('a', { href: hashFor({ view: 'overview', [dim]: r.name }) }, 'Filter', h('span', { class: 'sr-only' }, ` by ${dim} ${r.label}`))
+            : null,
+          // A team's row leads to its limits; a user's would need its team, which the row lacks.
+          r.name !== null && dim === 'team'
+            ? h('a', { href: hashFor({ view: 'limits', scopeTeam: r.name, scopeUser: '' }) }, 'Limits', h('span', { class: 'sr-only' }, ` of team ${r.label}`))
             : null,
         ),
       ),

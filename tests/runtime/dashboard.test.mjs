@@ -531,9 +531,17 @@ test('limits in Chromium: edited on the key page and the Limits view, read back 
     assert.equal(await page.textContent('#key-limit-state [data-metric="spent"]'), S.formatCost(scope.state.spent_usd));
     assert.equal(await page.getAttribute('#key-limit-state meter', 'value'), String((scope.state.spent_usd + scope.state.reserved_usd) / 3.5));
 
-    // Team limits: open the key's team from its page, set a budget, see it listed; then remove.
-    await page.getByRole('link', { name: 'team dash-limits' }).click();
+    // Team limits: the breakdown by team leads to a team's limits (as does the key's page).
+    const day = S.preset('today', Date.now());
+    await page.goto(`${relay.url}/dashboard#/breakdown?from=${day.from}&through=${day.through}&team=dash-limits`);
+    await loaded(page, 'breakdown', `/admin/usage${S.query({ ...today, team: 'dash-limits', group_by: 'team' })}`);
+    await page.getByRole('link', { name: 'Limits of team dash-limits' }).click();
     const teamPath = S.scopePath('dash-limits');
+    await loaded(page, 'limits', teamPath);
+    await page.goto(`${relay.url}/dashboard#/key/${made.id}?from=${day.from}&through=${day.through}`);
+    await loaded(page, 'key', keyView);
+    // Set a budget, see it listed; then remove it.
+    await page.getByRole('link', { name: 'team dash-limits' }).click();
     await loaded(page, 'limits', teamPath);
     assert.equal(await page.textContent('#scope-title'), 'Team dash-limits');
     const scopeForm = page.locator('#scope-limits-form');
