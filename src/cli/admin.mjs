@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // `npm run admin -- <command>`: the operator's command line for the relay's admin HTTP API
-// (keys, their limits and cache settings, team and user limits, usage, requests, audit). It owns argument
-// parsing, token discovery and output formatting only; every rule about keys, limits and usage
-// lives in the worker, so this file never second-guesses it (it checks syntax, the relay ranges).
+// (keys with their limits and cache settings, team and user limits, usage, requests, audit).
+// It owns argument parsing, token discovery and output formatting only; every rule about keys,
+// limits and usage lives in the worker, so this file never second-guesses it: it checks the
+// syntax of what it sends, the relay checks the ranges.
 import { createWriteStream, existsSync, readFileSync, rmSync } from 'node:fs';
 import { once } from 'node:events';
 import { join } from 'node:path';
@@ -711,7 +712,7 @@ function buildProgram() {
   program
     .command('audit')
     .description('the admin audit log')
-    .option('--key <id>', 'only changes to this key')
+    .option('--key <id>', 'only changes to this key, or to a scope\'s limits (team:<team>, user:<team>/<user>)')
     .option('--limit <n>', 'at most this many entries', positiveInt)
     .action(audit);
 
