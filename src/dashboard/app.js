@@ -1,7 +1,8 @@
 // The dashboard's single-page app: sign-in, a router over the URL fragment (view, date range
 // and filters; never the token), and five views drawn from the admin API — overview,
-// breakdown, keys, one key (with its limits and cache setting) and team/user limits. Data shaping lives in shape.js, element building in dom.js
-// (text and attributes, never HTML strings), the modal dialogs in dialogs.js.
+// breakdown, keys, one key (with its limits and cache setting) and team/user limits. Data
+// shaping lives in shape.js, element building in dom.js (text and attributes, never HTML
+// strings), the modal dialogs in dialogs.js.
 import './app.css';
 import { api, ApiError, session } from './api.js';
 import { Chart } from './chart.js';
