@@ -8,6 +8,7 @@ pub mod answer;
 pub mod estimate;
 pub mod ledger;
 pub mod period;
+pub mod wire;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -120,7 +121,7 @@ fn budget(v: &Value, param: &str) -> Result<Option<f64>, RelayError> {
             Some(f) if f.is_finite() && f > 0.0 && f <= MAX_BUDGET_USD => Ok(Some(f)),
             _ => Err(bad(
                 param,
-                format!("'{param}' must be a number of US dollars above 0 and at most {MAX_BUDGET_USD}, or null."),
+                format!("'{param}' must be a number of US dollars above 0 and at most 1000000000, or null."),
             )),
         },
         _ => Err(bad(
