@@ -4,6 +4,7 @@
 //! each folder's one job.
 pub mod config;
 pub mod dashboard;
+pub mod flow;
 pub mod http;
 pub mod keys;
 pub mod limits;

@@ -177,6 +177,9 @@ pub struct Ask<'a> {
 
 fn refuse(ctx: &mut Ctx, refused: answer::Refused) -> RelayError {
     if let Some(rec) = ctx.rec() {
+        // Refused before any provider saw it: no tokens (the Responses route counts its
+        // prompt estimate up front), no cost.
+        rec.tokens = crate::metering::usage::Tokens::default();
         rec.limit_scope = Some(refused.scope.to_string());
         rec.limit_name = Some(refused.limit.as_str().to_string());
     }
