@@ -171,8 +171,8 @@ pub struct Ask<'a> {
     /// The model the client named (for the refusal's message and for pricing by alias).
     pub model: &'a str,
     pub prompt_chars: u64,
-    /// The client's body, for its output cap.
-    pub body: &'a [u8],
+    /// The output cap the client named.
+    pub cap: Option<u64>,
 }
 
 fn refuse(ctx: &mut Ctx, refused: answer::Refused) -> RelayError {
@@ -192,13 +192,13 @@ pub async fn check(
     targets: &[Target],
     model: &str,
     prompt_chars: u64,
-    body: &[u8],
+    cap: Option<u64>,
 ) -> Result<(), RelayError> {
     let ask = Ask {
         targets,
         model,
         prompt_chars,
-        body,
+        cap,
     };
     reserve(ctx, &ask).await
 }
@@ -211,7 +211,7 @@ pub async fn reserve(ctx: &mut Ctx, ask: &Ask<'_>) -> Result<(), RelayError> {
         return Ok(());
     }
     let settings = settings(&ctx.env);
-    let estimate = Estimate::of(ask.prompt_chars, ask.body);
+    let estimate = Estimate::new(ask.prompt_chars, ask.cap);
     let pairs: Vec<[&str; 2]> = ask
         .targets
         .iter()
@@ -401,8 +401,10 @@ fn load(sql: &worker::SqlStorage) -> worker::Result<(Ledger, String)> {
         });
     match stored {
         Some(text) => serde_json::from_str(&text)
+            .ok()
+            .and_then(|v| Ledger::from_json(&v))
             .map(|l| (l, text))
-            .map_err(|e| worker::Error::RustError(format!("stored ledger: {e}"))),
+            .ok_or_else(|| worker::Error::RustError("stored ledger is not a ledger".into())),
         None => Ok((Ledger::default(), String::new())),
     }
 }
@@ -424,8 +426,7 @@ impl LimitsObject {
             None => load(&sql)?,
         };
         let reply = ledger.handle(call, now_ms());
-        let text =
-            serde_json::to_string(&ledger).map_err(|e| worker::Error::RustError(e.to_string()))?;
+        let text = ledger.to_json().to_string();
         if text != stored {
             // Kept in memory only once stored: a failed write leaves the next call to reload.
             store(&sql, &text)?;

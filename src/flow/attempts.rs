@@ -27,9 +27,9 @@ pub trait Plan {
     }
 
     /// What a limits reservation is sized from (README: "Limits"): the prompt's character
-    /// count and the client's own body, for its output cap. No default, so no endpoint is
-    /// reserved as if it had no prompt.
-    fn reservation(&self) -> (u64, &[u8]);
+    /// count and the output cap the client named (`limits::estimate::cap_of`). No default, so
+    /// no endpoint is reserved as if it had no prompt.
+    fn reservation(&self) -> (u64, Option<u64>);
 }
 
 /// The wire format of the client's errors.

@@ -28,8 +28,8 @@ fn openai(names: &[&str]) -> Vec<Target> {
 struct Fake;
 
 impl Plan for Fake {
-    fn reservation(&self) -> (u64, &[u8]) {
-        (0, b"")
+    fn reservation(&self) -> (u64, Option<u64>) {
+        (0, None)
     }
 
     fn request(&self, t: &Target, _: &Config) -> Result<(Vec<u8>, &'static str), RelayError> {

@@ -4,7 +4,6 @@
 //! applied whole before the next, which is what makes N concurrent checks safe: the object
 //! runs them one at a time, and nothing here awaits.
 
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::period::{day_of, Period, DAY_MS};
@@ -19,7 +18,7 @@ pub const MAX_HOLDS: usize = MAX_PARALLEL as usize;
 /// Days of spend kept besides the running total: the longest period (a month) and then some.
 const KEEP_DAYS: u64 = 62;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Hold {
     /// The request's id.
     pub id: String,
@@ -40,19 +39,15 @@ struct Second {
 }
 
 // Plain vectors rather than maps: a scope holds a few dozen days and its requests in flight,
-// and each map type would add its own code to the bundle.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+// and each map type would add its own code to the bundle. Stored as JSON by `wire`.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Ledger {
     /// (UTC day, spend settled that day), ascending by day.
-    #[serde(default)]
-    days: Vec<(u64, f64)>,
-    #[serde(default)]
-    total_usd: f64,
-    #[serde(default)]
-    holds: Vec<Hold>,
+    pub(super) days: Vec<(u64, f64)>,
+    pub(super) total_usd: f64,
+    pub(super) holds: Vec<Hold>,
     /// Ascending by `at`, only seconds inside the window. Not stored: an object that restarts
     /// starts a fresh window (it restarts after going idle, when the window is mostly empty).
-    #[serde(skip)]
     seconds: Vec<Second>,
 }
 

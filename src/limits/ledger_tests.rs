@@ -277,8 +277,8 @@ fn spend_and_holds_survive_a_round_trip_through_storage() {
     reserve(&mut l, "a", &lim, Some(1.0), 10, now);
     reserve(&mut l, "b", &lim, Some(1.0), 10, now);
     settle(&mut l, "b", 0.25, 3, now);
-    let text = serde_json::to_string(&l).unwrap();
-    let back: Ledger = serde_json::from_str(&text).unwrap();
+    let text = l.to_json().to_string();
+    let back = Ledger::from_json(&serde_json::from_str(&text).unwrap()).unwrap();
     let (was, is) = (l.state(&lim, now), back.state(&lim, now));
     assert_eq!(
         (
@@ -297,10 +297,12 @@ fn spend_and_holds_survive_a_round_trip_through_storage() {
     assert_eq!(back.holds, l.holds);
     // The rate window is not stored: a restarted object starts a fresh minute.
     assert_eq!((was.requests_last_minute, is.requests_last_minute), (2, 0));
-    // An object that never stored anything reads as empty.
+    // Not a ledger: no ledger (the object then fails rather than forget what was spent).
+    assert_eq!(Ledger::from_json(&json!({"days": [[1, "x"]]})), None);
+    assert_eq!(Ledger::from_json(&json!(null)), None);
     assert_eq!(
-        serde_json::from_str::<Ledger>("{}").unwrap(),
-        Ledger::default()
+        Ledger::from_json(&Ledger::default().to_json()),
+        Some(Ledger::default())
     );
 }
 

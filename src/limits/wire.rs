@@ -1,11 +1,11 @@
-//! The JSON the request path and a scope's object exchange: a `Call` one way, a `Reply` the
-//! other. Written and read through `serde_json::Value` by hand rather than derived: derived
-//! code for four call shapes and the state would add more to the bundle than the rest of the
-//! limits feature, while `Value` is already linked.
+//! The JSON the request path and a scope's object exchange (a `Call` one way, a `Reply` the
+//! other) and the object's stored `Ledger`. Written and read through `serde_json::Value` by
+//! hand rather than derived: derived code for these shapes would add more to the bundle than
+//! the rest of the limits feature, while `Value` is already linked.
 
 use serde_json::{json, Map, Value};
 
-use super::ledger::{Call, LimitName, Refusal, Reply, State};
+use super::ledger::{Call, Hold, Ledger, LimitName, Refusal, Reply, State};
 use super::period::Period;
 use super::{parse_patch, Limits};
 
@@ -139,6 +139,53 @@ impl Reply {
                 tokens_reset_s: u64_of(s, "tokens_reset_s")?,
             },
         })
+    }
+}
+
+impl Ledger {
+    pub fn to_json(&self) -> Value {
+        let holds: Vec<Value> = self
+            .holds
+            .iter()
+            .map(|h| {
+                json!({"id": h.id, "usd": h.usd, "tokens": h.tokens, "day": h.day,
+                       "second": h.second, "expires_ms": h.expires_ms})
+            })
+            .collect();
+        json!({"days": self.days, "total_usd": self.total_usd, "holds": holds})
+    }
+
+    /// None when the stored text is not a ledger (the object then refuses to answer rather
+    /// than start from zero).
+    pub fn from_json(v: &Value) -> Option<Ledger> {
+        let m = v.as_object()?;
+        let days = m
+            .get("days")?
+            .as_array()?
+            .iter()
+            .map(|d| Some((d.get(0)?.as_u64()?, d.get(1)?.as_f64()?)))
+            .collect::<Option<Vec<_>>>()?;
+        let holds = m
+            .get("holds")?
+            .as_array()?
+            .iter()
+            .map(|h| {
+                let h = h.as_object()?;
+                Some(Hold {
+                    id: str_of(h, "id")?,
+                    usd: f64_of(h, "usd")?,
+                    tokens: u64_of(h, "tokens")?,
+                    day: u64_of(h, "day")?,
+                    second: u64_of(h, "second")?,
+                    expires_ms: u64_of(h, "expires_ms")?,
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        let mut ledger = Ledger::default();
+        ledger.days = days;
+        ledger.total_usd = f64_of(m, "total_usd")?;
+        ledger.holds = holds;
+        Some(ledger)
     }
 }
 
