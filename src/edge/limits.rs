@@ -35,6 +35,8 @@ pub const BINDING: &str = "LIMITS";
 const KV_BINDING: &str = "KEYS";
 const SCOPE_CACHE_TTL_MS: u64 = 10_000;
 const SCOPE_CACHE_CAPACITY: usize = 256;
+/// Admitted requests an isolate tracks at once; far above what one isolate serves concurrently.
+const MAX_PENDING: usize = 4096;
 
 /// The KV name of a user's or team's limits.
 pub fn kv_name(scope: &Scope) -> String {
@@ -317,7 +319,13 @@ pub async fn reserve(ctx: &mut Ctx, ask: &Ask<'_>) -> Result<(), RelayError> {
     }
     if !admitted.is_empty() || !headers.is_empty() {
         PENDING.with(|p| {
-            p.borrow_mut().push(Pending {
+            let mut p = p.borrow_mut();
+            if p.len() >= MAX_PENDING {
+                // A row that was never written leaves its entry behind; its lease frees the
+                // reservation, and this bound keeps the isolate's list from growing with it.
+                p.remove(0);
+            }
+            p.push(Pending {
                 request_id: id,
                 holds: admitted,
                 headers,

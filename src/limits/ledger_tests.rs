@@ -1,3 +1,5 @@
+//! The ledger's decisions: budgets under a burst, settlement, periods, the lease sweep, the
+//! windows, max_parallel, release, storage.
 #![allow(clippy::unwrap_used)]
 
 use super::*;
