@@ -2,6 +2,7 @@
 //! core (no `worker` import, tested natively with `cargo test`); `edge` is the thin glue that
 //! touches the Workers runtime and is compiled only for wasm32. README "Architecture" names
 //! each folder's one job.
+pub mod cache;
 pub mod config;
 pub mod dashboard;
 pub mod flow;

@@ -31,6 +31,10 @@ pub async fn completions(
         row::requested(rec, &parsed.model, parsed.stream);
     }
     let targets = targets::resolve(&ctx.config, relay_key(ctx)?, &parsed.model)?;
+    let protocol = crate::cache::key::Protocol::Chat;
+    if let Some(hit) = super::cache::lookup(req, ctx, wctx, protocol, &body, &targets).await? {
+        return Ok(hit);
+    }
     if targets::is_echo(&targets) {
         if let Some(rec) = ctx.rec() {
             row::echoed(rec);

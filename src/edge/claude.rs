@@ -52,6 +52,12 @@ pub async fn messages(
         Messages::Estimate(first) => return count_estimate(&body, &first, ctx),
         Messages::Send(targets) => targets,
     };
+    if !count_tokens {
+        let protocol = crate::cache::key::Protocol::Messages;
+        if let Some(hit) = super::cache::lookup(req, ctx, wctx, protocol, &body, &targets).await? {
+            return Ok(hit);
+        }
+    }
     let as_json = if targets.iter().any(|t| t.provider == Provider::OpenAi) {
         Some(serde_json::from_slice(&body).map_err(|_| {
             RelayError::invalid("We could not parse the JSON body of your request.", None)

@@ -144,6 +144,8 @@ pub struct Metering {
     pub idle_ms: u64,
     /// Longest silence from the provider mid-stream before the relay gives up on it.
     pub idle_timeout_ms: u64,
+    /// A cache miss to store if the stream ends complete.
+    pub cache: Option<super::cache::Pending>,
 }
 
 /// Wraps `upstream` for the client and returns the watcher future to hand to `wait_until`.
@@ -202,7 +204,7 @@ fn snapshot(shared: &Shared, m: &Metering, now: u64, cancelled: bool) -> UsageRe
 /// by workerd outside the request's context, and a future woken from there that then drops a
 /// pending timer calls `clearTimeout` in global scope, which throws and traps the wasm instance
 /// (seen under concurrent streams). A timer that has fired is dropped without `clearTimeout`.
-async fn watch(shared: Rc<RefCell<Shared>>, m: Metering, env: Env) {
+async fn watch(shared: Rc<RefCell<Shared>>, mut m: Metering, env: Env) {
     // Ticks fine enough for the shorter of the two limits, so neither is overshot by much.
     let shortest = m.idle_ms.min(m.idle_timeout_ms);
     let tick = Duration::from_millis((shortest / 2).clamp(50, MAX_TICK_MS));
@@ -265,10 +267,13 @@ async fn watch(shared: Rc<RefCell<Shared>>, m: Metering, env: Env) {
         }
     }
     let now = now_ms();
-    let rec = {
+    let mut rec = {
         let s = shared.borrow();
         let cancelled = s.end != Some(End::Finished);
         snapshot(&s, &m, now, cancelled)
     };
+    if let Some(pending) = m.cache.take() {
+        super::cache::settle_stream(&env, pending, &mut rec).await;
+    }
     store::write_usage(&env, &rec, true).await;
 }

@@ -3,6 +3,7 @@
 //! handler writes it when the response is complete, or a streamed body's watcher owns it.
 
 mod admin;
+mod cache;
 mod chat;
 mod claude;
 mod dashboard;
@@ -77,6 +78,7 @@ pub struct Ctx {
     pub key: Option<auth::KeyRecord>,
     /// The serving provider's mid-stream silence limit, when it sets its own.
     pub idle_timeout_ms: Option<u64>,
+    pub cache: cache::State,
 }
 
 impl Ctx {
@@ -117,6 +119,7 @@ async fn fetch(mut req: Request, env: Env, wctx: Context) -> worker::Result<Resp
         record: Some(record),
         key: None,
         idle_timeout_ms: None,
+        cache: cache::State::default(),
     };
     let (result, refused) = match config {
         Ok(c) => {
@@ -139,6 +142,7 @@ async fn fetch(mut req: Request, env: Env, wctx: Context) -> worker::Result<Resp
     };
     let same_origin_only = routes::is_admin_surface(&path);
     let mut response = finish_headers(response, &request_id, origin.as_deref(), same_origin_only);
+    cache::finish(&mut ctx, &mut response, &wctx);
     limits::decorate(&request_id, response.headers_mut());
     if crate::dashboard::is_dashboard_path(&path) {
         dashboard::secure(&mut response);
@@ -431,7 +435,7 @@ fn finish_headers(
     let _ = headers.set(
         "access-control-expose-headers",
         &format!(
-            "x-request-id, request-id, x-relay-estimate, {}",
+            "x-request-id, request-id, x-relay-estimate, x-relay-cache-status, {}",
             crate::limits::answer::EXPOSED
         ),
     );

@@ -262,6 +262,7 @@ pub fn stream_response<S>(
 where
     S: futures_util::Stream<Item = worker::Result<Vec<u8>>> + 'static,
 {
+    let relay = super::cache::capture(relay, ctx);
     let m = metering(ctx, prompt_chars)?;
     let (metered, watcher) = metered::meter(body, relay, m, ctx.env.clone());
     wctx.wait_until(watcher);
@@ -285,6 +286,7 @@ fn metering(ctx: &mut Ctx, prompt_chars: u64) -> Result<metered::Metering, Relay
         idle_timeout_ms: ctx
             .idle_timeout_ms
             .unwrap_or(ctx.config.upstream_idle_timeout_ms),
+        cache: super::cache::take_stream(ctx),
     })
 }
 

@@ -59,6 +59,10 @@ pub async fn create(
             refuse_foreign_previous(ctx, prev).await?;
         }
     }
+    let protocol = crate::cache::key::Protocol::Responses;
+    if let Some(hit) = super::cache::lookup(req, ctx, wctx, protocol, &body, &targets).await? {
+        return Ok(hit);
+    }
     let plan = ResponsesPlan {
         body: &body,
         parsed: &parsed,

@@ -115,6 +115,11 @@ fn priced(r: &UsageRecord) -> UsageRecord {
         .map(String::as_str)
         .collect();
     out.cost_usd = super::price_table().and_then(|t| t.cost(&models, &out.tokens));
+    if out.cache == Some(crate::cache::Status::Hit) {
+        // A hit called no provider: it costs nothing, and saved what the answer costs.
+        out.saved_usd = out.cost_usd;
+        out.cost_usd = Some(0.0);
+    }
     if r.outcome == crate::metering::usage::Outcome::Limited {
         // Refused before any provider saw it, whatever the model: it cost nothing.
         out.cost_usd = Some(0.0);

@@ -12,11 +12,14 @@
 //! 5. **settle** — `row::failed` maps an error to the row, `row::close` ends a row the handler
 //!    writes; a stream's watcher writes its own.
 //!
-//! Limits and a response cache slot in at two points each. Before the first attempt: limits
-//! reserve in the driver (`edge::relay::send`) ahead of `Attempts::start`, sized by
-//! `Plan::reservation`, and a refusal ends the request before any call. At the end: where the
-//! final row is written (`edge::store::write_usage` for a settled row — the handler's end hook
-//! and the stream watcher's final row both write there) the reservation is settled.
+//! Limits and a response cache slot in at two points each. Before the first attempt: the cache
+//! looks up after **resolve** and before the driver starts the plan (`edge/cache.rs`; a hit
+//! is the edge's own answer and ends the request without a step, so it never reserves), then
+//! limits reserve in the driver (`edge::relay::send`) ahead of `Attempts::start`, sized by
+//! `Plan::reservation`, and a refusal ends the request before any call. At the end: one call
+//! where the row is closed — `row::close` in the handler's end hook, and the stream watcher's
+//! final row — to store a clean answer, and `edge::store::write_usage` (every settled row is
+//! written there) settles the reservation.
 
 pub mod attempts;
 pub mod row;

@@ -50,6 +50,9 @@ pub struct KeyRecord {
     /// its requests never reach a limits object.
     #[serde(default, skip_serializing_if = "crate::limits::Limits::is_empty")]
     pub limits: crate::limits::Limits,
+    /// Response caching for every request of the key (issue 17); None: off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<crate::cache::KeyCache>,
 }
 
 /// The KV name a key's record lives under.
@@ -225,6 +228,7 @@ mod tests {
             aliases: BTreeMap::new(),
             metadata: BTreeMap::new(),
             limits: Default::default(),
+            cache: None,
         }
     }
 

@@ -31,6 +31,7 @@ pub struct NewKey {
     pub aliases: BTreeMap<String, String>,
     pub metadata: BTreeMap<String, String>,
     pub limits: Limits,
+    pub cache: Option<crate::cache::KeyCache>,
 }
 
 /// A validated `PATCH /admin/keys/{id}` body; `Some(None)` clears a field.
@@ -44,6 +45,7 @@ pub struct KeyChange {
     pub status: Option<KeyStatus>,
     /// `Some(None)`: `"limits": null`, which clears them all; otherwise merged field by field.
     pub limits: Option<Option<limits::Patch>>,
+    pub cache: Option<Option<crate::cache::KeyCache>>,
 }
 
 fn object(body: &[u8], allowed: &[&str]) -> Result<Map<String, Value>, RelayError> {
@@ -177,6 +179,7 @@ pub fn parse_new(body: &[u8]) -> Result<NewKey, RelayError> {
             "aliases",
             "metadata",
             "limits",
+            "cache",
         ],
     )?;
     let null = Value::Null;
@@ -200,6 +203,7 @@ pub fn parse_new(body: &[u8]) -> Result<NewKey, RelayError> {
             None | Some(Value::Null) => Limits::default(),
             Some(v) => Limits::default().merged(&limits::parse_patch(v, "limits.")?),
         },
+        cache: crate::cache::parse_key_cache(map.get("cache").unwrap_or(&null))?,
     })
 }
 
@@ -214,6 +218,7 @@ pub fn parse_change(body: &[u8]) -> Result<KeyChange, RelayError> {
             "metadata",
             "status",
             "limits",
+            "cache",
         ],
     )?;
     let mut change = KeyChange::default();
@@ -253,6 +258,9 @@ pub fn parse_change(body: &[u8]) -> Result<KeyChange, RelayError> {
             v => Some(limits::parse_patch(v, "limits.")?),
         });
     }
+    if let Some(v) = map.get("cache") {
+        change.cache = Some(crate::cache::parse_key_cache(v)?);
+    }
     if change == KeyChange::default() {
         return Err(RelayError::invalid(
             "Nothing to change: give at least one field.",
@@ -278,6 +286,7 @@ pub fn record(input: NewKey, id: String, now: &str) -> KeyRecord {
         aliases: input.aliases,
         metadata: input.metadata,
         limits: input.limits,
+        cache: input.cache,
     }
 }
 
@@ -307,6 +316,9 @@ pub fn apply(rec: &mut KeyRecord, change: &KeyChange, now: &str) -> Map<String, 
         Some(Some(patch)) => rec.limits = rec.limits.merged(patch),
         Some(None) => rec.limits = Limits::default(),
         None => {}
+    }
+    if let Some(v) = change.cache {
+        rec.cache = v;
     }
     let after = public(rec);
     let diff = diff(&before, &after);
@@ -345,6 +357,7 @@ pub fn public(rec: &KeyRecord) -> Value {
         "aliases": rec.aliases,
         "metadata": rec.metadata,
         "limits": rec.limits.public(),
+        "cache": crate::cache::public(rec.cache.as_ref()),
     })
 }
 

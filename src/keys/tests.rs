@@ -11,6 +11,37 @@ fn stored() -> KeyRecord {
 }
 
 #[test]
+fn cache_setting_is_set_replaced_shown_and_cleared() {
+    let made = new(r#"{"team":"t","user":"u","cache":{"ttl_s":300,"scope":"team"}}"#).unwrap();
+    let mut rec = record(made, "key_1".into(), "2026-01-01T00:00:00.000Z");
+    assert_eq!(
+        public(&rec)["cache"],
+        json!({"ttl_s": 300, "scope": "team", "sampled": false})
+    );
+    assert_eq!(public(&stored())["cache"], Value::Null);
+    let change = parse_change(br#"{"cache":{"ttl_s":60,"sampled":true}}"#).unwrap();
+    let diff = apply(&mut rec, &change, "2026-01-02T00:00:00.000Z");
+    assert_eq!(
+        diff["cache"]["to"],
+        json!({"ttl_s": 60, "scope": "key", "sampled": true})
+    );
+    let off = parse_change(br#"{"cache":null}"#).unwrap();
+    apply(&mut rec, &off, "2026-01-03T00:00:00.000Z");
+    assert_eq!(rec.cache, None);
+    // KV's copy round-trips the setting (and omits it when off).
+    rec.cache = stored_cache();
+    let text = serde_json::to_string(&rec).unwrap();
+    assert_eq!(serde_json::from_str::<KeyRecord>(&text).unwrap(), rec);
+    assert!(!serde_json::to_string(&stored()).unwrap().contains("cache"));
+    let bad = parse_change(br#"{"cache":{"ttl_s":10}}"#).unwrap_err();
+    assert!(matches!(bad, RelayError::InvalidRequest { param: Some(p), .. } if p == "cache.ttl_s"));
+}
+
+fn stored_cache() -> Option<crate::cache::KeyCache> {
+    crate::cache::parse_key_cache(&json!({"ttl_s": 120})).unwrap()
+}
+
+#[test]
 fn kv_in_line_needs_no_write() {
     let rec = stored();
     let kv = KvCopy {

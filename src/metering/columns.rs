@@ -79,6 +79,8 @@ pub const USAGE: &[Column] = &[
         Cell::Text(Some(w.record.usage_source.as_str()))
     }),
     col("cost_usd", |w| Cell::Real(w.record.cost_usd)),
+    col("cache", |w| Cell::Text(w.record.cache.map(|c| c.as_str()))),
+    col("saved_usd", |w| Cell::Real(w.record.saved_usd)),
     col("attempts", |w| int(w.record.attempts)),
     col("client_shape", |w| text(&w.record.client_shape)),
     col("upstream_request_id", |w| {
@@ -173,6 +175,9 @@ mod tests {
         assert_eq!(at("ttfb_ms"), Cell::Int(None));
         assert_eq!(at("cost_usd"), Cell::Real(Some(0.5)));
         assert_eq!(at("response_id"), Cell::Text(Some("resp_1")));
+        // NULL while caching is not in play (issue 17).
+        assert_eq!(at("cache"), Cell::Text(None));
+        assert_eq!(at("saved_usd"), Cell::Real(None));
         // The key is never overwritten.
         assert!(!sql.contains(" request_id = excluded"));
         assert!(sql.contains("upstream_request_id = excluded.upstream_request_id"));

@@ -41,6 +41,9 @@ pub const MEASURES: &[&str] = &[
     "errors",
     "p50_duration_ms",
     "p95_duration_ms",
+    "cache_hits",
+    "cache_hit_rate",
+    "saved_usd",
 ];
 
 /// Which usage rows a report or listing covers: a time range (`from` inclusive, `to`
@@ -199,7 +202,7 @@ impl UsageQuery {
             .collect();
         let mut sql = format!(
             "WITH f AS (SELECT {groups}duration_ms, prompt_tokens, completion_tokens, cached_tokens, \
-             cache_write_tokens, reasoning_tokens, cost_usd, outcome FROM usage{filter}), \
+             cache_write_tokens, reasoning_tokens, cost_usd, outcome, cache, saved_usd FROM usage{filter}), \
              r AS (SELECT f.*, ROW_NUMBER() OVER ({partition}ORDER BY duration_ms) AS rn, \
              COUNT(*) OVER ({partition_trim}) AS cnt FROM f) \
              SELECT {select_groups}COUNT(*) AS requests, \
@@ -212,8 +215,14 @@ impl UsageQuery {
              COALESCE(SUM(CASE WHEN cost_usd IS NULL THEN 1 ELSE 0 END), 0) AS unpriced_requests, \
              COALESCE(SUM(CASE WHEN outcome != 'ok' THEN 1 ELSE 0 END), 0) AS errors, \
              MIN(CASE WHEN rn * 100 >= cnt * 50 THEN duration_ms END) AS p50_duration_ms, \
-             MIN(CASE WHEN rn * 100 >= cnt * 95 THEN duration_ms END) AS p95_duration_ms \
+             MIN(CASE WHEN rn * 100 >= cnt * 95 THEN duration_ms END) AS p95_duration_ms, \
+             {hits} AS cache_hits, \
+             CAST({hits} AS REAL) / NULLIF({cached}, 0) AS cache_hit_rate, \
+             TOTAL(saved_usd) AS saved_usd \
              FROM r",
+            // Hit rate over the rows where caching was in play (`cache` not NULL); NULL if none.
+            hits = "COALESCE(SUM(CASE WHEN cache = 'hit' THEN 1 ELSE 0 END), 0)",
+            cached = "SUM(CASE WHEN cache IS NOT NULL THEN 1 ELSE 0 END)",
             groups = groups.iter().map(|g| format!("{g}, ")).collect::<String>(),
             sum_prompt_tokens = token_sum("prompt_tokens"),
             sum_completion_tokens = token_sum("completion_tokens"),
@@ -312,6 +321,11 @@ mod tests {
         );
         assert!(sql.contains("started_at >= ?1 AND started_at < ?2 AND team = ?3"));
         assert!(sql.contains("GROUP BY g_team, g_model ORDER BY g_team, g_model"));
+        assert!(sql.contains("AS cache_hits") && sql.contains("NULLIF("));
+        assert_eq!(
+            query.columns()[query.columns().len() - 3..],
+            ["cache_hits", "cache_hit_rate", "saved_usd"]
+        );
         let (total, none) = q(&[]).unwrap().sql();
         assert!(none.is_empty());
         assert!(!total.contains("GROUP BY") && !total.contains("WHERE"));

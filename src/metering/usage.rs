@@ -224,6 +224,10 @@ pub struct UsageRecord {
     pub started_at: String,
     pub ttfb_ms: Option<u64>,
     pub duration_ms: u64,
+    /// What the response cache did; None when caching was not in play (issue 17).
+    pub cache: Option<crate::cache::Status>,
+    /// On a hit: what the answer would have cost (its `cost_usd` is 0). Set when written.
+    pub saved_usd: Option<f64>,
 }
 
 /// Longest path the row keeps: every real route is far shorter, and the rest of a long
@@ -275,6 +279,8 @@ impl UsageRecord {
             started_at,
             ttfb_ms: None,
             duration_ms: 0,
+            cache: None,
+            saved_usd: None,
         }
     }
 

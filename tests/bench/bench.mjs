@@ -255,6 +255,7 @@ async function main() {
     const inserts = await measureInserts(relay, targets.find((t) => t.name === 'relay'));
     summary.usage_inserts = inserts;
     summary.limits = await (await import('./limits.mjs')).benchLimits();
+    summary.cache = await (await import('./cache.mjs')).benchCache({ relay, targets, rounds: ROUNDS });
     const out = join(ROOT, 'target', 'bench');
     mkdirSync(out, { recursive: true });
     const file = join(out, 'latest.json');

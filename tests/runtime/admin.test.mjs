@@ -31,7 +31,7 @@ test('an admin mints a key: shown once, stored only as its SHA-256, and it works
   assert.ok(Math.abs(Date.parse(rec.created_at) - Date.now()) < 60000);
   assert.deepEqual(rec, {
     id: rec.id, team: 'platform', user: 'bob', env: 'prod', name: 'Bob laptop', status: 'active',
-    created_at: rec.created_at, updated_at: rec.created_at, expires_at: null, models: null, aliases: {}, metadata: { cost_center: '42' }, limits: {},
+    created_at: rec.created_at, updated_at: rec.created_at, expires_at: null, models: null, aliases: {}, metadata: { cost_center: '42' }, cache: null, limits: {},
   });
 
   const stored = await relay.kv.get(`key:${sha256(key)}`, 'json');
@@ -197,8 +197,8 @@ test('usage report: figures equal the rows, grouped, filtered, with percentiles;
   assert.equal(byTeam.res.status, 200);
   assert.deepEqual(byTeam.json.group_by, ['team']);
   assert.deepEqual(byTeam.json.data, [
-    { team: 'rep-a', requests: 3, prompt_tokens: 350, completion_tokens: 30, cached_tokens: 20, cache_write_tokens: 0, reasoning_tokens: 0, cost_usd: 0.003, unpriced_requests: 1, errors: 1, p50_duration_ms: 200, p95_duration_ms: 300 },
-    { team: 'rep-b', requests: 1, prompt_tokens: 10, completion_tokens: 1, cached_tokens: 0, cache_write_tokens: 0, reasoning_tokens: 0, cost_usd: 0.0005, unpriced_requests: 0, errors: 0, p50_duration_ms: 400, p95_duration_ms: 400 },
+    { team: 'rep-a', requests: 3, prompt_tokens: 350, completion_tokens: 30, cached_tokens: 20, cache_write_tokens: 0, reasoning_tokens: 0, cost_usd: 0.003, unpriced_requests: 1, errors: 1, p50_duration_ms: 200, p95_duration_ms: 300, cache_hits: 0, cache_hit_rate: null, saved_usd: 0 },
+    { team: 'rep-b', requests: 1, prompt_tokens: 10, completion_tokens: 1, cached_tokens: 0, cache_write_tokens: 0, reasoning_tokens: 0, cost_usd: 0.0005, unpriced_requests: 0, errors: 0, p50_duration_ms: 400, p95_duration_ms: 400, cache_hits: 0, cache_hit_rate: null, saved_usd: 0 },
   ]);
   const byDayModel = await admin(`/admin/usage?${range}&team=rep-a&group_by=day,model`);
   assert.deepEqual(byDayModel.json.data.map((r) => [r.day, r.model, r.requests]), [['2026-03-01', 'm1', 2], ['2026-03-02', 'm2', 1]]);
@@ -213,8 +213,9 @@ test('usage report: figures equal the rows, grouped, filtered, with percentiles;
   const exported = await call(relay, `/admin/usage/export?format=csv&${range}&group_by=team`, { method: 'GET', key: ADMIN_TOKEN });
   assert.equal(exported.res.headers.get('content-type'), 'text/csv; charset=utf-8');
   const lines = exported.text.trim().split('\r\n').map((l) => l.split(','));
-  assert.deepEqual(lines[0], ['team', 'requests', 'prompt_tokens', 'completion_tokens', 'cached_tokens', 'cache_write_tokens', 'reasoning_tokens', 'cost_usd', 'unpriced_requests', 'errors', 'p50_duration_ms', 'p95_duration_ms']);
-  const parsed = lines.slice(1).map((l) => Object.fromEntries(lines[0].map((h, i) => [h, h === 'team' ? l[i] : Number(l[i])])));
+  assert.deepEqual(lines[0], ['team', 'requests', 'prompt_tokens', 'completion_tokens', 'cached_tokens', 'cache_write_tokens', 'reasoning_tokens', 'cost_usd', 'unpriced_requests', 'errors', 'p50_duration_ms', 'p95_duration_ms', 'cache_hits', 'cache_hit_rate', 'saved_usd']);
+  // An empty cell is a null (no row used the cache, so there is no hit rate).
+  const parsed = lines.slice(1).map((l) => Object.fromEntries(lines[0].map((h, i) => [h, h === 'team' ? l[i] : l[i] === '' ? null : Number(l[i])])));
   assert.deepEqual(parsed, byTeam.json.data);
 });
 

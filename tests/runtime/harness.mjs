@@ -143,7 +143,7 @@ export async function startRelay({ vars = {}, mock = {}, anthropic = false, asse
       { type: 'CompiledWasm', include: ['**/*.wasm'] },
     ],
     compatibilityDate: compatibilityDate(),
-    kvNamespaces: ['KEYS'],
+    kvNamespaces: ['KEYS', 'CACHE'],
     d1Databases: ['DB'],
     // wrangler.toml's [[durable_objects.bindings]] (SQLite-backed, as its migration declares).
     // `limits: false` leaves the binding out: every limits object is then unreachable.
@@ -164,7 +164,7 @@ export async function startRelay({ vars = {}, mock = {}, anthropic = false, asse
   const workers = kvFaults ? {
     workers: [
       // KEYS_DIRECT is the same namespace, unwrapped, for the test's own reads and seeds.
-      { ...relayWorker, kvNamespaces: { KEYS_DIRECT: 'KEYS' }, wrappedBindings: { KEYS: 'kv-faults' } },
+      { ...relayWorker, kvNamespaces: { KEYS_DIRECT: 'KEYS', CACHE: 'CACHE' }, wrappedBindings: { KEYS: 'kv-faults' } },
       {
         name: 'kv-faults',
         modules: true,
@@ -194,6 +194,7 @@ export async function startRelay({ vars = {}, mock = {}, anthropic = false, asse
   });
   const url = (await mf.ready).toString().replace(/\/$/, '');
   const kv = await mf.getKVNamespace(kvFaults ? 'KEYS_DIRECT' : 'KEYS');
+  const cacheKv = await mf.getKVNamespace('CACHE');
   const db = await mf.getD1Database('DB');
   for (const stmt of migrationStatements()) await db.prepare(stmt).run();
 
@@ -202,16 +203,18 @@ export async function startRelay({ vars = {}, mock = {}, anthropic = false, asse
     url,
     base: `${url}/v1`,
     kv,
+    cacheKv,
     db,
     provider,
     claude,
     logs,
     kvFaults: faults,
     /** Puts a key record straight into KV, as `POST /admin/keys` would. */
-    async seedKey({ team = 'team-a', user = 'ann', env = 'test', status = 'active', expires_at } = {}) {
+    async seedKey({ team = 'team-a', user = 'ann', env = 'test', status = 'active', expires_at, cache } = {}) {
       const key = makeKey(env, team, user);
       const record = { id: `key_${randomBytes(6).toString('hex')}`, team, user, env, created_at: new Date().toISOString(), status };
       if (expires_at) record.expires_at = expires_at;
+      if (cache) record.cache = cache;
       await kv.put(`key:${sha256(key)}`, JSON.stringify(record));
       return { key, record };
     },
