@@ -119,45 +119,12 @@ impl Config {
                 "PROVIDERS: openai, anthropic and relay are built in; configure them with OPENAI_*/ANTHROPIC_* vars".to_string(),
             ));
         }
-        registry.push(ProviderSpec {
-            id: "openai".to_string(),
-            kind: Kind::OpenAi,
-            base_url: openai_base_url.clone(),
-            api_key: get("OPENAI_API_KEY"),
-            key_header: KeyHeader::Bearer,
-            stream_usage: flag(&get, "OPENAI_STREAM_USAGE", true)?,
-            models: openai_models.clone(),
-            query: None,
-            ttfb_timeout_ms: None,
-            idle_timeout_ms: None,
-            drop_params: get("OPENAI_DROP_PARAMS")
-                .map(|v| providers::comma_list(&v))
-                .unwrap_or_default(),
-            reasoning_models: Some(match get("OPENAI_REASONING_MODELS") {
-                Some(v) => providers::comma_list(&v),
-                None => providers::OPENAI_REASONING_MODELS
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect(),
-            }),
-            responses_api: true,
-        });
-        registry.push(ProviderSpec {
-            id: "anthropic".to_string(),
-            kind: Kind::Anthropic,
-            base_url: anthropic_base_url.clone(),
-            api_key: get("ANTHROPIC_API_KEY"),
-            key_header: KeyHeader::XApiKey,
-            stream_usage: true,
-            models: anthropic_models.clone(),
-            query: None,
-            ttfb_timeout_ms: None,
-            idle_timeout_ms: None,
-            // The O→A translation already keeps only what Messages takes.
-            drop_params: Vec::new(),
-            reasoning_models: None,
-            responses_api: false,
-        });
+        registry.push(builtin_openai(&get, &openai_base_url, &openai_models)?);
+        registry.push(builtin_anthropic(
+            &get,
+            &anthropic_base_url,
+            &anthropic_models,
+        ));
         let admin_token = get("ADMIN_TOKEN");
         let ids: Vec<&str> = registry.iter().map(|p| p.id.as_str()).collect();
         let routes = match get("ROUTES") {
@@ -197,6 +164,61 @@ impl Config {
             output_caps: OutputCaps::load(get("MAX_OUTPUT_TOKENS").as_deref())
                 .map_err(RelayError::Internal)?,
         })
+    }
+}
+
+/// The built-in `openai` provider, from the OPENAI_* vars.
+fn builtin_openai(
+    get: &impl Fn(&str) -> Option<String>,
+    base_url: &str,
+    models: &[String],
+) -> Result<ProviderSpec, RelayError> {
+    Ok(ProviderSpec {
+        id: "openai".to_string(),
+        kind: Kind::OpenAi,
+        base_url: base_url.to_string(),
+        api_key: get("OPENAI_API_KEY"),
+        key_header: KeyHeader::Bearer,
+        stream_usage: flag(get, "OPENAI_STREAM_USAGE", true)?,
+        models: models.to_vec(),
+        query: None,
+        ttfb_timeout_ms: None,
+        idle_timeout_ms: None,
+        drop_params: get("OPENAI_DROP_PARAMS")
+            .map(|v| providers::comma_list(&v))
+            .unwrap_or_default(),
+        reasoning_models: Some(match get("OPENAI_REASONING_MODELS") {
+            Some(v) => providers::comma_list(&v),
+            None => providers::OPENAI_REASONING_MODELS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        }),
+        responses_api: true,
+    })
+}
+
+/// The built-in `anthropic` provider, from the ANTHROPIC_* vars.
+fn builtin_anthropic(
+    get: &impl Fn(&str) -> Option<String>,
+    base_url: &str,
+    models: &[String],
+) -> ProviderSpec {
+    ProviderSpec {
+        id: "anthropic".to_string(),
+        kind: Kind::Anthropic,
+        base_url: base_url.to_string(),
+        api_key: get("ANTHROPIC_API_KEY"),
+        key_header: KeyHeader::XApiKey,
+        stream_usage: true,
+        models: models.to_vec(),
+        query: None,
+        ttfb_timeout_ms: None,
+        idle_timeout_ms: None,
+        // The O→A translation already keeps only what Messages takes.
+        drop_params: Vec::new(),
+        reasoning_models: None,
+        responses_api: false,
     }
 }
 

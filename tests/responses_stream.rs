@@ -4,6 +4,8 @@
 //! network cut the stream. The event sequences are checked against protocol.md §4.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use serde_json::{json, Value};
 
 use llm_relay::metering::usage::{Outcome, Tokens, UsageSource};
@@ -116,19 +118,9 @@ fn replay(make: fn() -> Box<dyn Relay>, chunks: &[&[u8]]) -> (Vec<u8>, Settled) 
 
 /// Every 2-way split and the byte-by-byte feed give the single-chunk bytes and settlement.
 fn all_splits(make: fn() -> Box<dyn Relay>, transcript: &str) -> (Vec<u8>, Settled) {
-    let bytes = transcript.as_bytes();
-    let whole = replay(make, &[bytes]);
-    for cut in 0..=bytes.len() {
-        let (a, b) = bytes.split_at(cut);
-        let split = replay(make, &[a, b]);
-        assert_eq!(split.0, whole.0, "client bytes differ when split at {cut}");
-        assert_eq!(split.1, whole.1, "settlement differs when split at {cut}");
-    }
-    let singles: Vec<&[u8]> = bytes.chunks(1).collect();
-    let bytewise = replay(make, &singles);
-    assert_eq!(bytewise.0, whole.0, "client bytes differ byte by byte");
-    assert_eq!(bytewise.1, whole.1, "settlement differs byte by byte");
-    whole
+    common::every_split(transcript.as_bytes(), "settlement", |chunks| {
+        replay(make, chunks)
+    })
 }
 
 /// The client's events; each must have `event:` equal to `data.type` and sequence numbers

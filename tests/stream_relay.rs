@@ -51,19 +51,9 @@ fn replay(strip: bool, chunks: &[&[u8]]) -> (Vec<u8>, StreamMeter) {
 
 /// Asserts every 2-way split and the byte-by-byte feed match the single-chunk replay.
 fn check_all_splits(strip: bool, transcript: &str) -> (Vec<u8>, StreamMeter) {
-    let bytes = transcript.as_bytes();
-    let whole = replay(strip, &[bytes]);
-    for cut in 0..=bytes.len() {
-        let (a, b) = bytes.split_at(cut);
-        let split = replay(strip, &[a, b]);
-        assert_eq!(split.0, whole.0, "client bytes differ when split at {cut}");
-        assert_eq!(split.1, whole.1, "meter differs when split at {cut}");
-    }
-    let singles: Vec<&[u8]> = bytes.chunks(1).collect();
-    let bytewise = replay(strip, &singles);
-    assert_eq!(bytewise.0, whole.0, "client bytes differ byte by byte");
-    assert_eq!(bytewise.1, whole.1, "meter differs byte by byte");
-    whole
+    common::every_split(transcript.as_bytes(), "meter", |chunks| {
+        replay(strip, chunks)
+    })
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! the answer's bytes exactly as the client received them, so a replay needs no re-encoding and
 //! binary-safe SSE costs no base64.
 
-use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
 
 use crate::metering::usage::{Tokens, UsageSource};
 
@@ -10,8 +10,10 @@ const MAGIC: &[u8] = b"llm-relay-cache/1\n";
 /// The meta line is the relay's own small JSON; anything longer is not an entry of ours.
 const MAX_META_BYTES: usize = 16 * 1024;
 
-/// What a hit's usage row and response need besides the bytes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// What a hit's usage row and response need besides the bytes. Read and written through
+/// `serde_json::Value` rather than derived code: the Value paths are in the bundle already, a
+/// derive for this one struct would add its own visitors to the 350 KiB budget.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Meta {
     /// The cache key the entry was stored under, checked on every read: a value found under
     /// a name is only trusted if it says it belongs there.
@@ -30,7 +32,60 @@ pub struct Meta {
     pub usage_source: String,
 }
 
+fn text(v: &Value, name: &str) -> Option<String> {
+    v.get(name)?.as_str().map(str::to_string)
+}
+
+/// A field that may be null: `Some(None)` for null or absent, `None` for a wrong type.
+fn maybe_text(v: &Value, name: &str) -> Option<Option<String>> {
+    match v.get(name) {
+        None | Some(Value::Null) => Some(None),
+        Some(Value::String(s)) => Some(Some(s.clone())),
+        Some(_) => None,
+    }
+}
+
 impl Meta {
+    fn to_json(&self) -> Value {
+        json!({
+            "key": self.key,
+            "stream": self.stream,
+            "content_type": self.content_type,
+            "stored_at_ms": self.stored_at_ms,
+            "expires_at_ms": self.expires_at_ms,
+            "request_id": self.request_id,
+            "provider": self.provider,
+            "model_upstream": self.model_upstream,
+            "finish_reason": self.finish_reason,
+            "tokens": self.tokens,
+            "usage_source": self.usage_source,
+        })
+    }
+
+    fn from_json(v: &Value) -> Option<Meta> {
+        let list = v.get("tokens")?.as_array()?;
+        let mut tokens = [0u64; 5];
+        if list.len() != tokens.len() {
+            return None;
+        }
+        for (slot, n) in tokens.iter_mut().zip(list) {
+            *slot = n.as_u64()?;
+        }
+        Some(Meta {
+            key: text(v, "key")?,
+            stream: v.get("stream")?.as_bool()?,
+            content_type: text(v, "content_type")?,
+            stored_at_ms: v.get("stored_at_ms")?.as_u64()?,
+            expires_at_ms: v.get("expires_at_ms")?.as_u64()?,
+            request_id: text(v, "request_id")?,
+            provider: maybe_text(v, "provider")?,
+            model_upstream: maybe_text(v, "model_upstream")?,
+            finish_reason: maybe_text(v, "finish_reason")?,
+            tokens,
+            usage_source: text(v, "usage_source")?,
+        })
+    }
+
     pub fn tokens(&self) -> Tokens {
         let [prompt, completion, cached, cache_write, reasoning] = self.tokens;
         Tokens {
@@ -57,7 +112,7 @@ pub fn token_array(t: &Tokens) -> [u64; 5] {
 }
 
 pub fn encode(meta: &Meta, body: &[u8]) -> Vec<u8> {
-    let line = serde_json::to_vec(meta).unwrap_or_default();
+    let line = meta.to_json().to_string().into_bytes();
     let mut out = Vec::with_capacity(MAGIC.len() + line.len() + 1 + body.len());
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&line);
@@ -71,7 +126,8 @@ pub fn encode(meta: &Meta, body: &[u8]) -> Vec<u8> {
 pub fn decode(value: &[u8], key: &str, stream: bool, now_ms: u64) -> Option<(Meta, Vec<u8>)> {
     let rest = value.strip_prefix(MAGIC)?;
     let end = rest.iter().take(MAX_META_BYTES).position(|&b| b == b'\n')?;
-    let meta: Meta = serde_json::from_slice(&rest[..end]).ok()?;
+    let json: Value = serde_json::from_slice(&rest[..end]).ok()?;
+    let meta = Meta::from_json(&json)?;
     if meta.key != key || meta.stream != stream || now_ms >= meta.expires_at_ms {
         return None;
     }
@@ -119,6 +175,12 @@ mod tests {
         assert!(decode(&stored, "k1", true, 61_000).is_none());
         assert!(decode(b"{\"choices\":[]}", "k1", true, 2_000).is_none());
         assert!(decode(&stored[..stored.len() - 3], "k1", true, 2_000).is_none());
+        let mut wrong_type = MAGIC.to_vec();
+        let mut m = meta().to_json();
+        m["tokens"] = json!([1, 2, 3]);
+        wrong_type.extend(m.to_string().into_bytes());
+        wrong_type.extend(b"\nx");
+        assert!(decode(&wrong_type, "k1", true, 2_000).is_none());
         let mut no_newline = MAGIC.to_vec();
         no_newline.extend(std::iter::repeat_n(b'a', MAX_META_BYTES + 10));
         assert!(decode(&no_newline, "k1", true, 2_000).is_none());

@@ -3,7 +3,6 @@
 //! insignificant whitespace) minus the fields that do not change the answer.
 
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 
 use super::Scope;
 use crate::keys::auth::KeyRecord;
@@ -152,8 +151,7 @@ pub fn cache_key(input: &KeyInput<'_>) -> String {
     ]);
     let mut text = String::new();
     canonical(&material, &mut text);
-    let digest = Sha256::digest(text.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    crate::http::ids::sha256_hex(&text)
 }
 
 #[cfg(test)]
@@ -295,8 +293,8 @@ mod tests {
             models: None,
             aliases: Default::default(),
             metadata: Default::default(),
-            cache: None,
             limits: Default::default(),
+            cache: None,
         };
         assert_eq!(scope_id(Scope::Key, &rec), "key:key_1");
         assert_eq!(scope_id(Scope::User, &rec), "user:platform/ann");

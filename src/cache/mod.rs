@@ -23,8 +23,7 @@ pub const MAX_TTL_S: u64 = 2_592_000;
 pub const MAX_ENTRY_BYTES: usize = 1024 * 1024;
 
 /// Whose answers a cached entry may answer: one tenant never sees another's.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Scope {
     #[default]
     Key,
@@ -32,16 +31,45 @@ pub enum Scope {
     Team,
 }
 
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Key => "key",
+            Scope::User => "user",
+            Scope::Team => "team",
+        }
+    }
+}
+
 /// A key record's `cache` setting (CONTRACT.md): caching is on for every request of the key.
+/// KV's and D1's copies are read back through `parse_key_cache`, the admin API's own check,
+/// via `Value` (no derived visitor of its own in the bundle).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "Value", into = "Value")]
 pub struct KeyCache {
     pub ttl_s: u64,
-    #[serde(default)]
     pub scope: Scope,
     /// Also cache sampled requests (`temperature` absent or above 0), which turns a sampled
     /// answer into a fixed one: the deployer's choice, never the client's.
-    #[serde(default)]
     pub sampled: bool,
+}
+
+impl TryFrom<Value> for KeyCache {
+    type Error = String;
+
+    fn try_from(v: Value) -> Result<Self, String> {
+        match parse_key_cache(&v) {
+            Ok(Some(c)) => Ok(c),
+            Ok(None) => Err("cache: null".into()),
+            Err(e) => Err(format!("cache: {e:?}")),
+        }
+    }
+}
+
+impl From<KeyCache> for Value {
+    fn from(c: KeyCache) -> Value {
+        public(Some(&c))
+    }
 }
 
 /// What a usage row's `cache` column says, and `x-relay-cache-status` in upper case.
@@ -125,14 +153,17 @@ pub fn parse_key_cache(v: &Value) -> Result<Option<KeyCache>, RelayError> {
             ))
         }
     };
-    let scope = match map.get("scope") {
-        None | Some(Value::Null) => Scope::Key,
-        Some(v) => serde_json::from_value(v.clone()).map_err(|_| {
-            bad(
+    let scope = match map.get("scope").unwrap_or(&Value::Null) {
+        Value::Null => Scope::Key,
+        Value::String(s) if s == "key" => Scope::Key,
+        Value::String(s) if s == "user" => Scope::User,
+        Value::String(s) if s == "team" => Scope::Team,
+        _ => {
+            return Err(bad(
                 "scope",
                 "'cache.scope' must be \"key\", \"user\" or \"team\".".into(),
-            )
-        })?,
+            ))
+        }
     };
     let sampled = match map.get("sampled") {
         None | Some(Value::Null) => false,
@@ -150,7 +181,7 @@ pub fn parse_key_cache(v: &Value) -> Result<Option<KeyCache>, RelayError> {
 pub fn public(c: Option<&KeyCache>) -> Value {
     match c {
         None => Value::Null,
-        Some(c) => json!({"ttl_s": c.ttl_s, "scope": c.scope, "sampled": c.sampled}),
+        Some(c) => json!({"ttl_s": c.ttl_s, "scope": c.scope.as_str(), "sampled": c.sampled}),
     }
 }
 
@@ -188,8 +219,12 @@ mod tests {
         assert_eq!(parse_key_cache(&Value::Null).unwrap(), None);
         assert_eq!(public(None), Value::Null);
         // What KV and D1 hold reads back the same.
-        let stored: KeyCache = serde_json::from_str(r#"{"ttl_s":90}"#).unwrap();
+        let stored: KeyCache = serde_json::from_str(r#"{"ttl_s":90,"scope":null}"#).unwrap();
         assert_eq!(stored.scope, Scope::Key);
+        let text = serde_json::to_string(&t).unwrap();
+        assert_eq!(serde_json::from_str::<KeyCache>(&text).unwrap(), t);
+        // A stored copy is held to the admin API's rules.
+        assert!(serde_json::from_str::<KeyCache>(r#"{"ttl_s":1}"#).is_err());
     }
 
     #[test]

@@ -14,7 +14,8 @@ use futures_util::stream;
 use serde_json::Value;
 use worker::{console_warn, Context, Env, Headers, Request, Response, ResponseBody};
 
-use super::{bytes_response, header, now_ms, relay_key, stream_response, Ctx};
+use super::relay::stream_response;
+use super::{bytes_response, header, now_ms, relay_key, Ctx};
 use crate::cache::entry::{self, Meta};
 use crate::cache::key::{self, KeyInput, Protocol};
 use crate::cache::policy::{self, Answer, Directive, MODE_HEADER, STATUS_HEADER, TTL_HEADER};

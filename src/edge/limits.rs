@@ -12,10 +12,8 @@
 //! in the scope's object, which serialises every check and settlement.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 
 use futures_util::future::join_all;
-use serde::Deserialize;
 use worker::wasm_bindgen::JsValue;
 use worker::{
     console_error, console_warn, durable_object, DurableObject, Env, Headers, Method, Request,
@@ -31,13 +29,14 @@ use crate::limits::period::day_of;
 use crate::limits::{Limits, Scope, Settings};
 use crate::metering::usage::UsageRecord;
 use crate::providers::models::Target;
-use crate::ttl_cache::TtlCache;
 
 /// The Durable Object namespace binding (wrangler.toml `[[durable_objects.bindings]]`).
 pub const BINDING: &str = "LIMITS";
 const KV_BINDING: &str = "KEYS";
 const SCOPE_CACHE_TTL_MS: u64 = 10_000;
-const SCOPE_CACHE_CAPACITY: usize = 4096;
+const SCOPE_CACHE_CAPACITY: usize = 256;
+/// Admitted requests an isolate tracks at once; far above what one isolate serves concurrently.
+const MAX_PENDING: usize = 4096;
 
 /// The KV name of a user's or team's limits.
 pub fn kv_name(scope: &Scope) -> String {
@@ -45,16 +44,18 @@ pub fn kv_name(scope: &Scope) -> String {
 }
 
 thread_local! {
-    static SCOPE_LIMITS: RefCell<TtlCache<Limits>> =
-        RefCell::new(TtlCache::new(SCOPE_CACHE_CAPACITY, SCOPE_CACHE_TTL_MS));
+    /// (scope name, its limits, when read). A short list scanned in order: the few teams and
+    /// users an isolate sees, without a second map type in the bundle.
+    static SCOPE_LIMITS: RefCell<Vec<(String, Limits, u64)>> = const { RefCell::new(Vec::new()) };
     /// Admitted requests of this isolate awaiting settlement, by request id. The usage row is
     /// written by this isolate (the handler or its stream's watcher), so the entry is found
     /// there; should the isolate die first, the reservation's lease frees it.
-    static PENDING: RefCell<HashMap<String, Pending>> = RefCell::new(HashMap::new());
+    static PENDING: RefCell<Vec<Pending>> = const { RefCell::new(Vec::new()) };
     static SETTINGS: RefCell<Option<Settings>> = const { RefCell::new(None) };
 }
 
 struct Pending {
+    request_id: String,
     /// Names of the scopes holding a reservation for the request.
     holds: Vec<String>,
     headers: Vec<(&'static str, String)>,
@@ -75,13 +76,20 @@ pub fn settings(env: &Env) -> Settings {
 
 /// Forgets this isolate's copy of a scope's limits, so a change made here applies at once.
 pub fn forget(scope: &Scope) {
-    SCOPE_LIMITS.with(|c| c.borrow_mut().remove(&scope.name()));
+    let name = scope.name();
+    SCOPE_LIMITS.with(|c| c.borrow_mut().retain(|(n, _, _)| *n != name));
 }
 
 /// A user's or team's limits as the request path sees them (KV's copy, cached).
 async fn scope_limits(env: &Env, scope: &Scope) -> Result<Limits, RelayError> {
     let now = now_ms();
-    if let Some(hit) = SCOPE_LIMITS.with(|c| c.borrow_mut().get(&scope.name(), now)) {
+    let name = scope.name();
+    let hit = SCOPE_LIMITS.with(|c| {
+        let mut c = c.borrow_mut();
+        c.retain(|(_, _, at)| now.saturating_sub(*at) < SCOPE_CACHE_TTL_MS);
+        c.iter().find(|(n, _, _)| *n == name).map(|(_, l, _)| *l)
+    });
+    if let Some(hit) = hit {
         return Ok(hit);
     }
     let kv = env
@@ -97,7 +105,13 @@ async fn scope_limits(env: &Env, scope: &Scope) -> Result<Limits, RelayError> {
             .map_err(|e| RelayError::Internal(format!("KV {}: {e}", kv_name(scope))))?,
         None => Limits::default(),
     };
-    SCOPE_LIMITS.with(|c| c.borrow_mut().insert(scope.name(), limits, now));
+    SCOPE_LIMITS.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() >= SCOPE_CACHE_CAPACITY {
+            c.remove(0);
+        }
+        c.push((name, limits, now));
+    });
     Ok(limits)
 }
 
@@ -109,7 +123,7 @@ pub async fn call(env: &Env, scope_name: &str, call: &Call) -> Result<Reply, Str
         .id_from_name(scope_name)
         .and_then(|id| id.get_stub())
         .map_err(|e| e.to_string())?;
-    let body = serde_json::to_string(call).map_err(|e| e.to_string())?;
+    let body = call.to_json().to_string();
     let mut init = RequestInit::new();
     init.with_method(Method::Post)
         .with_body(Some(JsValue::from_str(&body)));
@@ -123,7 +137,16 @@ pub async fn call(env: &Env, scope_name: &str, call: &Call) -> Result<Reply, Str
     if resp.status_code() != 200 {
         return Err(format!("status {}: {text}", resp.status_code()));
     }
-    serde_json::from_str(&text).map_err(|e| e.to_string())
+    serde_json::from_str(&text)
+        .ok()
+        .and_then(|v| Reply::from_json(&v))
+        .ok_or_else(|| format!("not a limits reply: {text}"))
+}
+
+/// `calls[i]` to scope `names[i]`, all at once (each scope's object is its own). One generic
+/// instance for every use, so the bundle holds one copy of the joining code.
+async fn call_all(env: &Env, names: &[String], calls: &[Call]) -> Vec<Result<Reply, String>> {
+    join_all(names.iter().zip(calls).map(|(n, c)| call(env, n, c))).await
 }
 
 /// The scopes of the authenticated key that have limits, in the order refusals prefer.
@@ -135,10 +158,10 @@ async fn applicable(ctx: &Ctx) -> Result<Vec<(Scope, Limits)>, RelayError> {
     };
     let team = Scope::Team(key.team.clone());
     let key_scope = (Scope::Key(key.id.clone()), key.limits);
-    let (user_limits, team_limits) =
-        futures_util::future::join(scope_limits(&ctx.env, &user), scope_limits(&ctx.env, &team))
-            .await;
-    Ok([key_scope, (user, user_limits?), (team, team_limits?)]
+    // One after the other: both are almost always in this isolate's cache.
+    let user_limits = scope_limits(&ctx.env, &user).await?;
+    let team_limits = scope_limits(&ctx.env, &team).await?;
+    Ok([key_scope, (user, user_limits), (team, team_limits)]
         .into_iter()
         .filter(|(_, l)| !l.is_empty())
         .collect())
@@ -150,12 +173,15 @@ pub struct Ask<'a> {
     /// The model the client named (for the refusal's message and for pricing by alias).
     pub model: &'a str,
     pub prompt_chars: u64,
-    /// The client's body, for its output cap.
-    pub body: &'a [u8],
+    /// The output cap the client named.
+    pub cap: Option<u64>,
 }
 
 fn refuse(ctx: &mut Ctx, refused: answer::Refused) -> RelayError {
     if let Some(rec) = ctx.rec() {
+        // Refused before any provider saw it: no tokens (the Responses route counts its
+        // prompt estimate up front), no cost.
+        rec.tokens = crate::metering::usage::Tokens::default();
         rec.limit_scope = Some(refused.scope.to_string());
         rec.limit_name = Some(refused.limit.as_str().to_string());
     }
@@ -168,13 +194,13 @@ pub async fn check(
     targets: &[Target],
     model: &str,
     prompt_chars: u64,
-    body: &[u8],
+    cap: Option<u64>,
 ) -> Result<(), RelayError> {
     let ask = Ask {
         targets,
         model,
         prompt_chars,
-        body,
+        cap,
     };
     reserve(ctx, &ask).await
 }
@@ -187,7 +213,7 @@ pub async fn reserve(ctx: &mut Ctx, ask: &Ask<'_>) -> Result<(), RelayError> {
         return Ok(());
     }
     let settings = settings(&ctx.env);
-    let estimate = Estimate::of(ask.prompt_chars, ask.body);
+    let estimate = Estimate::new(ask.prompt_chars, ask.cap);
     let pairs: Vec<[&str; 2]> = ask
         .targets
         .iter()
@@ -226,7 +252,7 @@ pub async fn reserve(ctx: &mut Ctx, ask: &Ask<'_>) -> Result<(), RelayError> {
         .collect();
     let env = ctx.env.clone();
     let names: Vec<String> = scopes.iter().map(|(s, _)| s.name()).collect();
-    let replies = join_all(names.iter().zip(&calls).map(|(n, c)| call(&env, n, c))).await;
+    let replies = call_all(&env, &names, &calls).await;
     let mut seen_states = Vec::new();
     let mut admitted = Vec::new();
     let mut refusal: Option<(usize, Refusal)> = None;
@@ -284,8 +310,8 @@ pub async fn reserve(ctx: &mut Ctx, ask: &Ask<'_>) -> Result<(), RelayError> {
     };
     if let Some(refused) = refused {
         // Scopes that admitted it must not keep a hold (nor count it) for a request that never runs.
-        let release = Call::Release { id: id.clone() };
-        let done = join_all(admitted.iter().map(|name| call(&env, name, &release))).await;
+        let releases = vec![Call::Release { id: id.clone() }; admitted.len()];
+        let done = call_all(&env, &admitted, &releases).await;
         for e in done.into_iter().filter_map(Result::err) {
             console_warn!("limits: release of {id} failed ({e}); its lease frees it");
         }
@@ -293,13 +319,17 @@ pub async fn reserve(ctx: &mut Ctx, ask: &Ask<'_>) -> Result<(), RelayError> {
     }
     if !admitted.is_empty() || !headers.is_empty() {
         PENDING.with(|p| {
-            p.borrow_mut().insert(
-                id,
-                Pending {
-                    holds: admitted,
-                    headers,
-                },
-            )
+            let mut p = p.borrow_mut();
+            if p.len() >= MAX_PENDING {
+                // A row that was never written leaves its entry behind; its lease frees the
+                // reservation, and this bound keeps the isolate's list from growing with it.
+                p.remove(0);
+            }
+            p.push(Pending {
+                request_id: id,
+                holds: admitted,
+                headers,
+            })
         });
     }
     Ok(())
@@ -308,7 +338,7 @@ pub async fn reserve(ctx: &mut Ctx, ask: &Ask<'_>) -> Result<(), RelayError> {
 /// The remaining-budget and remaining-rate headers of an admitted request, on its response.
 pub fn decorate(request_id: &str, headers: &mut Headers) {
     PENDING.with(|p| {
-        if let Some(pending) = p.borrow().get(request_id) {
+        if let Some(pending) = p.borrow().iter().find(|x| x.request_id == request_id) {
             for (name, value) in &pending.headers {
                 let _ = headers.set(name, value);
             }
@@ -320,7 +350,12 @@ pub fn decorate(request_id: &str, headers: &mut Headers) {
 /// `wait_until`: releases its reservations and counts what it really cost. `rec` is the row as
 /// written, priced.
 pub async fn settle(env: &Env, rec: &UsageRecord) {
-    let Some(pending) = PENDING.with(|p| p.borrow_mut().remove(&rec.request_id)) else {
+    let pending = PENDING.with(|p| {
+        let mut p = p.borrow_mut();
+        let at = p.iter().position(|x| x.request_id == rec.request_id)?;
+        Some(p.swap_remove(at))
+    });
+    let Some(pending) = pending else {
         return;
     };
     if pending.holds.is_empty() {
@@ -333,21 +368,17 @@ pub async fn settle(env: &Env, rec: &UsageRecord) {
         tokens: rec.tokens.total(),
         day: day_of(started),
     };
-    let done = join_all(pending.holds.iter().map(|name| call(env, name, &settle))).await;
+    let settles = vec![settle; pending.holds.len()];
+    let done = call_all(env, &pending.holds, &settles).await;
     for (name, result) in pending.holds.iter().zip(done) {
         if let Err(e) = result {
             console_error!(
-                "limits: settlement of {} in {name} failed ({e}); its reservation expires with its lease and the cost ({:?} USD) is not counted",
+                "limits: settlement of {} in {name} failed ({e}); its reservation expires with its lease and the cost ({} USD) is not counted",
                 rec.request_id,
-                rec.cost_usd
+                crate::limits::answer::fixed(rec.cost_usd.unwrap_or(0.0), 6)
             );
         }
     }
-}
-
-#[derive(Deserialize)]
-struct StoredRow {
-    state: String,
 }
 
 /// One scope's limits object. Its whole ledger is one row of its own SQLite database, read on
@@ -366,13 +397,22 @@ fn load(sql: &worker::SqlStorage) -> worker::Result<(Ledger, String)> {
         "CREATE TABLE IF NOT EXISTS ledger (id INTEGER PRIMARY KEY, state TEXT NOT NULL)",
         None,
     )?;
-    let rows: Vec<StoredRow> = sql
+    // Raw rows, not `to_array`: that would link a second deserializer (over JS values).
+    let stored = sql
         .exec("SELECT state FROM ledger WHERE id = 1", None)?
-        .to_array()?;
-    match rows.first() {
-        Some(row) => serde_json::from_str(&row.state)
-            .map(|l| (l, row.state.clone()))
-            .map_err(|e| worker::Error::RustError(format!("stored ledger: {e}"))),
+        .raw()
+        .next()
+        .transpose()?
+        .and_then(|row| match row.into_iter().next() {
+            Some(worker::SqlStorageValue::String(text)) => Some(text),
+            _ => None,
+        });
+    match stored {
+        Some(text) => serde_json::from_str(&text)
+            .ok()
+            .and_then(|v| Ledger::from_json(&v))
+            .map(|l| (l, text))
+            .ok_or_else(|| worker::Error::RustError("stored ledger is not a ledger".into())),
         None => Ok((Ledger::default(), String::new())),
     }
 }
@@ -394,8 +434,7 @@ impl LimitsObject {
             None => load(&sql)?,
         };
         let reply = ledger.handle(call, now_ms());
-        let text =
-            serde_json::to_string(&ledger).map_err(|e| worker::Error::RustError(e.to_string()))?;
+        let text = ledger.to_json().to_string();
         if text != stored {
             // Kept in memory only once stored: a failed write leaves the next call to reload.
             store(&sql, &text)?;
@@ -415,13 +454,11 @@ impl DurableObject for LimitsObject {
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
         let body = req.text().await?;
-        let call: Call = match serde_json::from_str(&body) {
-            Ok(c) => c,
-            Err(e) => return Response::error(format!("not a limits call: {e}"), 400),
+        let parsed = serde_json::from_str(&body).ok();
+        let Some(call) = parsed.as_ref().and_then(Call::from_json) else {
+            return Response::error("not a limits call", 400);
         };
         let reply = self.apply(call)?;
-        let text =
-            serde_json::to_string(&reply).map_err(|e| worker::Error::RustError(e.to_string()))?;
-        Response::ok(text)
+        Response::ok(reply.to_json().to_string())
     }
 }

@@ -4,12 +4,14 @@
 
 mod admin;
 mod cache;
+mod chat;
 mod claude;
 mod dashboard;
 mod keystore;
 mod limits;
 mod limits_admin;
 mod metered;
+mod relay;
 mod responses;
 mod store;
 mod throttle;
@@ -18,22 +20,18 @@ mod upstream;
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use futures_util::stream;
 use worker::{console_error, event, Context, Env, Headers, Request, Response};
 
 use crate::config::Config;
+use crate::flow::row;
 use crate::http::error::RelayError;
 use crate::http::ids;
 use crate::http::routes::{self, Route};
-use crate::keys;
 use crate::keys::auth;
 use crate::metering::pricing::PriceTable;
-use crate::metering::usage::{Tokens, UsageRecord, UsageSource};
-use crate::protocols::chat;
-use crate::protocols::cursor;
-use crate::protocols::stream::StreamRelay;
-use crate::providers::echo::{self, Echo};
-use crate::providers::models::{self, Provider, Target};
+use crate::metering::usage::UsageRecord;
+use crate::protocols::chat::Endpoint;
+use crate::providers::models;
 use crate::time::rfc3339;
 
 pub fn now_ms() -> u64 {
@@ -137,11 +135,7 @@ async fn fetch(mut req: Request, env: Env, wctx: Context) -> worker::Result<Resp
                 console_error!("request {request_id}: {detail}");
             }
             if let Some(rec) = ctx.rec() {
-                rec.outcome = e.outcome();
-                rec.error_code = Some(e.code().to_string());
-                if rec.usage_source == UsageSource::None && rec.tokens != Tokens::default() {
-                    rec.usage_source = UsageSource::Estimated;
-                }
+                row::failed(rec, &e);
             }
             render_error(&e, anthropic_errors)
         }
@@ -158,12 +152,18 @@ async fn fetch(mut req: Request, env: Env, wctx: Context) -> worker::Result<Resp
         ctx.record = None;
         throttle::count(&env, &wctx, reason);
     }
+    settle(&mut ctx, response.status_code(), &wctx);
+    Ok(response)
+}
+
+/// The end-of-request hook for a row the handler writes (a stream's watcher writes its own,
+/// in `metered`): closed by the flow, written from `wait_until` so the answer is not held up.
+fn settle(ctx: &mut Ctx, status: u16, wctx: &Context) {
     if let Some(mut rec) = ctx.record.take() {
-        rec.status = response.status_code();
-        rec.duration_ms = now_ms().saturating_sub(started_ms);
+        row::close(&mut rec, status, now_ms().saturating_sub(ctx.started_ms));
+        let env = ctx.env.clone();
         wctx.wait_until(async move { store::write_usage(&env, &rec, true).await });
     }
-    Ok(response)
 }
 
 /// The request behind the failed-authentication throttle: an address blocked for wrong admin
@@ -272,10 +272,10 @@ async fn dispatch(
         Route::Model(id) => {
             json_response(200, &models::one_body(&ctx.config, relay_key(ctx)?, &id)?)
         }
-        Route::ChatCompletions => chat_completions(req, ctx, wctx).await,
-        Route::Completions => legacy(req, ctx, wctx, chat::Endpoint::Completions).await,
-        Route::Embeddings => legacy(req, ctx, wctx, chat::Endpoint::Embeddings).await,
-        Route::Moderations => legacy(req, ctx, wctx, chat::Endpoint::Moderations).await,
+        Route::ChatCompletions => chat::completions(req, ctx, wctx).await,
+        Route::Completions => chat::legacy(req, ctx, wctx, Endpoint::Completions).await,
+        Route::Embeddings => chat::legacy(req, ctx, wctx, Endpoint::Embeddings).await,
+        Route::Moderations => chat::legacy(req, ctx, wctx, Endpoint::Moderations).await,
         Route::Messages => claude::messages(req, ctx, wctx, false).await,
         Route::CountTokens => claude::messages(req, ctx, wctx, true).await,
         Route::Responses => responses::create(req, ctx, wctx).await,
@@ -307,9 +307,7 @@ async fn authenticate(req: &Request, ctx: &mut Ctx, anthropic: bool) -> Result<(
     };
     let key = auth::authorize(presented, record, &rfc3339(now_ms()))?;
     if let Some(rec) = ctx.rec() {
-        rec.key_id = Some(key.id.clone());
-        rec.team = Some(key.team.clone());
-        rec.user = Some(key.user.clone());
+        row::authenticated(rec, &key);
     }
     ctx.key = Some(key);
     Ok(())
@@ -343,485 +341,6 @@ pub async fn read_body(req: &mut Request, limit: usize) -> Result<Vec<u8>, Relay
         body.extend_from_slice(&chunk);
     }
     Ok(body)
-}
-
-async fn chat_completions(
-    req: &mut Request,
-    ctx: &mut Ctx,
-    wctx: &Context,
-) -> Result<Response, RelayError> {
-    let body = read_body(req, ctx.config.max_body_bytes).await?;
-    let (shape, body) = cursor_normalize(body)?;
-    let parsed = chat::parse(&body)?;
-    if let Some(rec) = ctx.rec() {
-        rec.client_shape = Some(shape.as_str().to_string());
-        rec.model_requested = Some(parsed.model.clone());
-        rec.stream = parsed.stream;
-    }
-    let wanted = keys::effective_model(relay_key(ctx)?, &parsed.model)?;
-    let targets = models::resolve_all(&ctx.config, &wanted)?;
-    let protocol = crate::cache::key::Protocol::Chat;
-    if let Some(hit) = cache::lookup(req, ctx, wctx, protocol, &body, &targets).await? {
-        return Ok(hit);
-    }
-    if targets
-        .first()
-        .is_some_and(|t| t.provider == Provider::Echo)
-    {
-        if let Some(rec) = ctx.rec() {
-            rec.provider = Some("relay".to_string());
-            rec.model_upstream = Some(models::ECHO_MODEL.to_string());
-        }
-        return echo_reply(&parsed, ctx, wctx);
-    }
-    let plan = OpenAiAttempt {
-        body: &body,
-        parsed: &parsed,
-        path: "/chat/completions",
-    };
-    limits::check(ctx, &targets, &parsed.model, parsed.prompt_chars, &body).await?;
-    let (resp, target) = send_with_fallback(req, &targets, ctx, &plan, &parsed.model).await?;
-    served(ctx, parsed.prompt_chars);
-    match target.provider {
-        Provider::Anthropic => claude::respond(resp, &parsed, ctx, wctx).await,
-        _ => relay_upstream(resp, &parsed, target.stream_usage, ctx, wctx).await,
-    }
-}
-
-/// Cursor's two body shapes (R7.6): a Responses-API body sent to `/chat/completions` becomes a
-/// Chat body, and Chat bodies get the fixes upstreams need (`content: []`, flat tools).
-fn cursor_normalize(body: Vec<u8>) -> Result<(cursor::Shape, Vec<u8>), RelayError> {
-    let n = cursor::normalize_bytes(&body)?;
-    if n.dropped_previous_response {
-        worker::console_log!("previous_response_id dropped: the relay is stateless (R7.6)");
-    }
-    Ok((n.shape, n.body.unwrap_or(body)))
-}
-
-/// `/v1/completions`, `/v1/embeddings` and `/v1/moderations`: passed through to OpenAI-format
-/// providers only (R3.1), with the same fallback and metering as chat; embeddings keep their
-/// encoding (R3.2). A moderation answer carries no usage, so its row holds the estimate.
-async fn legacy(
-    req: &mut Request,
-    ctx: &mut Ctx,
-    wctx: &Context,
-    endpoint: chat::Endpoint,
-) -> Result<Response, RelayError> {
-    let path = match endpoint {
-        chat::Endpoint::Embeddings => "/embeddings",
-        chat::Endpoint::Moderations => "/moderations",
-        _ => "/completions",
-    };
-    let body = read_body(req, ctx.config.max_body_bytes).await?;
-    let parsed = chat::parse_for(&body, endpoint)?;
-    if let Some(rec) = ctx.rec() {
-        rec.model_requested = Some(parsed.model.clone());
-        rec.stream = parsed.stream;
-    }
-    let wanted = keys::effective_model(relay_key(ctx)?, &parsed.model)?;
-    let targets: Vec<models::Target> = models::resolve_all(&ctx.config, &wanted)?
-        .into_iter()
-        .filter(|t| t.provider == Provider::OpenAi)
-        .collect();
-    if targets.is_empty() {
-        return Err(RelayError::UnsupportedEndpoint {
-            model: parsed.model.clone(),
-            path: format!("/v1{path}"),
-        });
-    }
-    let plan = OpenAiAttempt {
-        body: &body,
-        parsed: &parsed,
-        path,
-    };
-    limits::check(ctx, &targets, &parsed.model, parsed.prompt_chars, &body).await?;
-    let (resp, target) = send_with_fallback(req, &targets, ctx, &plan, &parsed.model).await?;
-    served(ctx, parsed.prompt_chars);
-    relay_upstream(resp, &parsed, target.stream_usage, ctx, wctx).await
-}
-
-/// A provider accepted the request: from here on it is billed, so until the provider reports
-/// its count the prompt estimate stands. Refusals before this point (by the relay or the
-/// provider) keep zero tokens and cost nothing, unless the provider reported usage.
-pub fn served(ctx: &mut Ctx, prompt_chars: u64) {
-    if let Some(rec) = ctx.rec() {
-        rec.tokens = Tokens::estimated(prompt_chars, 0);
-        rec.usage_source = UsageSource::None;
-    }
-}
-
-fn reset_tokens(ctx: &mut Ctx) {
-    if let Some(rec) = ctx.rec() {
-        rec.tokens = Tokens::default();
-    }
-}
-
-/// Usage a provider reported in an error body, which it bills as it reports.
-fn reported_usage(ctx: &mut Ctx, body: &[u8]) {
-    let Ok(json) = serde_json::from_slice::<serde_json::Value>(body) else {
-        return;
-    };
-    let tokens = json.get("usage").and_then(|u| {
-        Tokens::from_openai(u).or_else(|| crate::translate::anthropic::tokens_from_usage(u))
-    });
-    if let (Some(tokens), Some(rec)) = (tokens, ctx.rec()) {
-        rec.tokens = tokens;
-        rec.usage_source = UsageSource::Upstream;
-    }
-}
-
-/// Attempts per target before moving to the next, and in all: each attempt is a subrequest,
-/// and the free plan allows 50 per request (KV and D1 calls included).
-const ATTEMPTS_PER_TARGET: u32 = 2;
-const MAX_ATTEMPTS: u32 = 4;
-/// Longest `retry-after` the relay waits out before its one retry; longer ones fall through.
-const MAX_RETRY_WAIT_MS: u64 = 2_000;
-
-/// Failures another attempt may fix: rate limits, the provider's 5xx, no connection, timeouts.
-/// (A 5xx is an `UpstreamRejected` only where it is passed through, as to Anthropic clients.)
-fn retryable(e: &RelayError) -> bool {
-    matches!(
-        e,
-        RelayError::UpstreamUnavailable(_)
-            | RelayError::UpstreamExhausted { quota: false }
-            | RelayError::UpstreamTimeout
-            | RelayError::UpstreamRejected {
-                status: 429 | 500..=599,
-                ..
-            }
-    )
-}
-
-/// Failures of the relay's own provider account: no point retrying that provider, but the
-/// next target may well answer.
-fn skip_target(e: &RelayError) -> bool {
-    matches!(
-        e,
-        RelayError::UpstreamAuth | RelayError::UpstreamExhausted { quota: true }
-    )
-}
-
-/// What trying one target means for an endpoint: the body and path to send it, and how its
-/// error answers read. Chat, legacy and Messages differ only in these.
-pub trait Attempt {
-    fn request(&self, target: &Target, ctx: &Ctx) -> Result<(Vec<u8>, &'static str), RelayError>;
-
-    /// The client-facing error for an upstream answer of `status` (at least 400).
-    fn failure(
-        &self,
-        target: &Target,
-        status: u16,
-        body: Vec<u8>,
-        retry_after: Option<String>,
-    ) -> RelayError {
-        match target.provider {
-            Provider::Anthropic => {
-                match crate::translate::anthropic::error_from_anthropic(status, &body) {
-                    RelayError::UpstreamRejected { status, body, .. } => {
-                        RelayError::UpstreamRejected {
-                            status,
-                            body,
-                            retry_after,
-                        }
-                    }
-                    other => other,
-                }
-            }
-            _ => RelayError::from_upstream_status(status, body, retry_after),
-        }
-    }
-}
-
-/// An OpenAI-format request (chat, completions, embeddings): passed through to OpenAI-format
-/// targets, translated for Claude ones.
-struct OpenAiAttempt<'a> {
-    body: &'a [u8],
-    parsed: &'a chat::ChatRequest<'a>,
-    path: &'static str,
-}
-
-impl Attempt for OpenAiAttempt<'_> {
-    fn request(&self, target: &Target, ctx: &Ctx) -> Result<(Vec<u8>, &'static str), RelayError> {
-        Ok(match target.provider {
-            Provider::Anthropic => (
-                claude::translate_request(self.body, target, ctx)?,
-                "/v1/messages",
-            ),
-            _ => (
-                self.parsed.upstream_body(
-                    self.body,
-                    &target.upstream_model,
-                    target.stream_usage,
-                    &target.drop_params,
-                ),
-                self.path,
-            ),
-        })
-    }
-}
-
-/// Sends to each target in turn, retrying retryable failures with backoff, until one answers
-/// with status below 400. All of this happens before the client sees a byte, so a failover is
-/// invisible to it; the row records the target that served and how many attempts it took.
-pub async fn send_with_fallback<'t>(
-    req: &Request,
-    targets: &'t [Target],
-    ctx: &mut Ctx,
-    plan: &dyn Attempt,
-    model: &str,
-) -> Result<(Response, &'t Target), RelayError> {
-    let mut attempts = 0u32;
-    let mut last = RelayError::ModelNotFound(model.to_string());
-    for target in targets {
-        let (upstream_body, path) = plan.request(target, ctx)?;
-        for retry in 0..ATTEMPTS_PER_TARGET {
-            if attempts >= MAX_ATTEMPTS {
-                return Err(last);
-            }
-            attempts += 1;
-            if let Some(rec) = ctx.rec() {
-                rec.provider = Some(target.provider_id().to_string());
-                rec.model_upstream = Some(target.upstream_model.clone());
-                rec.attempts = attempts;
-            }
-            let call = upstream::call(target, req, path, upstream_body.clone(), ctx);
-            let result = match upstream::send(call).await {
-                Ok(resp) if resp.status_code() < 400 => {
-                    ctx.idle_timeout_ms = target.spec.as_ref().and_then(|s| s.idle_timeout_ms);
-                    return Ok((resp, target));
-                }
-                Ok(mut resp) => {
-                    let status = resp.status_code();
-                    let retry_after = resp.headers().get("retry-after").ok().flatten();
-                    if let Some(rec) = ctx.rec() {
-                        rec.upstream_request_id = resp
-                            .headers()
-                            .get("x-request-id")
-                            .ok()
-                            .flatten()
-                            .or_else(|| resp.headers().get("request-id").ok().flatten());
-                    }
-                    let bytes = resp.bytes().await.unwrap_or_default();
-                    reported_usage(ctx, &bytes);
-                    plan.failure(target, status, bytes, retry_after)
-                }
-                Err(e) => e,
-            };
-            if !retryable(&result) && !skip_target(&result) {
-                // The request itself is at fault (400, 404, 413, 422…): no other target will differ.
-                return Err(result);
-            }
-            let wait = match &result {
-                RelayError::UpstreamRejected {
-                    retry_after: Some(v),
-                    ..
-                } => v.trim().parse::<u64>().ok().map(|s| s * 1000),
-                _ => None,
-            };
-            let again = retryable(&result)
-                && retry + 1 < ATTEMPTS_PER_TARGET
-                && wait.is_none_or(|w| w <= MAX_RETRY_WAIT_MS);
-            last = result;
-            if !again {
-                break;
-            }
-            let backoff = wait.unwrap_or(100 << (retry * 2));
-            worker::Delay::from(std::time::Duration::from_millis(backoff)).await;
-        }
-    }
-    Err(last)
-}
-
-fn echo_reply(
-    parsed: &chat::ChatRequest<'_>,
-    ctx: &mut Ctx,
-    wctx: &Context,
-) -> Result<Response, RelayError> {
-    let reply = echo::reply(&parsed.last_user_text);
-    let id = format!("chatcmpl-{}", ctx.request_id.trim_start_matches("req_"));
-    let e = Echo {
-        id: &id,
-        created: now_ms() / 1000,
-        reply: &reply,
-        tokens: echo::tokens(parsed.prompt_chars, &reply),
-    };
-    ctx.upstream_answered(None);
-    if parsed.stream {
-        let chunks = e.stream_chunks().into_iter().map(Ok);
-        let relay = Box::new(StreamRelay::new(!parsed.client_wants_usage));
-        return stream_response(
-            stream::iter(chunks),
-            relay,
-            parsed.prompt_chars,
-            Headers::new(),
-            ctx,
-            wctx,
-        );
-    }
-    if let Some(rec) = ctx.rec() {
-        rec.tokens = e.tokens;
-        rec.usage_source = UsageSource::Upstream;
-        rec.finish_reason = Some("stop".to_string());
-    }
-    bytes_response(200, "application/json", e.completion(), Headers::new())
-}
-
-async fn relay_upstream(
-    mut resp: Response,
-    parsed: &chat::ChatRequest<'_>,
-    asked_usage: bool,
-    ctx: &mut Ctx,
-    wctx: &Context,
-) -> Result<Response, RelayError> {
-    let status = resp.status_code();
-    let upstream_headers = resp.headers().clone();
-    let upstream_id = upstream_headers.get("x-request-id").ok().flatten();
-    ctx.upstream_answered(upstream_id);
-    if status >= 400 {
-        let body = resp.bytes().await.unwrap_or_default();
-        reset_tokens(ctx);
-        reported_usage(ctx, &body);
-        let retry_after = upstream_headers.get("retry-after").ok().flatten();
-        return Err(RelayError::from_upstream_status(status, body, retry_after));
-    }
-    let copied = copy_headers(&upstream_headers);
-    let is_sse = upstream_headers
-        .get("content-type")
-        .ok()
-        .flatten()
-        .is_some_and(|ct| ct.starts_with("text/event-stream"));
-    if parsed.stream && is_sse {
-        let strip = asked_usage && !parsed.client_wants_usage;
-        let relay = Box::new(StreamRelay::new(strip));
-        return relay_body(&mut resp, relay, parsed.prompt_chars, copied, ctx, wctx);
-    }
-    let (body, json) = read_json(&mut resp).await?;
-    if json.get("error").is_some_and(|e| e.is_object()) {
-        // Some OpenAI-compatible providers answer errors with 200 + JSON (R8.15): a rejection,
-        // billed only as far as it reports usage.
-        reset_tokens(ctx);
-        reported_usage(ctx, &body);
-        return Err(RelayError::UpstreamUnavailable(
-            "upstream answered 200 with an error body".to_string(),
-        ));
-    }
-    if parsed.stream {
-        return Err(RelayError::UpstreamUnavailable(
-            "upstream answered a stream request with a non-stream body".to_string(),
-        ));
-    }
-    if let Some(rec) = ctx.rec() {
-        match json.get("usage").and_then(Tokens::from_openai) {
-            Some(tokens) => {
-                rec.tokens = tokens;
-                rec.usage_source = UsageSource::Upstream;
-            }
-            None => {
-                let chars = json
-                    .pointer("/choices/0/message")
-                    .map_or(0, crate::protocols::chunk::message_chars);
-                rec.tokens = Tokens::estimated(parsed.prompt_chars, chars);
-                rec.usage_source = UsageSource::Estimated;
-            }
-        }
-        rec.finish_reason = json
-            .pointer("/choices/0/finish_reason")
-            .and_then(|v| v.as_str())
-            .map(str::to_string);
-    }
-    let content_type = upstream_headers
-        .get("content-type")
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| "application/json".to_string());
-    bytes_response(status, &content_type, body, copied)
-}
-
-fn metering(ctx: &mut Ctx, prompt_chars: u64) -> Result<metered::Metering, RelayError> {
-    let mut record = ctx
-        .record
-        .take()
-        .ok_or_else(|| RelayError::Internal("usage record already taken".to_string()))?;
-    record.status = 200;
-    Ok(metered::Metering {
-        record,
-        prompt_chars,
-        started_ms: ctx.started_ms,
-        idle_ms: ctx.config.stream_idle_ms,
-        idle_timeout_ms: ctx
-            .idle_timeout_ms
-            .unwrap_or(ctx.config.upstream_idle_timeout_ms),
-        cache: cache::take_stream(ctx),
-    })
-}
-
-fn sse_headers(headers: Headers) -> Result<Headers, RelayError> {
-    let internal = |e: worker::Error| RelayError::Internal(e.to_string());
-    headers
-        .set("content-type", "text/event-stream; charset=utf-8")
-        .map_err(internal)?;
-    headers
-        .set("cache-control", "no-cache, no-transform")
-        .map_err(internal)?;
-    Ok(headers)
-}
-
-/// Reads a provider's non-stream answer: its bytes, and the JSON they must be.
-pub async fn read_json(resp: &mut Response) -> Result<(Vec<u8>, serde_json::Value), RelayError> {
-    let bytes = resp
-        .bytes()
-        .await
-        .map_err(|e| RelayError::UpstreamUnavailable(format!("reading upstream body: {e}")))?;
-    let json = serde_json::from_slice(&bytes)
-        .map_err(|_| RelayError::UpstreamUnavailable("upstream sent invalid JSON".to_string()))?;
-    Ok((bytes, json))
-}
-
-/// Hands the row to the stream's watcher and returns the SSE response.
-/// A provider's streamed answer relayed to the client through `relay`, metered.
-pub fn relay_body(
-    resp: &mut Response,
-    relay: Box<dyn crate::protocols::stream::Relay>,
-    prompt_chars: u64,
-    headers: Headers,
-    ctx: &mut Ctx,
-    wctx: &Context,
-) -> Result<Response, RelayError> {
-    let body = resp
-        .stream()
-        .map_err(|e| RelayError::UpstreamUnavailable(format!("upstream body: {e}")))?;
-    stream_response(body, relay, prompt_chars, headers, ctx, wctx)
-}
-
-pub fn stream_response<S>(
-    body: S,
-    relay: Box<dyn crate::protocols::stream::Relay>,
-    prompt_chars: u64,
-    headers: Headers,
-    ctx: &mut Ctx,
-    wctx: &Context,
-) -> Result<Response, RelayError>
-where
-    S: futures_util::Stream<Item = worker::Result<Vec<u8>>> + 'static,
-{
-    let relay = cache::capture(relay, ctx);
-    let m = metering(ctx, prompt_chars)?;
-    let (metered, watcher) = metered::meter(body, relay, m, ctx.env.clone());
-    wctx.wait_until(watcher);
-    let internal = |e: worker::Error| RelayError::Internal(e.to_string());
-    Ok(Response::from_stream(metered)
-        .map_err(internal)?
-        .with_headers(sse_headers(headers)?))
-}
-
-pub fn copy_headers(from: &Headers) -> Headers {
-    let out = Headers::new();
-    for (name, value) in from.entries() {
-        if crate::http::headers::return_to_client(&name) {
-            let _ = out.append(&name, &value);
-        }
-    }
-    out
 }
 
 pub fn bytes_response(

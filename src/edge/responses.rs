@@ -5,20 +5,18 @@
 
 use std::time::Duration;
 
-use futures_util::future::{select, Either};
-use futures_util::stream;
 use serde_json::Value;
-use worker::{
-    AbortController, Context, Delay, Fetch, Headers, Method, Request, RequestInit, Response,
-};
+use worker::{Context, Delay, Headers, Method, Request, Response};
 
-use super::{
-    bytes_response, claude, copy_headers, now_ms, read_body, read_json, relay_body, relay_key,
-    send_with_fallback, store, stream_response, Attempt, Ctx,
-};
+use super::relay::{self, copy_headers, Out};
+use super::{bytes_response, claude, now_ms, read_body, relay_key, store, upstream, Ctx};
+use crate::config::Config;
+use crate::flow::attempts::Plan;
+use crate::flow::row::{self, Answer};
+use crate::flow::targets::{self, Way};
 use crate::http::error::RelayError;
-use crate::keys;
-use crate::metering::usage::{Tokens, UsageSource};
+use crate::limits::estimate::{cap_of, CAP_FIELDS};
+use crate::metering::usage::Tokens;
 use crate::protocols::chat;
 use crate::protocols::responses::answer::{self, Skeleton};
 use crate::protocols::responses::owner::{self, Access};
@@ -27,28 +25,9 @@ use crate::protocols::responses::translate::ChatToResponses;
 use crate::protocols::responses::{self, Request as ResponsesRequest};
 use crate::protocols::stream::{Relay, StreamRelay};
 use crate::providers::echo::{self, Echo};
-use crate::providers::models::{self, Provider, Target};
-use crate::providers::{KeyHeader, ProviderSpec};
+use crate::providers::models::Target;
+use crate::providers::ProviderSpec;
 use crate::translate::anthropic::{self, ChatRelay, StreamTranslator};
-
-/// How a target hears a Responses request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Way {
-    /// OpenAI's own Responses API: byte for byte.
-    Native,
-    /// Chat Completions (OpenAI-compatible servers).
-    Chat,
-    /// Chat, then Messages (Claude).
-    Claude,
-}
-
-fn way(target: &Target) -> Way {
-    match target.provider {
-        Provider::Anthropic => Way::Claude,
-        Provider::OpenAi if target.spec.as_ref().is_some_and(|s| s.responses_api) => Way::Native,
-        _ => Way::Chat,
-    }
-}
 
 pub async fn create(
     req: &mut Request,
@@ -59,33 +38,24 @@ pub async fn create(
     let parsed = responses::parse(&body)?;
     if let Some(rec) = ctx.rec() {
         rec.client_shape = Some("responses".to_string());
-        rec.model_requested = Some(parsed.model.clone());
-        rec.stream = parsed.stream;
+        row::requested(rec, &parsed.model, parsed.stream);
         rec.tokens = Tokens::estimated(parsed.prompt_chars, 0);
     }
-    let wanted = keys::effective_model(relay_key(ctx)?, &parsed.model)?;
-    let mut targets = models::resolve_all(&ctx.config, &wanted)?;
+    let resolved = targets::resolve(&ctx.config, relay_key(ctx)?, &parsed.model)?;
     let skeleton = Skeleton::new(
         ctx.request_id.trim_start_matches("req_"),
         now_ms() / 1000,
         &parsed,
     );
-    if targets
-        .first()
-        .is_some_and(|t| t.provider == Provider::Echo)
-    {
+    if targets::is_echo(&resolved) {
         if let Some(rec) = ctx.rec() {
-            rec.provider = Some("relay".to_string());
-            rec.model_upstream = Some(models::ECHO_MODEL.to_string());
+            row::echoed(rec);
         }
         return echo_reply(&parsed, skeleton, ctx, wctx);
     }
-    // State lives on OpenAI only: a stateful request never falls back to a translated target.
-    if parsed.refuse_state().is_err() && targets.iter().any(|t| way(t) == Way::Native) {
-        targets.retain(|t| way(t) == Way::Native);
-    }
+    let targets = targets::responses(resolved, parsed.refuse_state().is_err());
     if let Some(prev) = owner::previous(&parsed.body) {
-        if targets.iter().any(|t| way(t) == Way::Native) {
+        if targets::any_native(&targets) {
             refuse_foreign_previous(ctx, prev).await?;
         }
     }
@@ -93,26 +63,36 @@ pub async fn create(
     if let Some(hit) = super::cache::lookup(req, ctx, wctx, protocol, &body, &targets).await? {
         return Ok(hit);
     }
-    let plan = ResponsesAttempt {
+    let plan = ResponsesPlan {
         body: &body,
         parsed: &parsed,
+        request_id: ctx.request_id.clone(),
     };
-    super::limits::check(ctx, &targets, &parsed.model, parsed.prompt_chars, &body).await?;
-    let (resp, target) = send_with_fallback(req, &targets, ctx, &plan, &parsed.model).await?;
-    match way(target) {
+    let (resp, target) = relay::send(req, &targets, ctx, &plan, &parsed.model).await?;
+    match targets::way(target) {
         Way::Native => native(resp, &parsed, ctx, wctx).await,
         w => translated(resp, w, &parsed, skeleton, ctx, wctx).await,
     }
 }
 
-struct ResponsesAttempt<'a> {
+struct ResponsesPlan<'a> {
     body: &'a [u8],
     parsed: &'a ResponsesRequest,
+    request_id: String,
 }
 
-impl Attempt for ResponsesAttempt<'_> {
-    fn request(&self, target: &Target, ctx: &Ctx) -> Result<(Vec<u8>, &'static str), RelayError> {
-        let way = way(target);
+impl Plan for ResponsesPlan<'_> {
+    fn reservation(&self) -> (u64, Option<u64>) {
+        let caps = CAP_FIELDS.iter().map(|f| self.parsed.body.get(*f));
+        (self.parsed.prompt_chars, cap_of(caps))
+    }
+
+    fn request(
+        &self,
+        target: &Target,
+        config: &Config,
+    ) -> Result<(Vec<u8>, &'static str), RelayError> {
+        let way = targets::way(target);
         if way == Way::Native {
             let body = if target.upstream_model == self.parsed.model {
                 self.body.to_vec()
@@ -125,10 +105,9 @@ impl Attempt for ResponsesAttempt<'_> {
         }
         let chat_body = self.parsed.to_chat()?.to_string().into_bytes();
         if way == Way::Claude {
-            return Ok((
-                claude::translate_request(&chat_body, target, ctx)?,
-                "/v1/messages",
-            ));
+            let translated =
+                claude::translate_request(&chat_body, target, config, &self.request_id)?;
+            return Ok((translated, "/v1/messages"));
         }
         let chat = chat::parse(&chat_body)?;
         Ok((
@@ -143,149 +122,68 @@ impl Attempt for ResponsesAttempt<'_> {
     }
 }
 
-fn is_sse(headers: &Headers) -> bool {
-    headers
-        .get("content-type")
-        .ok()
-        .flatten()
-        .is_some_and(|ct| ct.starts_with("text/event-stream"))
-}
-
 /// OpenAI's answer, relayed as it came; only the meter reads it.
 async fn native(
-    mut resp: Response,
+    resp: Response,
     parsed: &ResponsesRequest,
     ctx: &mut Ctx,
     wctx: &Context,
 ) -> Result<Response, RelayError> {
-    let upstream_headers = resp.headers().clone();
-    ctx.upstream_answered(upstream_headers.get("x-request-id").ok().flatten());
-    let copied = copy_headers(&upstream_headers);
-    if parsed.stream && is_sse(&upstream_headers) {
-        let background = parsed.body.get("background") == Some(&Value::Bool(true));
-        let relay = Box::new(PassThrough::new().early_row(background));
-        return relay_body(&mut resp, relay, parsed.prompt_chars, copied, ctx, wctx);
-    }
-    let (bytes, json) = read_json(&mut resp).await?;
+    let background = parsed.body.get("background") == Some(&Value::Bool(true));
     let created = (200..300).contains(&resp.status_code());
-    if let Some(rec) = ctx.rec() {
-        if created {
-            rec.response_id = owner::response_id(&json);
-        }
-        match json.get("usage").and_then(responses::tokens_from_usage) {
-            Some(tokens) => {
-                rec.tokens = tokens;
-                rec.usage_source = UsageSource::Upstream;
-            }
-            None => rec.usage_source = UsageSource::Estimated,
-        }
-        rec.finish_reason = json
-            .get("status")
-            .and_then(Value::as_str)
-            .map(str::to_string);
-    }
-    let content_type = upstream_headers
-        .get("content-type")
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| "application/json".to_string());
-    bytes_response(resp.status_code(), &content_type, bytes, copied)
+    let relay = parsed
+        .stream
+        .then(|| Box::new(PassThrough::new().early_row(background)) as Box<dyn Relay>);
+    let out = Out::new("x-request-id", relay, parsed.prompt_chars);
+    relay::pass_through(resp, out, Answer::Responses { created }, ctx, wctx).await
 }
 
 /// A Chat or Messages answer, back as a Response or Responses events.
 async fn translated(
-    mut resp: Response,
+    resp: Response,
     way: Way,
     parsed: &ResponsesRequest,
     skeleton: Skeleton,
     ctx: &mut Ctx,
     wctx: &Context,
 ) -> Result<Response, RelayError> {
-    let upstream_headers = resp.headers().clone();
-    let id_header = if way == Way::Claude {
-        "request-id"
-    } else {
-        "x-request-id"
-    };
-    ctx.upstream_answered(upstream_headers.get(id_header).ok().flatten());
+    let claude = way == Way::Claude;
     let chat_id = format!("chatcmpl-{}", skeleton.base);
-    let custom_tools = if way == Way::Claude {
+    let custom_tools = if claude {
         anthropic::custom::tool_names(parsed.to_chat()?.get("tools"))
     } else {
         Vec::new()
     };
+    let id_header = if claude { "request-id" } else { "x-request-id" };
     if parsed.stream {
-        if !is_sse(&upstream_headers) {
-            return Err(RelayError::UpstreamUnavailable(
-                "upstream answered a stream request with a non-stream body".to_string(),
-            ));
-        }
-        let inner: Box<dyn Relay> = if way == Way::Claude {
-            let translator =
-                StreamTranslator::new(chat_id, skeleton.created_at, parsed.model.clone(), true)
-                    .with_custom_tools(custom_tools);
-            Box::new(ChatRelay::new(translator))
+        let inner: Box<dyn Relay> = if claude {
+            let (at, model) = (skeleton.created_at, parsed.model.clone());
+            let translator = StreamTranslator::new(chat_id, at, model, true);
+            Box::new(ChatRelay::new(translator.with_custom_tools(custom_tools)))
         } else {
             Box::new(StreamRelay::new(false))
         };
-        let relay = Box::new(ChatToResponses::new(inner, skeleton));
-        return relay_body(
-            &mut resp,
-            relay,
-            parsed.prompt_chars,
-            Headers::new(),
-            ctx,
-            wctx,
-        );
+        let relay = Some(Box::new(ChatToResponses::new(inner, skeleton)) as Box<dyn Relay>);
+        let out = Out::new(id_header, relay, parsed.prompt_chars).sse_only();
+        return relay::translated(resp, out, ctx, wctx, |_, _| Ok(Value::Null)).await;
     }
-    let (_, json) = read_json(&mut resp).await?;
-    let completion = if way == Way::Claude {
-        if let Some(rec) = ctx.rec() {
-            if let Some(tokens) = json.get("usage").and_then(anthropic::tokens_from_usage) {
-                rec.tokens = tokens;
-                rec.usage_source = UsageSource::Upstream;
-            }
-            rec.finish_reason = json
-                .get("stop_reason")
-                .and_then(Value::as_str)
-                .map(str::to_string);
-        }
-        anthropic::to_chat_completion(
-            &json,
-            &chat_id,
-            skeleton.created_at,
-            &parsed.model,
-            &custom_tools,
-        )
-    } else {
-        if json.get("error").is_some_and(Value::is_object) {
-            // Some OpenAI-compatible providers answer errors with 200 + JSON (R8.15).
-            return Err(RelayError::UpstreamUnavailable(
-                "upstream answered 200 with an error body".to_string(),
-            ));
-        }
-        if let Some(rec) = ctx.rec() {
-            match json.get("usage").and_then(Tokens::from_openai) {
-                Some(tokens) => {
-                    rec.tokens = tokens;
-                    rec.usage_source = UsageSource::Upstream;
-                }
-                None => rec.usage_source = UsageSource::Estimated,
-            }
-            rec.finish_reason = json
-                .pointer("/choices/0/finish_reason")
-                .and_then(Value::as_str)
-                .map(str::to_string);
-        }
-        json
-    };
-    let out = answer::from_chat(&completion, &skeleton);
-    bytes_response(
-        200,
-        "application/json",
-        out.to_string().into_bytes(),
-        Headers::new(),
-    )
+    let out = Out::new(id_header, None, parsed.prompt_chars);
+    relay::translated(resp, out, ctx, wctx, |json, rec| {
+        let completion = if claude {
+            row::upstream_usage(
+                rec,
+                json.get("usage").and_then(anthropic::tokens_from_usage),
+            );
+            row::finished(rec, json, "/stop_reason");
+            let (id, at) = (&chat_id, skeleton.created_at);
+            anthropic::to_chat_completion(json, id, at, &parsed.model, &custom_tools)
+        } else {
+            row::chat_answer(json, rec)?;
+            json.clone()
+        };
+        Ok(answer::from_chat(&completion, &skeleton))
+    })
+    .await
 }
 
 /// `relay-echo` through the same Chat→Responses translation as a Chat-only provider.
@@ -304,26 +202,14 @@ fn echo_reply(
         reply: &reply,
         tokens: echo::tokens(parsed.prompt_chars, &reply),
     };
-    ctx.upstream_answered(None);
-    if parsed.stream {
-        let chunks = e.stream_chunks().into_iter().map(Ok);
-        let relay = Box::new(ChatToResponses::new(
+    let relay = parsed.stream.then(|| {
+        Box::new(ChatToResponses::new(
             Box::new(StreamRelay::new(false)),
-            skeleton,
-        ));
-        return stream_response(
-            stream::iter(chunks),
-            relay,
-            parsed.prompt_chars,
-            Headers::new(),
-            ctx,
-            wctx,
-        );
-    }
-    if let Some(rec) = ctx.rec() {
-        rec.tokens = e.tokens;
-        rec.usage_source = UsageSource::Upstream;
-        rec.finish_reason = Some("stop".to_string());
+            skeleton.clone(),
+        )) as Box<dyn Relay>
+    });
+    if let Some(streamed) = relay::echo_stream(&e, relay, parsed.prompt_chars, ctx, wctx)? {
+        return Ok(streamed);
     }
     let completion: Value = serde_json::from_slice(&e.completion())
         .map_err(|e| RelayError::Internal(format!("echo completion: {e}")))?;
@@ -390,21 +276,8 @@ async fn refuse_foreign_previous(ctx: &Ctx, prev: &str) -> Result<(), RelayError
     Ok(())
 }
 
-/// `GET`/`DELETE /v1/responses/{id}`, `POST …/cancel`, `GET …/input_items`: for the key that
-/// created the response only (`responses::owner`), passed to OpenAI with its key, the client's
-/// query string and the headers the allow-list lets through.
-pub async fn stored(
-    req: &Request,
-    ctx: &mut Ctx,
-    id: &str,
-    action: Option<&str>,
-) -> Result<Response, RelayError> {
-    let not_found = || RelayError::ResponseNotFound(id.to_string());
-    let caller = relay_key(ctx)?.id.clone();
-    if access(ctx, id, &caller).await? != Access::Owner {
-        return Err(not_found());
-    }
-    let spec = stored_provider(ctx).cloned().ok_or_else(not_found)?;
+/// The provider's URL for the stored response, with the client's query string.
+fn stored_url(spec: &ProviderSpec, id: &str, action: Option<&str>, req: &Request) -> String {
     let path = match action {
         Some(a) => format!("/responses/{id}/{a}"),
         None => format!("/responses/{id}"),
@@ -421,69 +294,47 @@ pub async fn stored(
         url.push(if url.contains('?') { '&' } else { '?' });
         url.push_str(query);
     }
+    url
+}
+
+/// `GET`/`DELETE /v1/responses/{id}`, `POST …/cancel`, `GET …/input_items`: for the key that
+/// created the response only (`responses::owner`), passed to OpenAI with its key, the client's
+/// query string and the headers the allow-list lets through.
+pub async fn stored(
+    req: &Request,
+    ctx: &mut Ctx,
+    id: &str,
+    action: Option<&str>,
+) -> Result<Response, RelayError> {
+    let not_found = || RelayError::ResponseNotFound(id.to_string());
+    let caller = relay_key(ctx)?.id.clone();
+    if access(ctx, id, &caller).await? != Access::Owner {
+        return Err(not_found());
+    }
+    let spec = stored_provider(ctx).cloned().ok_or_else(not_found)?;
+    let url = stored_url(&spec, id, action, req);
     if let Some(rec) = ctx.rec() {
         rec.provider = Some(spec.id.clone());
         rec.attempts = 1;
     }
-    let method = match req.method() {
-        Method::Delete => Method::Delete,
-        Method::Post => Method::Post,
-        _ => Method::Get,
+    let call = upstream::Call {
+        url,
+        api_key: spec.api_key.clone().unwrap_or_default(),
+        key_header: spec.key_header,
+        kind: spec.kind,
+        extra_headers: vec![("accept", "application/json".to_string())],
+        client_headers: req.headers(),
+        method: match req.method() {
+            Method::Delete => Method::Delete,
+            Method::Post => Method::Post,
+            _ => Method::Get,
+        },
+        body: None,
+        timeout_ms: spec
+            .ttfb_timeout_ms
+            .unwrap_or(ctx.config.upstream_timeout_ms),
     };
-    let internal =
-        |e: worker::Error| RelayError::Internal(format!("building upstream request: {e}"));
-    // The same allow-list as every provider call (headers.rs), and the relay's user-agent.
-    let headers = Headers::new();
-    let client: Vec<(String, String)> = req.headers().entries().collect();
-    let allowed = crate::http::headers::provider_headers(
-        spec.kind,
-        client.iter().map(|(n, v)| (n.as_str(), v.as_str())),
-    );
-    for (name, value) in &allowed {
-        headers.set(name, value).map_err(internal)?;
-    }
-    headers
-        .set("user-agent", crate::http::headers::USER_AGENT)
-        .map_err(internal)?;
-    let key = spec.api_key.clone().unwrap_or_default();
-    match spec.key_header {
-        KeyHeader::Bearer => headers.set("authorization", &format!("Bearer {key}")),
-        KeyHeader::XApiKey => headers.set("x-api-key", &key),
-        KeyHeader::ApiKey => headers.set("api-key", &key),
-    }
-    .map_err(internal)?;
-    headers
-        .set("accept", "application/json")
-        .map_err(internal)?;
-    let mut init = RequestInit::new();
-    init.with_method(method).with_headers(headers);
-    let request = Request::new_with_init(&url, &init).map_err(internal)?;
-    let controller = AbortController::default();
-    let signal = controller.signal();
-    let fetch = Fetch::Request(request);
-    let answered = {
-        let sent = Box::pin(fetch.send_with_signal(&signal));
-        let timer = Delay::from(Duration::from_millis(
-            spec.ttfb_timeout_ms
-                .unwrap_or(ctx.config.upstream_timeout_ms),
-        ));
-        match select(sent, timer).await {
-            Either::Left((result, _)) => Some(result),
-            Either::Right(_) => None,
-        }
-    };
-    let mut resp = match answered {
-        Some(Ok(resp)) => resp,
-        Some(Err(e)) => {
-            return Err(RelayError::UpstreamUnavailable(format!(
-                "fetch failed: {e}"
-            )))
-        }
-        None => {
-            controller.abort();
-            return Err(RelayError::UpstreamTimeout);
-        }
-    };
+    let mut resp = upstream::send(call).await?;
     let status = resp.status_code();
     let upstream_headers = resp.headers().clone();
     ctx.upstream_answered(upstream_headers.get("x-request-id").ok().flatten());

@@ -10,6 +10,7 @@ use worker::{console_error, console_warn, Delay, Env};
 use super::now_ms;
 use crate::http::error::RelayError;
 use crate::keys::auth::{self, KeyRecord};
+use crate::metering::columns::{self, Cell, Row};
 use crate::metering::usage::UsageRecord;
 use crate::ttl_cache::TtlCache;
 
@@ -67,103 +68,20 @@ pub fn forget_key(hash: &str) {
     KEY_CACHE.with(|c| c.borrow_mut().remove(&format!("key:{hash}")));
 }
 
-const COLUMNS: &[&str] = &[
-    "request_id",
-    "key_id",
-    "team",
-    "user",
-    "method",
-    "route",
-    "model_requested",
-    "model_upstream",
-    "provider",
-    "stream",
-    "status",
-    "outcome",
-    "error_code",
-    "finish_reason",
-    "prompt_tokens",
-    "completion_tokens",
-    "cached_tokens",
-    "cache_write_tokens",
-    "reasoning_tokens",
-    "usage_source",
-    "upstream_request_id",
-    "started_at",
-    "ttfb_ms",
-    "duration_ms",
-    "settled",
-    "cost_usd",
-    "attempts",
-    "client_shape",
-    "response_id",
-    "cache",
-    "saved_usd",
-    "limit_scope",
-    "limit_name",
-];
-
-fn upsert_sql() -> String {
-    let placeholders: Vec<String> = (1..=COLUMNS.len()).map(|i| format!("?{i}")).collect();
-    let updates: Vec<String> = COLUMNS
-        .iter()
-        .skip(1)
-        .map(|c| format!("{c} = excluded.{c}"))
-        .collect();
-    format!(
-        "INSERT INTO usage ({}) VALUES ({}) ON CONFLICT(request_id) DO UPDATE SET {}",
-        COLUMNS.join(", "),
-        placeholders.join(", "),
-        updates.join(", ")
-    )
-}
-
-fn text(v: &Option<String>) -> JsValue {
-    v.as_deref().map_or(JsValue::NULL, JsValue::from_str)
-}
-
 /// D1 rejects BigInt, so every integer is bound as a double (toolchain.md trap 9).
-fn num(n: u64) -> JsValue {
-    JsValue::from_f64(n as f64)
+fn bind(cell: Cell<'_>) -> JsValue {
+    match cell {
+        Cell::Text(v) => v.map_or(JsValue::NULL, JsValue::from_str),
+        Cell::Int(n) => n.map_or(JsValue::NULL, |n| JsValue::from_f64(n as f64)),
+        Cell::Real(x) => x.map_or(JsValue::NULL, JsValue::from_f64),
+    }
 }
 
-fn bindings(r: &UsageRecord, settled: bool) -> Vec<JsValue> {
-    vec![
-        JsValue::from_str(&r.request_id),
-        text(&r.key_id),
-        text(&r.team),
-        text(&r.user),
-        JsValue::from_str(&r.method),
-        JsValue::from_str(&r.route),
-        text(&r.model_requested),
-        text(&r.model_upstream),
-        text(&r.provider),
-        num(u64::from(r.stream)),
-        num(u64::from(r.status)),
-        JsValue::from_str(r.outcome.as_str()),
-        text(&r.error_code),
-        text(&r.finish_reason),
-        num(r.tokens.prompt),
-        num(r.tokens.completion),
-        num(r.tokens.cached),
-        num(r.tokens.cache_write),
-        num(r.tokens.reasoning),
-        JsValue::from_str(r.usage_source.as_str()),
-        text(&r.upstream_request_id),
-        JsValue::from_str(&r.started_at),
-        r.ttfb_ms.map_or(JsValue::NULL, num),
-        num(r.duration_ms),
-        num(u64::from(settled)),
-        r.cost_usd.map_or(JsValue::NULL, JsValue::from_f64),
-        num(u64::from(r.attempts)),
-        text(&r.client_shape),
-        text(&r.response_id),
-        r.cache
-            .map_or(JsValue::NULL, |c| JsValue::from_str(c.as_str())),
-        r.saved_usd.map_or(JsValue::NULL, JsValue::from_f64),
-        text(&r.limit_scope),
-        text(&r.limit_name),
-    ]
+fn bindings(record: &UsageRecord, settled: bool) -> Vec<JsValue> {
+    columns::values(&Row { record, settled })
+        .into_iter()
+        .map(bind)
+        .collect()
 }
 
 /// Key ids of the rows that record creating response `id`: at most two, as one owner is all the
@@ -218,7 +136,7 @@ fn priced(r: &UsageRecord) -> UsageRecord {
 
 async fn write_once(env: &Env, r: &UsageRecord, settled: bool) -> Result<(), String> {
     let db = env.d1(D1_BINDING).map_err(|e| e.to_string())?;
-    db.prepare(upsert_sql())
+    db.prepare(columns::upsert_sql())
         .bind(&bindings(r, settled))
         .map_err(|e| e.to_string())?
         .run()

@@ -23,7 +23,9 @@ pub struct Call<'a> {
     /// Set after the client's headers, so they win over anything the client sent.
     pub extra_headers: Vec<(&'static str, String)>,
     pub client_headers: &'a Headers,
-    pub body: Vec<u8>,
+    pub method: Method,
+    /// Sent as JSON; `None` for the stored-response routes' GET and DELETE.
+    pub body: Option<Vec<u8>>,
     pub timeout_ms: u64,
 }
 
@@ -48,7 +50,8 @@ pub fn call<'a>(
             Vec::new()
         },
         client_headers: req.headers(),
-        body,
+        method: Method::Post,
+        body: Some(body),
         timeout_ms: spec
             .and_then(|s| s.ttfb_timeout_ms)
             .unwrap_or(ctx.config.upstream_timeout_ms),
@@ -81,14 +84,14 @@ pub async fn send(call: Call<'_>) -> Result<Response, RelayError> {
     for (name, value) in &call.extra_headers {
         headers.set(name, value).map_err(internal)?;
     }
-    headers
-        .set("content-type", "application/json")
-        .map_err(internal)?;
-    let body = Uint8Array::from(call.body.as_slice());
     let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_headers(headers)
-        .with_body(Some(body.into()));
+    if let Some(body) = &call.body {
+        headers
+            .set("content-type", "application/json")
+            .map_err(internal)?;
+        init.with_body(Some(Uint8Array::from(body.as_slice()).into()));
+    }
+    init.with_method(call.method).with_headers(headers);
     let request = Request::new_with_init(&call.url, &init).map_err(internal)?;
 
     let controller = AbortController::default();

@@ -4,7 +4,6 @@
 use serde_json::{json, Value};
 
 use crate::limits::ledger::LimitName;
-use crate::metering::usage::Outcome;
 
 /// Why a relay key was refused; each gets its own message so a user knows what to fix.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,20 +157,6 @@ impl RelayError {
                 _ => "rate_limit_exceeded",
             },
             RelayError::Internal(_) => "internal_error",
-        }
-    }
-
-    /// Which side failed, for the usage row.
-    pub fn outcome(&self) -> Outcome {
-        match self {
-            RelayError::UpstreamRejected { .. }
-            | RelayError::UpstreamAuth
-            | RelayError::UpstreamUnavailable(_)
-            | RelayError::UpstreamExhausted { .. }
-            | RelayError::UpstreamTimeout => Outcome::UpstreamError,
-            RelayError::UpstreamStreamEnded => Outcome::Truncated,
-            RelayError::Limited(_) => Outcome::Limited,
-            _ => Outcome::RelayError,
         }
     }
 
@@ -506,7 +491,6 @@ mod tests {
         let e = RelayError::UpstreamAuth;
         assert_eq!(e.status(), 502);
         assert_eq!(body(&e)["error"]["code"], "upstream_error");
-        assert_eq!(e.outcome(), Outcome::UpstreamError);
     }
 
     #[test]

@@ -4,16 +4,16 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::http::error::{KeyProblem, RelayError};
+pub use crate::http::ids::base62;
+use crate::http::ids::sha256_hex;
 
 /// Base62 secret length: 32 chars × log2(62) ≈ 190 bits, well over the 128 R1.9 asks for.
 pub const SECRET_LEN: usize = 32;
 /// Shortest secret we accept when parsing (≥ 128 bits).
 const MIN_SECRET_LEN: usize = 22;
 const MAX_SLUG_LEN: usize = 32;
-const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -46,13 +46,13 @@ pub struct KeyRecord {
     pub aliases: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
-    /// Response caching for every request of the key (issue 17); None: off.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cache: Option<crate::cache::KeyCache>,
     /// The key's spend and rate limits (README: "Limits"); empty when it has none, and then
     /// its requests never reach a limits object.
     #[serde(default, skip_serializing_if = "crate::limits::Limits::is_empty")]
     pub limits: crate::limits::Limits,
+    /// Response caching for every request of the key (issue 17); None: off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<crate::cache::KeyCache>,
 }
 
 /// The KV name a key's record lives under.
@@ -62,15 +62,8 @@ pub fn kv_name(key: &str) -> String {
 
 /// Lowercase hex SHA-256 of the whole key string.
 pub fn hash_key(key: &str) -> String {
-    let digest = Sha256::digest(key.as_bytes());
-    let mut out = String::with_capacity(64);
-    for b in digest {
-        out.push(char::from(HEX[usize::from(b >> 4)]));
-        out.push(char::from(HEX[usize::from(b & 0xf)]));
-    }
-    out
+    sha256_hex(key)
 }
-const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// Extracts the token from `Authorization: Bearer <token>`; scheme matched case-insensitively (R1.5).
 pub fn bearer(header: Option<&str>) -> Option<&str> {
@@ -115,22 +108,6 @@ pub fn mask(key: &str) -> String {
     let head: String = chars.iter().take(8).collect();
     let tail: String = chars.iter().skip(chars.len() - 4).collect();
     format!("{head}****{tail}")
-}
-
-/// Base62 text from random bytes by rejection sampling, so every symbol is equally likely.
-/// Returns None when `random` runs out before `len` symbols (the caller supplies enough).
-pub fn base62(random: &[u8], len: usize) -> Option<String> {
-    let mut out = String::with_capacity(len);
-    for &b in random {
-        if out.len() == len {
-            break;
-        }
-        // 248 = 4 × 62: values at or above it would bias the first symbols.
-        if b < 248 {
-            out.push(char::from(BASE62[usize::from(b % 62)]));
-        }
-    }
-    (out.len() == len).then_some(out)
 }
 
 /// Random bytes needed to draw `len` base62 symbols with overwhelming probability.
@@ -250,8 +227,8 @@ mod tests {
             models: None,
             aliases: BTreeMap::new(),
             metadata: BTreeMap::new(),
-            cache: None,
             limits: Default::default(),
+            cache: None,
         }
     }
 

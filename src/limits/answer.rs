@@ -26,7 +26,22 @@ pub struct Seen<'a> {
 }
 
 fn dollars(v: f64) -> String {
-    format!("${v:.4}")
+    format!("${}", fixed(v, 4))
+}
+
+/// A non-negative amount with `decimals` places, by integer arithmetic: core's float
+/// formatting would add kilobytes to the bundle for these few strings (serde_json's own
+/// shortest form, already linked, writes the rest).
+pub fn fixed(v: f64, decimals: u32) -> String {
+    let scale = 10u64.pow(decimals);
+    let v = if v.is_finite() && v > 0.0 { v } else { 0.0 };
+    let n = (v * scale as f64).round() as u64;
+    format!(
+        "{}.{:0width$}",
+        n / scale,
+        n % scale,
+        width = decimals as usize
+    )
 }
 
 fn resets(state: &State) -> String {
@@ -151,8 +166,11 @@ pub fn headers(seen: &[Seen<'_>]) -> Vec<(&'static str, String)> {
         .min_by(|a, b| a.2.total_cmp(&b.2));
     if let Some((x, limit, remaining)) = budget {
         out.push(("x-relay-budget-scope", x.scope.kind().to_string()));
-        out.push(("x-relay-budget-limit-usd", format!("{limit}")));
-        out.push(("x-relay-budget-remaining-usd", format!("{remaining:.6}")));
+        out.push((
+            "x-relay-budget-limit-usd",
+            serde_json::json!(limit).to_string(),
+        ));
+        out.push(("x-relay-budget-remaining-usd", fixed(remaining, 6)));
         out.push((
             "x-relay-budget-reset",
             x.state
@@ -226,7 +244,11 @@ mod tests {
         // Budget: the team has $0.50 left, the key $4.
         assert_eq!(get(&h, "x-relay-budget-scope"), Some("team"));
         assert_eq!(get(&h, "x-relay-budget-remaining-usd"), Some("0.500000"));
-        assert_eq!(get(&h, "x-relay-budget-limit-usd"), Some("50"));
+        assert_eq!(get(&h, "x-relay-budget-limit-usd"), Some("50.0"));
+        assert_eq!(fixed(0.1 + 0.2, 4), "0.3000");
+        assert_eq!(fixed(12.345678, 6), "12.345678");
+        assert_eq!(fixed(-1.0, 2), "0.00");
+        assert_eq!(fixed(f64::NAN, 2), "0.00");
         assert!(headers(&[]).is_empty());
     }
 

@@ -2,7 +2,6 @@
 //! the input price plus the output cap at the output price, at the dearest of the targets it
 //! may be served by. A model with no price has no worst case, so it cannot be reserved.
 
-use serde::Deserialize;
 use serde_json::Value;
 
 use crate::metering::pricing::PriceTable;
@@ -13,15 +12,15 @@ use crate::metering::usage::{add_tokens, estimate_tokens, token_count, Tokens};
 /// so the overshoot is bounded by that one request.
 pub const DEFAULT_OUTPUT_CAP: u64 = 4096;
 
-#[derive(Deserialize)]
-struct Caps {
-    #[serde(default)]
-    max_tokens: Option<Value>,
-    #[serde(default)]
-    max_completion_tokens: Option<Value>,
-    #[serde(default)]
-    max_output_tokens: Option<Value>,
+/// The output cap a body names: the largest of `max_tokens`, `max_completion_tokens` and
+/// `max_output_tokens` (given as the values of those fields), read as every count is: clamped,
+/// never trusted. None when it names none.
+pub fn cap_of<'a>(fields: impl IntoIterator<Item = Option<&'a Value>>) -> Option<u64> {
+    fields.into_iter().flatten().filter_map(token_count).max()
 }
+
+/// The spellings of an output cap, in the order `cap_of` takes them.
+pub const CAP_FIELDS: [&str; 3] = ["max_tokens", "max_completion_tokens", "max_output_tokens"];
 
 /// What the reservation is sized from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,17 +33,9 @@ pub struct Estimate {
 }
 
 impl Estimate {
-    /// From the prompt's character count (the relay's chars/4 estimate) and the client body's
-    /// own output cap, the largest of the three spellings when several are given.
-    pub fn of(prompt_chars: u64, body: &[u8]) -> Estimate {
-        let caps: Option<Caps> = serde_json::from_slice(body).ok();
-        let cap = caps.and_then(|c| {
-            [c.max_tokens, c.max_completion_tokens, c.max_output_tokens]
-                .iter()
-                .flatten()
-                .filter_map(token_count)
-                .max()
-        });
+    /// From the prompt's character count (the relay's chars/4 estimate) and the client's own
+    /// output cap, if it named one (`cap_of`).
+    pub fn new(prompt_chars: u64, cap: Option<u64>) -> Estimate {
         Estimate {
             prompt_tokens: estimate_tokens(prompt_chars),
             output_cap: cap.unwrap_or(DEFAULT_OUTPUT_CAP),
@@ -95,35 +86,37 @@ mod tests {
         .unwrap()
     }
 
+    fn of(prompt_chars: u64, body: &str) -> Estimate {
+        let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+        Estimate::new(prompt_chars, cap_of(CAP_FIELDS.iter().map(|f| v.get(f))))
+    }
+
     #[test]
     fn reads_each_cap_spelling_and_defaults() {
-        assert_eq!(Estimate::of(40, br#"{"max_tokens": 100}"#).output_cap, 100);
+        assert_eq!(of(40, r#"{"max_tokens": 100}"#).output_cap, 100);
         assert_eq!(
-            Estimate::of(40, br#"{"max_completion_tokens": 300, "max_tokens": 100}"#).output_cap,
+            of(40, r#"{"max_completion_tokens": 300, "max_tokens": 100}"#).output_cap,
             300
         );
-        assert_eq!(
-            Estimate::of(40, br#"{"max_output_tokens": 64}"#).output_cap,
-            64
-        );
-        let none = Estimate::of(40, br#"{"model": "x", "messages": []}"#);
+        assert_eq!(of(40, r#"{"max_output_tokens": 64}"#).output_cap, 64);
+        let none = of(40, r#"{"model": "x", "messages": []}"#);
         assert_eq!(
             (none.output_cap, none.explicit_cap),
             (DEFAULT_OUTPUT_CAP, false)
         );
         // Nonsense caps read as the relay reads any count: clamped, never trusted.
-        assert_eq!(Estimate::of(0, br#"{"max_tokens": -5}"#).output_cap, 0);
+        assert_eq!(of(0, r#"{"max_tokens": -5}"#).output_cap, 0);
         assert_eq!(
-            Estimate::of(0, br#"{"max_tokens": "9"}"#).output_cap,
+            of(0, r#"{"max_tokens": "9"}"#).output_cap,
             DEFAULT_OUTPUT_CAP
         );
-        assert_eq!(Estimate::of(0, b"not json").output_cap, DEFAULT_OUTPUT_CAP);
-        assert_eq!(Estimate::of(9, b"{}").prompt_tokens, 3);
+        assert_eq!(of(0, "not json").output_cap, DEFAULT_OUTPUT_CAP);
+        assert_eq!(of(9, "{}").prompt_tokens, 3);
     }
 
     #[test]
     fn worst_case_is_prompt_at_input_plus_cap_at_output() {
-        let e = Estimate::of(4000, br#"{"max_tokens": 1000}"#);
+        let e = of(4000, r#"{"max_tokens": 1000}"#);
         // 1000 prompt tokens × $1/M + 1000 output × $2/M.
         let usd = e.worst_usd(&table(), &[["cheap", "alias"]]).unwrap();
         assert!((usd - 0.003).abs() < 1e-12, "{usd}");
@@ -138,22 +131,19 @@ mod tests {
 
     #[test]
     fn an_unpriced_target_has_no_worst_case() {
-        let e = Estimate::of(4, b"{}");
+        let e = of(4, "{}");
         assert_eq!(
             e.worst_usd(&table(), &[["cheap", ""], ["mystery", ""]]),
             None
         );
         // Even a request that would use no tokens: it is the price that is missing.
-        let zero = Estimate::of(0, br#"{"max_tokens": 0}"#);
+        let zero = of(0, r#"{"max_tokens": 0}"#);
         assert_eq!(zero.worst_usd(&table(), &[["mystery", ""]]), None);
     }
 
     #[test]
     fn only_an_explicit_cap_counts_towards_tpm() {
-        assert_eq!(
-            Estimate::of(400, br#"{"max_tokens": 50}"#).rate_tokens(),
-            150
-        );
-        assert_eq!(Estimate::of(400, b"{}").rate_tokens(), 100);
+        assert_eq!(of(400, r#"{"max_tokens": 50}"#).rate_tokens(), 150);
+        assert_eq!(of(400, "{}").rate_tokens(), 100);
     }
 }

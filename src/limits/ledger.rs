@@ -4,9 +4,6 @@
 //! applied whole before the next, which is what makes N concurrent checks safe: the object
 //! runs them one at a time, and nothing here awaits.
 
-use std::collections::BTreeMap;
-
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::period::{day_of, Period, DAY_MS};
@@ -21,8 +18,10 @@ pub const MAX_HOLDS: usize = MAX_PARALLEL as usize;
 /// Days of spend kept besides the running total: the longest period (a month) and then some.
 const KEEP_DAYS: u64 = 62;
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Hold {
+    /// The request's id.
+    pub id: String,
     pub usd: f64,
     pub tokens: u64,
     /// The UTC day it was made: its settlement counts there, the same day its usage row's
@@ -32,29 +31,28 @@ pub struct Hold {
     pub expires_ms: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Second {
     at: u64,
     requests: u64,
     tokens: u64,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+// Plain vectors rather than maps: a scope holds a few dozen days and its requests in flight,
+// and each map type would add its own code to the bundle. Stored as JSON by `wire`.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Ledger {
-    #[serde(default)]
-    days: BTreeMap<u64, f64>,
-    #[serde(default)]
-    total_usd: f64,
-    #[serde(default)]
-    holds: BTreeMap<String, Hold>,
-    /// Ascending by `at`, only seconds inside the window.
-    #[serde(default)]
+    /// (UTC day, spend settled that day), ascending by day.
+    pub(super) days: Vec<(u64, f64)>,
+    pub(super) total_usd: f64,
+    pub(super) holds: Vec<Hold>,
+    /// Ascending by `at`, only seconds inside the window. Not stored: an object that restarts
+    /// starts a fresh window (it restarts after going idle, when the window is mostly empty).
     seconds: Vec<Second>,
 }
 
-/// What the request path asks of a scope's object.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
+/// What the request path asks of a scope's object (its JSON form is in `wire`).
+#[derive(Debug, Clone, PartialEq)]
 pub enum Call {
     /// Admit the request (and hold `usd` and a parallel slot until settled) or refuse it.
     /// `usd` is None for a model with no price.
@@ -82,8 +80,7 @@ pub enum Call {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LimitName {
     Budget,
     Rpm,
@@ -104,9 +101,22 @@ impl LimitName {
             LimitName::Unavailable => "unavailable",
         }
     }
+
+    pub fn parse(s: &str) -> Option<LimitName> {
+        [
+            LimitName::Budget,
+            LimitName::Rpm,
+            LimitName::Tpm,
+            LimitName::MaxParallel,
+            LimitName::Unpriced,
+            LimitName::Unavailable,
+        ]
+        .into_iter()
+        .find(|l| l.as_str() == s)
+    }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Refusal {
     pub limit: LimitName,
     /// Seconds until retrying can succeed (rates); None for a budget (it waits for the reset).
@@ -116,7 +126,7 @@ pub struct Refusal {
 }
 
 /// A scope's state at one instant: the admin view's `state`, and what the headers report.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct State {
     pub period: Period,
     pub period_start_ms: Option<u64>,
@@ -150,7 +160,7 @@ impl State {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Reply {
     pub refusal: Option<Refusal>,
     pub state: State,
@@ -205,23 +215,27 @@ impl Ledger {
     /// Drops holds past their lease (a request whose settlement never came: its isolate died),
     /// seconds out of the window and days no period reaches.
     pub fn sweep(&mut self, now_ms: u64) {
-        self.holds.retain(|_, h| h.expires_ms > now_ms);
+        self.holds.retain(|h| h.expires_ms > now_ms);
         let now_s = now_ms / 1000;
         self.seconds.retain(|s| s.at + WINDOW_S > now_s);
         let oldest = day_of(now_ms).saturating_sub(KEEP_DAYS);
-        self.days.retain(|d, _| *d >= oldest);
+        self.days.retain(|(d, _)| *d >= oldest);
     }
 
     fn spent(&self, period: Period, today: u64) -> f64 {
         match period.start_day(today) {
             // A fold from +0.0: an empty `sum()` of floats is -0.0, which prints as "$-0.0000".
-            Some(start) => self.days.range(start..).fold(0.0, |a, (_, v)| a + v),
+            Some(start) => self
+                .days
+                .iter()
+                .filter(|(d, _)| *d >= start)
+                .fold(0.0, |a, (_, v)| a + v),
             None => self.total_usd,
         }
     }
 
     fn reserved(&self) -> f64 {
-        self.holds.values().fold(0.0, |a, h| a + h.usd)
+        self.holds.iter().fold(0.0, |a, h| a + h.usd)
     }
 
     fn window(&self) -> (u64, u64) {
@@ -239,7 +253,7 @@ impl Ledger {
         lease_ms: u64,
         now_ms: u64,
     ) -> Option<Refusal> {
-        if self.holds.contains_key(id) {
+        if self.holds.iter().any(|h| h.id == id) {
             // The same reservation asked twice (a retried call): admitted once.
             return None;
         }
@@ -281,16 +295,14 @@ impl Ledger {
                 );
             }
         }
-        self.holds.insert(
-            id.to_string(),
-            Hold {
-                usd: ask.map_or(0.0, usd),
-                tokens,
-                day: today,
-                second: now_s,
-                expires_ms: now_ms.saturating_add(lease_ms),
-            },
-        );
+        self.holds.push(Hold {
+            id: id.to_string(),
+            usd: ask.map_or(0.0, usd),
+            tokens,
+            day: today,
+            second: now_s,
+            expires_ms: now_ms.saturating_add(lease_ms),
+        });
         match self.seconds.last_mut() {
             Some(s) if s.at == now_s => {
                 s.requests += 1;
@@ -330,10 +342,16 @@ impl Ledger {
     }
 
     fn settle(&mut self, id: &str, cost_usd: f64, tokens: u64, day: u64) {
-        let hold = self.holds.remove(id);
+        let hold = self.take_hold(id);
         let cost = usd(cost_usd);
-        let day = hold.map_or(day, |h| h.day);
-        *self.days.entry(day).or_insert(0.0) += cost;
+        let day = hold.as_ref().map_or(day, |h| h.day);
+        match self.days.iter_mut().find(|(d, _)| *d == day) {
+            Some((_, spent)) => *spent += cost,
+            None => {
+                let at = self.days.iter().position(|(d, _)| *d > day);
+                self.days.insert(at.unwrap_or(self.days.len()), (day, cost));
+            }
+        }
         self.total_usd += cost;
         if let Some(h) = hold {
             // The window counted the estimate; from now on it counts what was really used.
@@ -343,8 +361,13 @@ impl Ledger {
         }
     }
 
+    fn take_hold(&mut self, id: &str) -> Option<Hold> {
+        let at = self.holds.iter().position(|h| h.id == id)?;
+        Some(self.holds.swap_remove(at))
+    }
+
     fn release(&mut self, id: &str) {
-        if let Some(h) = self.holds.remove(id) {
+        if let Some(h) = self.take_hold(id) {
             if let Some(s) = self.seconds.iter_mut().find(|s| s.at == h.second) {
                 s.requests = s.requests.saturating_sub(1);
                 s.tokens = s.tokens.saturating_sub(h.tokens);

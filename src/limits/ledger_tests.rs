@@ -1,3 +1,5 @@
+//! The ledger's decisions: budgets under a burst, settlement, periods, the lease sweep, the
+//! windows, max_parallel, release, storage.
 #![allow(clippy::unwrap_used)]
 
 use super::*;
@@ -270,21 +272,39 @@ fn a_repeated_reservation_is_held_once() {
 }
 
 #[test]
-fn state_survives_a_round_trip_through_storage() {
+fn spend_and_holds_survive_a_round_trip_through_storage() {
     let lim = limits(json!({"budget_usd": 5, "rpm": 10}));
     let mut l = Ledger::default();
     let now = at("2026-12-02T10:00:00Z");
     reserve(&mut l, "a", &lim, Some(1.0), 10, now);
     reserve(&mut l, "b", &lim, Some(1.0), 10, now);
     settle(&mut l, "b", 0.25, 3, now);
-    let text = serde_json::to_string(&l).unwrap();
-    let back: Ledger = serde_json::from_str(&text).unwrap();
-    assert_eq!(back, l);
-    assert_eq!(back.state(&lim, now), l.state(&lim, now));
-    // An object that never stored anything reads as empty.
+    let text = l.to_json().to_string();
+    let back = Ledger::from_json(&serde_json::from_str(&text).unwrap()).unwrap();
+    let (was, is) = (l.state(&lim, now), back.state(&lim, now));
     assert_eq!(
-        serde_json::from_str::<Ledger>("{}").unwrap(),
-        Ledger::default()
+        (
+            is.spent_usd,
+            is.reserved_usd,
+            is.in_flight,
+            is.remaining_usd
+        ),
+        (
+            was.spent_usd,
+            was.reserved_usd,
+            was.in_flight,
+            was.remaining_usd
+        )
+    );
+    assert_eq!(back.holds, l.holds);
+    // The rate window is not stored: a restarted object starts a fresh minute.
+    assert_eq!((was.requests_last_minute, is.requests_last_minute), (2, 0));
+    // Not a ledger: no ledger (the object then fails rather than forget what was spent).
+    assert_eq!(Ledger::from_json(&json!({"days": [[1, "x"]]})), None);
+    assert_eq!(Ledger::from_json(&json!(null)), None);
+    assert_eq!(
+        Ledger::from_json(&Ledger::default().to_json()),
+        Some(Ledger::default())
     );
 }
 

@@ -8,6 +8,7 @@ pub mod answer;
 pub mod estimate;
 pub mod ledger;
 pub mod period;
+pub mod wire;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -86,9 +87,26 @@ impl Limits {
         self
     }
 
-    /// The public form: only the fields that are set (`{}` when none).
+    /// The public form: only the fields that are set (`{}` when none). Built by hand: the
+    /// derived `to_value` would link a serializer into `Value` for this type alone.
     pub fn public(&self) -> Value {
-        serde_json::to_value(self).unwrap_or_else(|_| json!({}))
+        let mut m = Map::new();
+        if let Some(b) = self.budget_usd {
+            m.insert("budget_usd".into(), json!(b));
+        }
+        if let Some(p) = self.budget_period {
+            m.insert("budget_period".into(), json!(p.as_str()));
+        }
+        for (name, v) in [
+            ("rpm", self.rpm),
+            ("tpm", self.tpm),
+            ("max_parallel", self.max_parallel),
+        ] {
+            if let Some(v) = v {
+                m.insert(name.into(), json!(v));
+            }
+        }
+        Value::Object(m)
     }
 }
 
@@ -120,7 +138,7 @@ fn budget(v: &Value, param: &str) -> Result<Option<f64>, RelayError> {
             Some(f) if f.is_finite() && f > 0.0 && f <= MAX_BUDGET_USD => Ok(Some(f)),
             _ => Err(bad(
                 param,
-                format!("'{param}' must be a number of US dollars above 0 and at most {MAX_BUDGET_USD}, or null."),
+                format!("'{param}' must be a number of US dollars above 0 and at most 1000000000, or null."),
             )),
         },
         _ => Err(bad(
@@ -353,6 +371,8 @@ mod tests {
             json!({"budget_usd": 25.0, "budget_period": "month", "rpm": 60, "tpm": 200000, "max_parallel": 4})
         );
         assert_eq!(Limits::default().public(), json!({}));
+        // The public form is what the key record's KV copy serialises.
+        assert_eq!(l.public(), serde_json::to_value(l).unwrap());
         let week = Limits::default()
             .merged(&patch(json!({"budget_usd": 1, "budget_period": "week"})).unwrap());
         assert_eq!(week.period(), Period::Week);

@@ -1,5 +1,6 @@
-//! What a request cost and who made it: the usage row, token counts, prices and costs, the
+//! What a request cost and who made it: the usage row and its columns, token counts, prices and costs, the
 //! usage report and per-request listing queries, and the tally of throttled refusals.
+pub mod columns;
 pub mod pricing;
 pub mod refused;
 pub mod report;

@@ -6,49 +6,12 @@
 use serde_json::Value;
 
 use crate::http::error::RelayError;
+use crate::metering::columns;
 use crate::metering::report::{unknown_param, Scope};
 use crate::time::parse_rfc3339;
 
 pub const DEFAULT_LIMIT: usize = 50;
 pub const MAX_LIMIT: usize = 200;
-
-/// The columns of each listed row, in answer order: when and which request first, then who,
-/// what, how it ended, what it cost and how long it took. Names are the `usage` table's own
-/// (README: "Usage records").
-pub const COLUMNS: &[&str] = &[
-    "started_at",
-    "request_id",
-    "key_id",
-    "team",
-    "user",
-    "method",
-    "route",
-    "model_requested",
-    "model_upstream",
-    "provider",
-    "stream",
-    "status",
-    "outcome",
-    "error_code",
-    "finish_reason",
-    "prompt_tokens",
-    "completion_tokens",
-    "cached_tokens",
-    "cache_write_tokens",
-    "reasoning_tokens",
-    "usage_source",
-    "cost_usd",
-    "cache",
-    "saved_usd",
-    "attempts",
-    "client_shape",
-    "upstream_request_id",
-    "ttfb_ms",
-    "duration_ms",
-    "settled",
-    "limit_scope",
-    "limit_name",
-];
 
 /// A column as listed: token counts are clamped to what a JavaScript number holds exactly,
 /// whatever rows written before counts were capped contain.
@@ -163,7 +126,7 @@ impl RequestsQuery {
             format!(" WHERE {}", conds.join(" AND "))
         };
         let n = bind(Value::from(self.limit + 1), &mut params);
-        let select: Vec<String> = COLUMNS.iter().map(|c| select_column(c)).collect();
+        let select: Vec<String> = columns::listed().map(select_column).collect();
         let sql = format!(
             "SELECT {} FROM usage{filter} ORDER BY started_at DESC, request_id DESC LIMIT ?{n}",
             select.join(", ")

@@ -4,6 +4,8 @@
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::http::error::RelayError;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
@@ -25,6 +27,37 @@ impl Outcome {
             Outcome::ClientCancelled => "client_cancelled",
             Outcome::Truncated => "truncated",
             Outcome::Limited => "limited",
+        }
+    }
+
+    /// A stream's outcome for its row. An upstream error wins; then a client that did not take
+    /// the stream to its end, even if the upstream's end was seen (the relay reads ahead of the
+    /// client, so that says nothing about what the client received); then whether the stream
+    /// reached its protocol's end.
+    pub fn of_stream(upstream_error: bool, cancelled: bool, complete: bool) -> Outcome {
+        if upstream_error {
+            Outcome::UpstreamError
+        } else if cancelled {
+            Outcome::ClientCancelled
+        } else if complete {
+            Outcome::Ok
+        } else {
+            Outcome::Truncated
+        }
+    }
+
+    /// Which side failed, for the usage row of a request that ended in `e`. Here rather than
+    /// on `RelayError`, so errors know nothing of metering.
+    pub fn of_error(e: &RelayError) -> Outcome {
+        match e {
+            RelayError::UpstreamRejected { .. }
+            | RelayError::UpstreamAuth
+            | RelayError::UpstreamUnavailable(_)
+            | RelayError::UpstreamExhausted { .. }
+            | RelayError::UpstreamTimeout => Outcome::UpstreamError,
+            RelayError::UpstreamStreamEnded => Outcome::Truncated,
+            RelayError::Limited(_) => Outcome::Limited,
+            _ => Outcome::RelayError,
         }
     }
 }
@@ -132,6 +165,21 @@ impl Tokens {
     /// `prompt + completion`, for the `total_tokens` a client is shown.
     pub fn total(&self) -> u64 {
         add_tokens(self.prompt, self.completion)
+    }
+}
+
+/// The upstream's counts when it sent them, else the chars/4 estimate (§9.3).
+pub fn counted_or_estimated(
+    usage: Option<Tokens>,
+    prompt_chars: u64,
+    completion_chars: u64,
+) -> (Tokens, UsageSource) {
+    match usage {
+        Some(tokens) => (tokens, UsageSource::Upstream),
+        None => (
+            Tokens::estimated(prompt_chars, completion_chars),
+            UsageSource::Estimated,
+        ),
     }
 }
 
@@ -269,6 +317,29 @@ impl UsageRecord {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn an_error_is_counted_against_the_side_that_failed() {
+        // Moved from http::error's upstream_auth_is_502_not_401.
+        assert_eq!(
+            Outcome::of_error(&RelayError::UpstreamAuth),
+            Outcome::UpstreamError
+        );
+        assert_eq!(
+            Outcome::of_error(&RelayError::UpstreamStreamEnded),
+            Outcome::Truncated
+        );
+        assert_eq!(
+            Outcome::of_error(&RelayError::Internal("x".into())),
+            Outcome::RelayError
+        );
+        let refused = crate::limits::answer::unavailable(&crate::limits::Scope::Team("t".into()));
+        assert_eq!(
+            Outcome::of_error(&RelayError::Limited(Box::new(refused))),
+            Outcome::Limited
+        );
+        assert_eq!(Outcome::Limited.as_str(), "limited");
+    }
 
     #[test]
     fn reads_all_openai_buckets() {

@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use crate::http::error::RelayError;
-use crate::metering::usage::{Outcome, Tokens, UsageSource};
+use crate::metering::usage::{counted_or_estimated, Outcome, Tokens, UsageSource};
 use crate::protocols::sse::{SseDecoder, SseEvent};
 
 /// What the stream taught us, read when the usage row is written.
@@ -28,23 +28,14 @@ impl StreamMeter {
     /// its end. That wins over `[DONE]`: the relay reads ahead of the client, so having seen
     /// the end upstream says nothing about what the client received.
     pub fn settle(&self, prompt_chars: u64, cancelled: bool) -> (Outcome, Tokens, UsageSource) {
-        let outcome = if self.upstream_error.is_some() {
-            Outcome::UpstreamError
-        } else if cancelled {
-            Outcome::ClientCancelled
-        } else if self.saw_done && !self.truncated {
-            Outcome::Ok
-        } else {
-            Outcome::Truncated
-        };
-        match self.usage {
-            Some(tokens) => (outcome, tokens, UsageSource::Upstream),
-            None => (
-                outcome,
-                Tokens::estimated(prompt_chars, self.completion_chars),
-                UsageSource::Estimated,
-            ),
-        }
+        let outcome = Outcome::of_stream(
+            self.upstream_error.is_some(),
+            cancelled,
+            self.saw_done && !self.truncated,
+        );
+        let (tokens, source) =
+            counted_or_estimated(self.usage, prompt_chars, self.completion_chars);
+        (outcome, tokens, source)
     }
 }
 

@@ -7,8 +7,8 @@ use serde_json::json;
 use crate::metering::usage::{estimate_tokens, Tokens};
 use crate::providers::models::ECHO_MODEL;
 
-/// Longest piece of the user's message echoed back.
-pub const MAX_ECHO_CHARS: usize = 400;
+/// Longest piece of the user's message echoed back (kept in `chat`, which collects the text).
+pub use crate::protocols::chat::MAX_ECHO_CHARS;
 
 /// The reply text for a given last user message.
 pub fn reply(last_user_text: &str) -> String {

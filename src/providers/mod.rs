@@ -176,115 +176,132 @@ pub fn parse_providers(
                 "PROVIDERS: provider id {id:?} must be a-z, 0-9 and '-'"
             ));
         }
-        let o = v
-            .as_object()
-            .ok_or_else(|| format!("PROVIDERS.{id} must be an object"))?;
-        if let Some(unknown) = o.keys().find(|k| !FIELDS.contains(&k.as_str())) {
-            return Err(format!(
-                "PROVIDERS.{id}: unknown field {unknown:?} (known: {})",
-                FIELDS.join(", ")
-            ));
-        }
-        let kind_name = string(o, id, "kind")?;
-        let kind = match kind_name.as_deref() {
-            Some("openai") | Some("openai-compatible") => Kind::OpenAi,
-            Some("anthropic") => Kind::Anthropic,
-            Some(other) => {
-                return Err(format!(
-                "PROVIDERS.{id}.kind must be openai, openai-compatible or anthropic, got {other:?}"
-            ))
-            }
-            None => return Err(format!("PROVIDERS.{id}.kind is required")),
-        };
-        let base_url = string(o, id, "base_url")?
-            .ok_or_else(|| format!("PROVIDERS.{id}.base_url is required"))?
-            .trim_end_matches('/')
-            .to_string();
-        if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
-            return Err(format!("PROVIDERS.{id}.base_url must be an http(s) URL"));
-        }
-        let key_secret = string(o, id, "key_secret")?.ok_or_else(|| {
-            format!(
-                "PROVIDERS.{id}.key_secret (the name of the secret holding its key) is required"
-            )
-        })?;
-        let key_header = match string(o, id, "key_header")?.as_deref() {
-            None => match kind {
-                Kind::OpenAi => KeyHeader::Bearer,
-                Kind::Anthropic => KeyHeader::XApiKey,
-            },
-            Some("authorization") | Some("bearer") => KeyHeader::Bearer,
-            Some("x-api-key") => KeyHeader::XApiKey,
-            Some("api-key") => KeyHeader::ApiKey,
-            Some(other) => {
-                return Err(format!(
-                    "PROVIDERS.{id}.key_header must be authorization, x-api-key or api-key, got {other:?}"
-                ))
-            }
-        };
-        let stream_usage = match field(o, id, "stream_usage")? {
-            None => true,
-            Some(Value::Bool(b)) => *b,
-            Some(_) => return Err(format!("PROVIDERS.{id}.stream_usage must be true or false")),
-        };
-        let strings = |name: &str| -> Result<Option<Vec<String>>, String> {
-            match field(o, id, name)? {
-                None => Ok(None),
-                Some(Value::Array(items)) => items
-                    .iter()
-                    .map(|m| {
-                        m.as_str()
-                            .filter(|s| !s.is_empty())
-                            .map(str::to_string)
-                            .ok_or_else(|| format!("PROVIDERS.{id}.{name} must be strings"))
-                    })
-                    .collect::<Result<Vec<_>, _>>()
-                    .map(Some),
-                Some(_) => Err(format!("PROVIDERS.{id}.{name} must be an array")),
-            }
-        };
-        let models = strings("models")?.unwrap_or_default();
-        let drop_params = strings("drop_params")?.unwrap_or_default();
-        if let Some(p) = drop_params.iter().find(|p| PINNED.contains(&p.as_str())) {
-            return Err(format!(
-                "PROVIDERS.{id}.drop_params cannot drop {p:?}: the request needs it"
-            ));
-        }
-        let reasoning_models = strings("reasoning_models")?;
-        let query = string(o, id, "api_version")?.map(|v| format!("api-version={v}"));
-        let millis = |name: &str| -> Result<Option<u64>, String> {
-            match field(o, id, name)? {
-                None => Ok(None),
-                Some(v) => v
-                    .as_u64()
-                    .filter(|n| *n > 0)
-                    .map(Some)
-                    .ok_or_else(|| format!("PROVIDERS.{id}.{name} must be a positive integer")),
-            }
-        };
-        let ttfb_timeout_ms = millis("ttfb_timeout_ms")?;
-        let idle_timeout_ms = millis("idle_timeout_ms")?;
-        // An Azure base URL of one deployment (`…/openai/deployments/<name>`) serves Chat under
-        // it, but Azure serves the Responses API elsewhere (`/openai/v1/responses`, model = the
-        // deployment): such a provider gets Responses translated through Chat, which it serves.
-        let per_deployment = base_url.contains("/openai/deployments/");
-        out.push(ProviderSpec {
-            id: id.clone(),
-            kind,
-            base_url,
-            api_key: secret(&key_secret),
-            key_header,
-            stream_usage,
-            models,
-            query,
-            ttfb_timeout_ms,
-            idle_timeout_ms,
-            drop_params,
-            reasoning_models,
-            responses_api: kind_name.as_deref() == Some("openai") && !per_deployment,
-        });
+        out.push(parse_provider(id, v, secret)?);
     }
     Ok(out)
+}
+
+/// One entry of `PROVIDERS`, its fields checked in the order the errors name them.
+fn parse_provider(
+    id: &str,
+    v: &Value,
+    secret: &dyn Fn(&str) -> Option<String>,
+) -> Result<ProviderSpec, String> {
+    let o = v
+        .as_object()
+        .ok_or_else(|| format!("PROVIDERS.{id} must be an object"))?;
+    if let Some(unknown) = o.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+        return Err(format!(
+            "PROVIDERS.{id}: unknown field {unknown:?} (known: {})",
+            FIELDS.join(", ")
+        ));
+    }
+    let kind_name = string(o, id, "kind")?;
+    let kind = provider_kind(id, kind_name.as_deref())?;
+    let base_url = string(o, id, "base_url")?
+        .ok_or_else(|| format!("PROVIDERS.{id}.base_url is required"))?
+        .trim_end_matches('/')
+        .to_string();
+    if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
+        return Err(format!("PROVIDERS.{id}.base_url must be an http(s) URL"));
+    }
+    let key_secret = string(o, id, "key_secret")?.ok_or_else(|| {
+        format!("PROVIDERS.{id}.key_secret (the name of the secret holding its key) is required")
+    })?;
+    let key_header = key_header(id, kind, string(o, id, "key_header")?.as_deref())?;
+    let stream_usage = match field(o, id, "stream_usage")? {
+        None => true,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(format!("PROVIDERS.{id}.stream_usage must be true or false")),
+    };
+    let models = strings(o, id, "models")?.unwrap_or_default();
+    let drop_params = strings(o, id, "drop_params")?.unwrap_or_default();
+    if let Some(p) = drop_params.iter().find(|p| PINNED.contains(&p.as_str())) {
+        return Err(format!(
+            "PROVIDERS.{id}.drop_params cannot drop {p:?}: the request needs it"
+        ));
+    }
+    let reasoning_models = strings(o, id, "reasoning_models")?;
+    let query = string(o, id, "api_version")?.map(|v| format!("api-version={v}"));
+    let ttfb_timeout_ms = millis(o, id, "ttfb_timeout_ms")?;
+    let idle_timeout_ms = millis(o, id, "idle_timeout_ms")?;
+    // An Azure base URL of one deployment (`…/openai/deployments/<name>`) serves Chat under
+    // it, but Azure serves the Responses API elsewhere (`/openai/v1/responses`, model = the
+    // deployment): such a provider gets Responses translated through Chat, which it serves.
+    let per_deployment = base_url.contains("/openai/deployments/");
+    Ok(ProviderSpec {
+        id: id.to_string(),
+        kind,
+        base_url,
+        api_key: secret(&key_secret),
+        key_header,
+        stream_usage,
+        models,
+        query,
+        ttfb_timeout_ms,
+        idle_timeout_ms,
+        drop_params,
+        reasoning_models,
+        responses_api: kind_name.as_deref() == Some("openai") && !per_deployment,
+    })
+}
+
+fn provider_kind(id: &str, kind_name: Option<&str>) -> Result<Kind, String> {
+    Ok(match kind_name {
+        Some("openai") | Some("openai-compatible") => Kind::OpenAi,
+        Some("anthropic") => Kind::Anthropic,
+        Some(other) => {
+            return Err(format!(
+                "PROVIDERS.{id}.kind must be openai, openai-compatible or anthropic, got {other:?}"
+            ))
+        }
+        None => return Err(format!("PROVIDERS.{id}.kind is required")),
+    })
+}
+
+fn key_header(id: &str, kind: Kind, name: Option<&str>) -> Result<KeyHeader, String> {
+    Ok(match name {
+        None => match kind {
+            Kind::OpenAi => KeyHeader::Bearer,
+            Kind::Anthropic => KeyHeader::XApiKey,
+        },
+        Some("authorization") | Some("bearer") => KeyHeader::Bearer,
+        Some("x-api-key") => KeyHeader::XApiKey,
+        Some("api-key") => KeyHeader::ApiKey,
+        Some(other) => {
+            return Err(format!(
+            "PROVIDERS.{id}.key_header must be authorization, x-api-key or api-key, got {other:?}"
+        ))
+        }
+    })
+}
+
+fn strings(o: &Map<String, Value>, id: &str, name: &str) -> Result<Option<Vec<String>>, String> {
+    match field(o, id, name)? {
+        None => Ok(None),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|m| {
+                m.as_str()
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .ok_or_else(|| format!("PROVIDERS.{id}.{name} must be strings"))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
+        Some(_) => Err(format!("PROVIDERS.{id}.{name} must be an array")),
+    }
+}
+
+fn millis(o: &Map<String, Value>, id: &str, name: &str) -> Result<Option<u64>, String> {
+    match field(o, id, name)? {
+        None => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .filter(|n| *n > 0)
+            .map(Some)
+            .ok_or_else(|| format!("PROVIDERS.{id}.{name} must be a positive integer")),
+    }
 }
 
 /// Parses `ROUTES`: `{"<name>": ["<provider id>:<upstream model>", …]}`, checking every provider

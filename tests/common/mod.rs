@@ -27,3 +27,25 @@ pub fn split_at<'a>(bytes: &'a [u8], cuts: &[usize]) -> Vec<&'a [u8]> {
     out.push(&bytes[at..]);
     out
 }
+
+/// Replays `transcript` whole, at every 2-way split and byte by byte, and asserts every feed
+/// gives the same client bytes and the same observed state (`what` names it in a failure);
+/// returns the single-chunk result.
+pub fn every_split<T: PartialEq + std::fmt::Debug>(
+    transcript: &[u8],
+    what: &str,
+    replay: impl Fn(&[&[u8]]) -> (Vec<u8>, T),
+) -> (Vec<u8>, T) {
+    let whole = replay(&[transcript]);
+    for cut in 0..=transcript.len() {
+        let (a, b) = transcript.split_at(cut);
+        let split = replay(&[a, b]);
+        assert_eq!(split.0, whole.0, "client bytes differ when split at {cut}");
+        assert_eq!(split.1, whole.1, "{what} differs when split at {cut}");
+    }
+    let singles: Vec<&[u8]> = transcript.chunks(1).collect();
+    let bytewise = replay(&singles);
+    assert_eq!(bytewise.0, whole.0, "client bytes differ byte by byte");
+    assert_eq!(bytewise.1, whole.1, "{what} differs byte by byte");
+    whole
+}

@@ -215,6 +215,14 @@ test('no-cache refreshes the entry; no-store never stores', async () => {
   assert.equal(after.res.headers.get('x-relay-cache-status'), 'HIT');
   assert.equal(after.text, refreshed.text, 'the entry now holds the refreshed answer');
   assert.equal(upstreamCount(relay.provider, prompt), 2);
+  // On a stream the header leaves before the end: BYPASS (no lookup), and the row says stored.
+  const sBody = { ...body, stream: true };
+  const sFresh = await call(relay, '/v1/chat/completions', { key, body: sBody, headers: { 'x-relay-cache': 'no-cache' } });
+  assert.equal(sFresh.res.headers.get('x-relay-cache-status'), 'BYPASS');
+  assert.equal((await relay.row(sFresh.requestId)).cache, 'stored');
+  const sHit = await call(relay, '/v1/chat/completions', { key, body: sBody });
+  assert.equal(sHit.res.headers.get('x-relay-cache-status'), 'HIT');
+  assert.equal(sHit.text, sFresh.text);
 
   const other = await fresh();
   const b2 = { ...body, messages: [{ role: 'user', content: other.prompt }] };
@@ -238,6 +246,8 @@ test('per-request opt-in with x-relay-cache-ttl; bad headers are 400 naming them
   const first = await call(relay, '/v1/chat/completions', { key, body, headers: h });
   const second = await call(relay, '/v1/chat/completions', { key, body, headers: h });
   assert.deepEqual([first, second].map((r) => r.res.headers.get('x-relay-cache-status')), ['STORED', 'HIT']);
+  const up = relay.provider.requests.find((r) => (r.rawBody ?? '').includes(prompt) && r.headers['x-relay-cache-ttl'] !== undefined);
+  assert.equal(up, undefined, 'the relay\'s own headers never reach the provider');
   const names = (await relay.cacheKv.list({ prefix: 'cache:' })).keys;
   const entry = names.find((k) => k.expiration && k.expiration * 1000 < Date.now() + 125000);
   assert.ok(entry, 'stored with the request\'s 120 s expiry');

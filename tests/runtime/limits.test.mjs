@@ -341,3 +341,16 @@ test('LIMITS_FAIL_OPEN=true admits a budgeted request when its object is unreach
     await open.close();
   }
 });
+
+test('on /v1/responses the refusal is the same, and its row counts no tokens', async () => {
+  const k = await mint(relay, { budget_usd: 0.0001 });
+  const r = await call(relay, '/v1/responses', { key: k.key, body: { model: 'mock-ok', input: 'hello there', max_output_tokens: 1000 } });
+  assert.equal(r.res.status, 429, r.text);
+  assert.equal(r.json.error.code, 'budget_exceeded');
+  assert.equal(r.res.headers.get('x-should-retry'), 'false');
+  const row = await relay.row(r.requestId);
+  assert.deepEqual(
+    [row.outcome, row.limit_name, row.prompt_tokens, row.completion_tokens, row.cost_usd],
+    ['limited', 'budget', 0, 0, 0],
+  );
+});

@@ -2,7 +2,7 @@
 // build command share. Each step is skipped when the right version is already there, because
 // the two `cargo install`s take several minutes on 2 cores (docs: toolchain.md).
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, statSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -59,10 +59,16 @@ export function ensureRust() {
   ensureCargoTool('wasm-bindgen', 'wasm-bindgen-cli', WASM_BINDGEN_VERSION);
 }
 
-/** `npm ci` when node_modules is missing or older than the lockfile. */
+/**
+ * `npm ci` when node_modules is missing or older than the lockfile. A node_modules that is a
+ * symlink belongs to another checkout (a git worktree sharing it): `npm ci` would empty that
+ * checkout's install, so it is left alone.
+ */
 export function ensureNodeModules() {
-  const marker = join(ROOT, 'node_modules', '.package-lock.json');
+  const dir = join(ROOT, 'node_modules');
+  const marker = join(dir, '.package-lock.json');
   const lock = join(ROOT, 'package-lock.json');
+  if (existsSync(dir) && lstatSync(dir).isSymbolicLink()) return;
   if (existsSync(marker) && statSync(marker).mtimeMs >= statSync(lock).mtimeMs) return;
   log('installing npm packages (npm ci)…');
   run('npm', ['ci', '--no-audit', '--no-fund']);

@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 
 use crate::http::error::RelayError;
 use crate::metering::usage::Tokens;
+use crate::protocols::chat::wrong_type;
 use crate::protocols::cursor;
 
 /// The single parser of `/v1/responses` bodies, so the pass-through and the translation read
@@ -336,14 +337,6 @@ pub fn error_fields(error: &Value) -> (String, String) {
             .or_else(|| s("type"))
             .unwrap_or_else(|| "upstream_error".to_string()),
         s("message").unwrap_or_else(|| "Upstream provider error.".to_string()),
-    )
-}
-
-fn wrong_type(param: &str, expected: &str, got: &Value) -> RelayError {
-    let name = crate::protocols::chat::type_name(got);
-    RelayError::invalid(
-        format!("Invalid type for '{param}': expected {expected}, but got {name} instead."),
-        Some(param),
     )
 }
 

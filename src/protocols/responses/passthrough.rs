@@ -11,9 +11,10 @@ use serde_json::Value;
 
 use super::{error_fields, failure_tail, obj, owner, tokens_from_usage};
 use crate::http::error::RelayError;
-use crate::metering::usage::{Outcome, Tokens, UsageSource};
-use crate::protocols::sse::{SseDecoder, SseEvent};
-use crate::protocols::stream::{Relay, Settled};
+use crate::metering::usage::{counted_or_estimated, Outcome, Tokens, UsageSource};
+use crate::protocols::passthrough::StreamMeter;
+use crate::protocols::sse::SseEvent;
+use crate::protocols::stream::Settled;
 
 /// What a Responses stream taught us, read when the usage row is written.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -92,23 +93,14 @@ impl Meter {
     pub fn settle(&self, prompt_chars: u64, cancelled: bool) -> (Outcome, Tokens, UsageSource) {
         // As on Chat, a client that did not take the stream to its end wins over the terminal
         // event: the relay reads ahead of the client.
-        let outcome = if self.upstream_error.is_some() {
-            Outcome::UpstreamError
-        } else if cancelled {
-            Outcome::ClientCancelled
-        } else if self.terminal.is_some() {
-            Outcome::Ok
-        } else {
-            Outcome::Truncated
-        };
-        match self.usage {
-            Some(tokens) => (outcome, tokens, UsageSource::Upstream),
-            None => (
-                outcome,
-                Tokens::estimated(prompt_chars, self.completion_chars),
-                UsageSource::Estimated,
-            ),
-        }
+        let outcome = Outcome::of_stream(
+            self.upstream_error.is_some(),
+            cancelled,
+            self.terminal.is_some(),
+        );
+        let (tokens, source) =
+            counted_or_estimated(self.usage, prompt_chars, self.completion_chars);
+        (outcome, tokens, source)
     }
 }
 
@@ -131,49 +123,24 @@ fn is_read(name: &str) -> bool {
     )
 }
 
-#[derive(Debug, Default)]
-pub struct PassThrough {
-    decoder: SseDecoder,
-    meter: Meter,
-    ended: bool,
-    truncated: bool,
-    /// The client already has the first bytes of an unfinished event.
-    open_event: bool,
-    /// Write the usage row as soon as the response id is known, not only at the end.
-    early_row: bool,
-}
+/// OpenAI's Responses stream to a Responses client, metered by `Meter`.
+pub type PassThrough = crate::protocols::passthrough::PassThrough<Meter>;
 
-impl PassThrough {
-    pub fn new() -> Self {
-        Self::default()
+impl StreamMeter for Meter {
+    fn observe_event(&mut self, ev: &SseEvent) {
+        self.observe(ev);
     }
 
-    /// For a background stream, whose response is meant to be retrieved or cancelled while it
-    /// runs: the stored-response routes find its owner only once a row names it, so that row
-    /// is written when `response.created` arrives (one extra write, for background streams
-    /// only). Other streams' rows are written at the end, as every stream's is.
-    pub fn early_row(mut self, early: bool) -> Self {
-        self.early_row = early;
-        self
+    fn complete(&self) -> bool {
+        self.terminal.is_some()
     }
 
-    pub fn meter(&self) -> &Meter {
-        &self.meter
-    }
-
-    fn tail(&mut self, error: RelayError) -> Vec<u8> {
-        if self.ended {
-            return Vec::new();
-        }
-        self.ended = true;
-        self.truncated = true;
-        let mut out = Vec::new();
-        if self.open_event {
-            out.extend_from_slice(b"\n\n");
-        }
+    /// `error` and `response.failed`, numbered after the upstream's last event, repeating the
+    /// `response.created` object when there was one.
+    fn tail(&self, error: &RelayError) -> Vec<u8> {
         let body = serde_json::from_slice::<Value>(&error.openai_body()).unwrap_or(Value::Null);
         let (code, message) = error_fields(&body);
-        let response = self.meter.created.clone().unwrap_or_else(|| {
+        let response = self.created.clone().unwrap_or_else(|| {
             obj(vec![
                 ("id", Value::Null),
                 ("object", "response".into()),
@@ -181,79 +148,21 @@ impl PassThrough {
                 ("usage", Value::Null),
             ])
         });
-        out.extend(failure_tail(response, &code, &message, self.meter.events));
-        out
-    }
-}
-
-impl Relay for PassThrough {
-    fn feed(&mut self, chunk: Vec<u8>) -> Vec<u8> {
-        if self.ended {
-            return Vec::new();
-        }
-        match self.decoder.feed(&chunk) {
-            Ok(events) => {
-                for ev in &events {
-                    self.meter.observe(ev);
-                }
-                self.open_event = self.decoder.mid_event();
-                chunk
-            }
-            Err(_) => self.abort(),
-        }
+        failure_tail(response, &code, &message, self.events)
     }
 
-    /// Upstream EOF: complete after a terminal event (a trailing `[DONE]`, which some servers
-    /// add, passes as it came); otherwise the failure tail.
-    fn finish(&mut self) -> Vec<u8> {
-        if self.ended {
-            return Vec::new();
-        }
-        if let Some(ev) = self.decoder.finish() {
-            self.meter.observe(&ev);
-        }
-        if self.meter.terminal.is_some() {
-            self.ended = true;
-            return Vec::new();
-        }
-        self.tail(RelayError::UpstreamStreamEnded)
-    }
-
-    fn abort(&mut self) -> Vec<u8> {
-        self.tail(RelayError::UpstreamStreamEnded)
-    }
-
-    fn timeout(&mut self) -> Vec<u8> {
-        self.tail(RelayError::UpstreamTimeout)
-    }
-
-    fn ended(&self) -> bool {
-        self.ended
-    }
-
-    fn response_id(&self) -> Option<&str> {
-        self.meter.response_id.as_deref()
-    }
-
-    fn take_early_row(&mut self) -> bool {
-        let due = self.early_row && self.meter.response_id.is_some();
-        if due {
-            self.early_row = false;
-        }
-        due
-    }
-
-    fn settle(&self, prompt_chars: u64, cancelled: bool) -> Settled {
-        let (mut outcome, tokens, source) = self.meter.settle(prompt_chars, cancelled);
-        if self.truncated && outcome == Outcome::Ok {
-            outcome = Outcome::Truncated;
-        }
+    fn settled(&self, prompt_chars: u64, cancelled: bool) -> Settled {
+        let (outcome, tokens, source) = self.settle(prompt_chars, cancelled);
         Settled {
             outcome,
             tokens,
             source,
-            finish_reason: self.meter.terminal.clone(),
-            upstream_error: self.meter.upstream_error.clone(),
+            finish_reason: self.terminal.clone(),
+            upstream_error: self.upstream_error.clone(),
         }
+    }
+
+    fn response_id(&self) -> Option<&str> {
+        self.response_id.as_deref()
     }
 }

@@ -13,10 +13,11 @@ pub mod structured;
 use serde_json::{json, Map, Value};
 
 use crate::http::error::RelayError;
-use crate::metering::usage::{add_tokens, token_count, Tokens};
+use crate::metering::usage::Tokens;
 
+pub use crate::protocols::messages::{tokens_from_usage, AnthropicMeter, Usage};
 pub use reverse::{to_chat_request, to_message, ReverseTranslator};
-pub use stream::{AnthropicMeter, ChatRelay, StreamTranslator};
+pub use stream::{ChatRelay, StreamTranslator};
 
 /// The O→A request (§6.1): the field-by-field mapping, then `response_format` as the forced
 /// answer tool (structured.rs), since Messages has no field that says what the answer must be.
@@ -30,56 +31,28 @@ pub fn to_messages_request(
     Ok(out)
 }
 
-/// Anthropic's raw token counts, kept apart because they are priced differently (§6.4).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Usage {
-    pub input_tokens: u64,
-    pub cache_creation_input_tokens: u64,
-    pub cache_read_input_tokens: u64,
-    pub output_tokens: u64,
+/// A request body as the object both request translators read; anything else is a 400.
+pub(crate) fn body_object(body: &Value) -> Result<&Map<String, Value>, RelayError> {
+    body.as_object()
+        .ok_or_else(|| RelayError::invalid("The body must be a JSON object.", None))
 }
 
-impl Usage {
-    /// Overwrites every count present and non-null in `usage`: stream counts are cumulative, so
-    /// a later value replaces an earlier one and is never added to it (R9.1).
-    pub fn overwrite(&mut self, usage: &Value) {
-        let fields = [
-            ("input_tokens", &mut self.input_tokens),
-            (
-                "cache_creation_input_tokens",
-                &mut self.cache_creation_input_tokens,
-            ),
-            ("cache_read_input_tokens", &mut self.cache_read_input_tokens),
-            ("output_tokens", &mut self.output_tokens),
-        ];
-        for (name, slot) in fields {
-            if let Some(n) = usage.get(name).and_then(token_count) {
-                *slot = n;
-            }
-        }
-    }
-
-    /// Our buckets: `prompt` includes cache reads and writes, as OpenAI's `prompt_tokens` does.
-    pub fn tokens(&self) -> Tokens {
-        Tokens {
-            prompt: add_tokens(
-                add_tokens(self.input_tokens, self.cache_creation_input_tokens),
-                self.cache_read_input_tokens,
-            ),
-            completion: self.output_tokens,
-            cached: self.cache_read_input_tokens,
-            cache_write: self.cache_creation_input_tokens,
-            reasoning: 0,
-        }
-    }
+/// `body[name]`, with `null` read as absent (both APIs treat them alike).
+pub(crate) fn field<'a>(body: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    body.get(name).filter(|v| !v.is_null())
 }
 
-/// Reads an Anthropic `usage` object; None when it is absent or lacks `input_tokens`.
-pub fn tokens_from_usage(usage: &Value) -> Option<Tokens> {
-    token_count(usage.get("input_tokens")?)?;
-    let mut u = Usage::default();
-    u.overwrite(usage);
-    Some(u.tokens())
+/// A JSON value's kind as both translators' wrong-type errors name it (numbers are not split
+/// into integer and decimal, unlike OpenAI's own wording in `chat::type_name`).
+pub(crate) fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
 }
 
 /// OpenAI `usage` for the client (§6.4); the usage row keeps the raw fields instead.
