@@ -13,7 +13,7 @@
 
 use std::cell::RefCell;
 
-use futures_util::future::join_all;
+use futures_util::future::join3;
 use worker::wasm_bindgen::JsValue;
 use worker::{
     console_error, console_warn, durable_object, DurableObject, Env, Headers, Method, Request,
@@ -146,7 +146,27 @@ pub async fn call(env: &Env, scope_name: &str, call: &Call) -> Result<Reply, Str
 /// `calls[i]` to scope `names[i]`, all at once (each scope's object is its own). One generic
 /// instance for every use, so the bundle holds one copy of the joining code.
 async fn call_all(env: &Env, names: &[String], calls: &[Call]) -> Vec<Result<Reply, String>> {
-    join_all(names.iter().zip(calls).map(|(n, c)| call(env, n, c))).await
+    // A request meets at most three scopes (key, user, team): joined as three slots, which
+    // costs the bundle far less than `join_all`'s general machinery.
+    let mut out = Vec::with_capacity(names.len());
+    for (names, calls) in names.chunks(3).zip(calls.chunks(3)) {
+        let mut jobs = names.iter().zip(calls);
+        let (a, b, c) = join3(
+            maybe_call(env, jobs.next()),
+            maybe_call(env, jobs.next()),
+            maybe_call(env, jobs.next()),
+        )
+        .await;
+        out.extend([a, b, c].into_iter().flatten());
+    }
+    out
+}
+
+async fn maybe_call(env: &Env, job: Option<(&String, &Call)>) -> Option<Result<Reply, String>> {
+    match job {
+        Some((name, c)) => Some(call(env, name, c).await),
+        None => None,
+    }
 }
 
 /// The scopes of the authenticated key that have limits, in the order refusals prefer.

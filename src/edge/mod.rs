@@ -11,6 +11,7 @@ mod keystore;
 mod limits;
 mod limits_admin;
 mod metered;
+mod pump;
 mod relay;
 mod responses;
 mod store;

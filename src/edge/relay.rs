@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use worker::{Context, Delay, Headers, Request, Response};
 
-use super::{bytes_response, metered, upstream, Ctx};
+use super::{bytes_response, metered, pump, upstream, Ctx};
 use crate::flow::attempts::{self, Attempts, Call, Plan, Step};
 use crate::flow::row::{self, Answer};
 use crate::http::error::RelayError;
@@ -244,9 +244,8 @@ pub fn relay_body(
     ctx: &mut Ctx,
     wctx: &Context,
 ) -> Result<Response, RelayError> {
-    let body = resp
-        .stream()
-        .map_err(|e| RelayError::UpstreamUnavailable(format!("upstream body: {e}")))?;
+    let body = pump::upstream(resp)
+        .ok_or_else(|| RelayError::UpstreamUnavailable("upstream body: none".to_string()))?;
     stream_response(body, relay, prompt_chars, headers, ctx, wctx)
 }
 
@@ -265,11 +264,12 @@ where
     let relay = super::cache::capture(relay, ctx);
     let m = metering(ctx, prompt_chars)?;
     let (metered, watcher) = metered::meter(body, relay, m, ctx.env.clone());
+    let (client, watcher) = pump::respond(metered, watcher)
+        .map_err(|e| RelayError::Internal(format!("client stream: {e:?}")))?;
     wctx.wait_until(watcher);
-    let internal = |e: worker::Error| RelayError::Internal(e.to_string());
-    Ok(Response::from_stream(metered)
-        .map_err(internal)?
-        .with_headers(sse_headers(headers)?))
+    Ok(Response::builder()
+        .with_headers(sse_headers(headers)?)
+        .stream(client))
 }
 
 fn metering(ctx: &mut Ctx, prompt_chars: u64) -> Result<metered::Metering, RelayError> {

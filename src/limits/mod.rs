@@ -10,7 +10,8 @@ pub mod ledger;
 pub mod period;
 pub mod wire;
 
-use serde::{Deserialize, Serialize};
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{json, Map, Value};
 
 use crate::http::error::RelayError;
@@ -27,7 +28,7 @@ pub const MAX_PARALLEL: u64 = 10_000;
 const FIELDS: &[&str] = &["budget_usd", "budget_period", "rpm", "tpm", "max_parallel"];
 
 /// What may be set on one scope. Every field is optional; an empty object limits nothing.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct Limits {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget_usd: Option<f64>,
@@ -43,6 +44,17 @@ pub struct Limits {
 
 // Budgets are validated finite, so equality is reflexive (key records compare as `Eq`).
 impl Eq for Limits {}
+
+/// A stored copy (a key record's, KV's, D1's) is read as the admin API reads a new one, through
+/// `Value` and `parse_patch`: one set of rules, and no derived visitor in the bundle.
+impl<'de> Deserialize<'de> for Limits {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Value::deserialize(d)?;
+        parse_patch(&v, "")
+            .map(|p| Limits::default().merged(&p))
+            .map_err(|_| D::Error::custom("not a limits object"))
+    }
+}
 
 /// A change to a limits object: the outer `None` leaves a field alone, `Some(None)` clears it.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -373,6 +385,11 @@ mod tests {
         assert_eq!(Limits::default().public(), json!({}));
         // The public form is what the key record's KV copy serialises.
         assert_eq!(l.public(), serde_json::to_value(l).unwrap());
+        // And a stored copy reads back as itself; a damaged one is an error, not "no limits".
+        let text = serde_json::to_string(&l).unwrap();
+        assert_eq!(serde_json::from_str::<Limits>(&text).unwrap(), l);
+        assert!(serde_json::from_str::<Limits>(r#"{"rpm": 0}"#).is_err());
+        assert!(serde_json::from_str::<Limits>("[]").is_err());
         let week = Limits::default()
             .merged(&patch(json!({"budget_usd": 1, "budget_period": "week"})).unwrap());
         assert_eq!(week.period(), Period::Week);

@@ -2,13 +2,14 @@
 //! from the 1st, and `total`, which never resets. Spend is kept per UTC day, so every period
 //! is a run of whole days and a period change needs no migration of what was spent.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::time::{civil_from_days, days_from_civil};
 
 pub const DAY_MS: u64 = 86_400_000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+// Read by `Period::parse` only (limits are read through `parse_patch`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Period {
     Day,

@@ -12,6 +12,7 @@ import { Miniflare } from 'miniflare';
 import { ROOT, ensureAll, log } from '../tools/toolchain.mjs';
 import { build, bundleSize, BUNDLE_BUDGET_GZIP } from '../tools/build.mjs';
 import { startMockProvider } from '../mock/provider.mjs';
+import { startAnthropicMock } from '../mock/anthropic.mjs';
 import { startRelay, PROVIDER_KEY } from '../runtime/harness.mjs';
 import { startPeers } from './peers.mjs';
 
@@ -22,6 +23,9 @@ const STREAMS_C1 = Number(process.env.BENCH_STREAMS || 6);
 const STREAMS_C32 = Number(process.env.BENCH_STREAMS_C32 || 64);
 const CHUNK_MS = 10;
 const INSERTS = Number(process.env.BENCH_INSERTS || 2000);
+// The CPU scenario: streams of 100 chunks 10 ms apart at concurrency 8, per path.
+const CPU_STREAMS = Number(process.env.BENCH_CPU_STREAMS || 24);
+const CPU_C = Number(process.env.BENCH_CPU_C || 8);
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
 const messages = [{ role: 'user', content: 'Say hello.' }];
@@ -63,7 +67,7 @@ function request(url, { key, body, headers = {} }) {
         res.on('error', reject);
       },
     );
-    req.on('error', reject);
+    req.on('error', (e) => reject(new Error(`${url}: ${e.message}`)));
     req.setTimeout(30000, () => req.destroy(new Error(`${url}: timeout`)));
     req.end(payload);
   });
@@ -128,22 +132,62 @@ function workerdPids() {
   return pids;
 }
 
-const FLOOR_SCRIPT = `export default {
+// `/v1/messages` goes to the Anthropic mock, everything else to the OpenAI one.
+const UPSTREAM_OF = `function upstreamOf(request, env) {
+  const url = new URL(request.url);
+  const base = url.pathname.startsWith('/v1/messages') ? env.UPSTREAM_ANTHROPIC : env.UPSTREAM;
+  return base + url.pathname.replace(/^\\/v1/, '') + url.search;
+}`;
+
+const FLOOR_SCRIPT = `${UPSTREAM_OF}
+export default {
   async fetch(request, env) {
-    const url = new URL(request.url);
-    return fetch(env.UPSTREAM + url.pathname.replace(/^\\/v1/, '') + url.search, request);
+    return fetch(upstreamOf(request, env), request);
   },
 };`;
 
-async function startFloor(upstream) {
+// The JS-transform baseline: today's design written in JS, each chunk through a standard
+// TransformStream that splits SSE lines and parses the events that can carry usage.
+const JSXFORM_SCRIPT = `${UPSTREAM_OF}
+export default {
+  async fetch(request, env) {
+    const upstream = await fetch(upstreamOf(request, env), request);
+    if (!(upstream.headers.get('content-type') || '').startsWith('text/event-stream')) return upstream;
+    const decoder = new TextDecoder();
+    let tail = '';
+    let events = 0;
+    let usage = null;
+    const scan = new TransformStream({
+      transform(chunk, controller) {
+        const lines = (tail + decoder.decode(chunk, { stream: true })).split('\\n');
+        tail = lines.pop();
+        for (const line of lines) {
+          if (!line.startsWith('data:')) continue;
+          events += 1;
+          if (line.includes('"usage"')) {
+            try { usage = JSON.parse(line.slice(5)).usage ?? usage; } catch {}
+          }
+        }
+        controller.enqueue(chunk);
+      },
+      flush() {
+        globalThis.lastUsage = { events, usage };
+      },
+    });
+    const headers = new Headers(upstream.headers);
+    return new Response(upstream.body.pipeThrough(scan), { status: upstream.status, headers });
+  },
+};`;
+
+async function startJsWorker(script, upstream, anthropic) {
   const mf = new Miniflare({
-    script: FLOOR_SCRIPT,
+    script,
     modules: true,
     compatibilityDate: '2026-04-20',
     cf: false,
     host: '127.0.0.1',
     port: 0,
-    bindings: { UPSTREAM: upstream },
+    bindings: { UPSTREAM: upstream, UPSTREAM_ANTHROPIC: `${anthropic}/v1` },
   });
   const url = (await mf.ready).toString().replace(/\/$/, '');
   return { url: `${url}/v1`, close: () => mf.dispose() };
@@ -176,7 +220,62 @@ async function scenarioStream(target, n, concurrency, includeUsage, path = '/cha
   };
 }
 
-const SCENARIOS = [
+const ANTHROPIC_HEADERS = { 'x-api-key': 'sk-ant-mock', 'anthropic-version': '2023-06-01' };
+const CLAUDE_BODY = { model: 'claude-mock-long', max_tokens: 1024, messages, stream: true };
+
+/**
+ * The request each target gets for one path of the CPU scenario, or null when the target has
+ * no such path. The floor and the JS baseline forward what the relay's provider would stream:
+ * for translation that is the Anthropic stream the relay turns into Chat chunks.
+ */
+function cpuRequest(target, kind) {
+  const relayish = target.name === 'relay';
+  const workers = ['floor', 'jsxform'].includes(target.name);
+  const chat = (extra) => ({ path: '/chat/completions', body: { model: 'mock-long', messages, stream: true, ...extra } });
+  switch (kind) {
+    case 'passthrough':
+      return chat({ stream_options: { include_usage: true } });
+    case 'strip':
+      return chat({});
+    case 'translation':
+      if (relayish) return { path: '/chat/completions', body: { ...CLAUDE_BODY, max_tokens: undefined } };
+      return workers ? { path: '/messages', body: CLAUDE_BODY, headers: ANTHROPIC_HEADERS } : null;
+    case 'messages':
+      if (relayish) return { path: '/messages', body: CLAUDE_BODY, headers: { 'anthropic-version': '2023-06-01' } };
+      return workers ? { path: '/messages', body: CLAUDE_BODY, headers: ANTHROPIC_HEADERS } : null;
+    case 'responses':
+      return relayish || workers ? { path: '/responses', body: { model: 'mock-long', input: 'Say hello.', stream: true } } : null;
+    default:
+      return null;
+  }
+}
+
+/** Process CPU per 100-chunk stream (10 ms gaps) at concurrency CPU_C, for one path. */
+async function scenarioCpu(target, kind) {
+  const spec = target.pid ? cpuRequest(target, kind) : null;
+  if (!spec) return {};
+  const cpu0 = cpuSeconds(target.pid);
+  const res = await pool(CPU_STREAMS, CPU_C, () =>
+    request(`${target.base}${spec.path}`, { key: target.key, headers: { ...target.headers, ...spec.headers }, body: spec.body }),
+  );
+  return {
+    cpuMs: ((cpuSeconds(target.pid) - cpu0) * 1000) / CPU_STREAMS,
+    total50: pct(res.map((r) => r.total), 50),
+    events50: pct(res.map((r) => r.events.length), 50),
+    failed: res.failed,
+  };
+}
+
+const CPU_PATHS = [
+  ['passthrough', 'Chat pass-through (client asks usage)'],
+  ['strip', 'Chat, relay strips its usage chunk'],
+  ['translation', 'Chat client, Claude provider (translation)'],
+  ['messages', 'Claude /v1/messages pass-through'],
+  ['responses', 'Responses pass-through (OpenAI)'],
+];
+
+const ALL_SCENARIOS = [
+  ...CPU_PATHS.map(([kind]) => [`cpu_${kind}`, (t) => scenarioCpu(t, kind)]),
   ['ns_c1', (t) => scenarioNs(t, NS_C1, 1)],
   ['ns_c32', (t) => scenarioNs(t, NS_C32, 32)],
   ['stream_usage_c1', (t) => scenarioStream(t, STREAMS_C1, 1, true)],
@@ -186,6 +285,9 @@ const SCENARIOS = [
   // Chat gateways, so only the provider, the floor and the relay run it.
   ['responses_c1', (t) => (['direct', 'floor', 'relay'].includes(t.name) ? scenarioStream(t, STREAMS_C1, 1, true, '/responses') : Promise.resolve({}))],
 ];
+
+// BENCH_ONLY=<regex> runs the scenarios whose names match (e.g. `^cpu_` for the CPU table).
+const SCENARIOS = ALL_SCENARIOS.filter(([name]) => !process.env.BENCH_ONLY || new RegExp(process.env.BENCH_ONLY).test(name));
 
 function median(xs) {
   return pct(xs.filter((x) => Number.isFinite(x)), 50);
@@ -202,12 +304,17 @@ async function main() {
   try {
     const provider = await startMockProvider({ chunkDelayMs: CHUNK_MS });
     stop.push(() => provider.close());
+    const claude = await startAnthropicMock({ chunkDelayMs: CHUNK_MS });
+    stop.push(() => claude.close());
     const targets = [{ name: 'direct', base: provider.url, key: PROVIDER_KEY, pid: null }];
 
     let before = workerdPids();
-    const floor = await startFloor(provider.url);
-    stop.push(() => floor.close());
-    targets.push({ name: 'floor', base: floor.url, key: PROVIDER_KEY, pid: [...workerdPids()].find((p) => !before.has(p)) });
+    for (const [name, script] of [['floor', FLOOR_SCRIPT], ['jsxform', JSXFORM_SCRIPT]]) {
+      before = workerdPids();
+      const w = await startJsWorker(script, provider.url, claude.url);
+      stop.push(() => w.close());
+      targets.push({ name, base: w.url, key: PROVIDER_KEY, pid: [...workerdPids()].find((p) => !before.has(p)) });
+    }
 
     before = workerdPids();
     // As deployed, with the dashboard's [assets] (so Cloudflare's asset router sits in front);
@@ -215,13 +322,14 @@ async function main() {
     const relay = await startRelay({
       mock: false,
       assets: process.env.BENCH_ASSETS !== '0',
-      vars: { OPENAI_BASE_URL: provider.url, STREAM_IDLE_MS: '10000' },
+      vars: { OPENAI_BASE_URL: provider.url, STREAM_IDLE_MS: '10000', ANTHROPIC_BASE_URL: claude.url, ANTHROPIC_API_KEY: 'sk-ant-mock', ANTHROPIC_MODELS: 'claude-*' },
     });
     stop.push(() => relay.close());
     const { key } = await relay.seedKey();
     targets.push({ name: 'relay', base: relay.base, key, pid: [...workerdPids()].find((p) => !before.has(p)) });
 
-    for (const peer of await startPeers(provider.url)) {
+    const { started, skipped } = await startPeers(provider.url);
+    for (const peer of started) {
       stop.push(() => peer.close());
       targets.push(peer);
     }
@@ -235,7 +343,8 @@ async function main() {
       for (const [name, fn] of SCENARIOS) {
         const order = round % 2 === 0 ? targets : [...targets].reverse();
         for (const t of order) {
-          const r = await fn(t);
+          // The JS-transform baseline runs the CPU scenario only.
+          const r = t.name === 'jsxform' && !name.startsWith('cpu_') ? {} : await fn(t);
           ((results[t.name] ??= {})[name] ??= []).push(r);
         }
       }
@@ -251,18 +360,21 @@ async function main() {
       }
     }
     const bundle = bundleSize();
-    report(summary, bundle, targets.map((t) => t.name));
-    const inserts = await measureInserts(relay, targets.find((t) => t.name === 'relay'));
-    summary.usage_inserts = inserts;
-    summary.limits = await (await import('./limits.mjs')).benchLimits();
-    summary.cache = await (await import('./cache.mjs')).benchCache({ relay, targets, rounds: ROUNDS });
+    // The JS baseline is a yardstick for the CPU table only; peers run every scenario.
+    report(summary, bundle, targets.map((t) => t.name).filter((n) => n !== 'jsxform'), skipped);
+    reportCpu(summary, targets.map((t) => t.name), skipped);
+    if (!process.env.BENCH_ONLY) {
+      summary.usage_inserts = await measureInserts(relay, targets.find((t) => t.name === 'relay'));
+      summary.cache = await (await import('./cache.mjs')).benchCache({ relay, targets, rounds: ROUNDS });
+      summary.limits = await (await import('./limits.mjs')).benchLimits();
+    }
     const out = join(ROOT, 'target', 'bench');
     mkdirSync(out, { recursive: true });
     const file = join(out, 'latest.json');
     writeFileSync(
       file,
       JSON.stringify(
-        { date: new Date().toISOString(), machine: { cpus: cpus().length, model: cpus()[0]?.model, memGiB: Math.round(totalmem() / 2 ** 30) }, rounds: ROUNDS, summary, bundle },
+        { date: new Date().toISOString(), skipped, machine: { cpus: cpus().length, model: cpus()[0]?.model, memGiB: Math.round(totalmem() / 2 ** 30) }, rounds: ROUNDS, summary, bundle },
         null,
         2,
       ),
@@ -306,17 +418,55 @@ async function measureInserts(relay, target) {
   return out;
 }
 
-function report(s, bundle, names) {
+/** CPU per stream for each path: relay against the floor and the JS-transform baseline. */
+function reportCpu(s, names, skipped) {
+  const cols = names.filter((n) => n !== 'direct');
+  const peers = cols.filter((n) => !['floor', 'jsxform', 'relay'].includes(n));
+  console.log(`\nCPU per 100-chunk stream (10 ms gaps, c=${CPU_C}, ${CPU_STREAMS} streams a round), workerd process ms:`);
+  console.log(`| path | ${cols.join(' | ')} | relay ÷ floor | relay ÷ jsxform |`);
+  console.log(`|${'---|'.repeat(cols.length + 3)}`);
+  for (const [kind, label] of CPU_PATHS) {
+    const get = (n) => s[n]?.[`cpu_${kind}`]?.cpuMs;
+    console.log(`| ${label} | ${cols.map((n) => fmt(get(n))).join(' | ')} | ${fmt(get('relay') / get('floor'))} | ${fmt(get('relay') / get('jsxform'))} |`);
+  }
+  for (const p of skipped) console.log(`  ${p.name}: skipped (${p.reason})`);
+  if (peers.length) console.log(`  peers run the Chat paths only (${peers.join(', ')})`);
+  if (!s.relay.cpu_passthrough) return;
+  const ratio = (kind) => s.relay[`cpu_${kind}`].cpuMs / s.floor[`cpu_${kind}`].cpuMs;
+  const target = (ok, text) => console.log(`  ${ok ? 'met   ' : 'MISSED'} ${text}`);
+  console.log('\nTargets (issue 18):');
+  for (const kind of ['passthrough', 'messages', 'responses']) target(ratio(kind) <= 2, `${kind} CPU ≤ 2× floor (${fmt(ratio(kind))}×)`);
+  for (const kind of ['strip', 'translation']) {
+    const j = s.relay[`cpu_${kind}`].cpuMs / s.jsxform[`cpu_${kind}`].cpuMs;
+    target(j <= 1, `${kind} CPU at or below the JS-transform baseline (${fmt(j)}×; ${fmt(ratio(kind))}× floor)`);
+  }
+  for (const p of peers) {
+    for (const kind of ['passthrough', 'strip']) {
+      const r = s.relay[`cpu_${kind}`].cpuMs / s[p][`cpu_${kind}`].cpuMs;
+      target(r < 1, `${kind} CPU below ${p}'s (${fmt(r)}×)`);
+    }
+  }
+}
+
+function report(s, bundle, names, skipped = []) {
   const f = s.floor;
   const d = s.direct;
   const peers = names.filter((n) => !['direct', 'floor', 'relay'].includes(n));
   const rows = [];
-  const row = (label, get, unit, digits = 2) => {
+  const row = (label, getter, unit, digits = 2) => {
+    const get = (x) => {
+      try {
+        return getter(x);
+      } catch {
+        return NaN; // a scenario BENCH_ONLY left out
+      }
+    };
     const cells = names.map((n) => `${fmt(get(s[n]), digits)}`);
     const ratio = get(s.relay) / get(f);
     rows.push([label, ...cells, fmt(ratio), ...peers.map((p) => fmt(get(s.relay) / get(s[p])))].join(' | '));
     return unit;
   };
+  for (const p of skipped) console.log(`\n${p.name}: skipped (${p.reason})`);
   console.log(`\n| metric | ${names.join(' | ')} | relay ÷ floor | ${peers.map((p) => `relay ÷ ${p}`).join(' | ')}`);
   console.log(`|${'---|'.repeat(names.length + 2 + peers.length)}`);
   row('non-stream c=1 p50 ms', (x) => x.ns_c1.p50);
@@ -342,6 +492,7 @@ function report(s, bundle, names) {
   row('failed requests (all scenarios, median round)', (x) => Object.values(x).reduce((n, sc) => n + (sc.failed || 0), 0), '', 0);
   for (const r of rows) console.log(`| ${r} |`);
 
+  if (!s.relay.ns_c1 || !s.relay.stream_usage_c1 || !s.relay.stream_strip_c1 || !s.relay.responses_c1) return;
   const added = (x, k) => x - d[k.split('.')[0]][k.split('.')[1]];
   console.log('\nAdded over calling the provider directly (p50, ms):');
   for (const n of names.filter((x) => x !== 'direct')) {

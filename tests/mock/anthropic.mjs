@@ -5,6 +5,7 @@ import { listen, track, sendJson, playSse } from './http.mjs';
 
 const REPLY_WORDS = ['Hello ', 'from ', 'Claude ', 'mock.'];
 export const REPLY_TEXT = REPLY_WORDS.join('');
+const LONG_WORDS = Array.from({ length: 100 }, (_, i) => `w${i} `);
 export const API_VERSION = '2023-06-01';
 const ERROR_TYPES = {
   400: 'invalid_request_error',
@@ -161,6 +162,9 @@ function planFor(model, body) {
       };
     case 'claude-mock-max':
       return { blocks: [text(REPLY_WORDS)], stop: 'max_tokens', usage: usage(4) };
+    case 'claude-mock-long':
+      // 100 text deltas, as the OpenAI mock's mock-long: the bench's translation stream.
+      return { blocks: [text(LONG_WORDS)], stop: 'end_turn', usage: usage(100) };
     default:
       return { blocks: [text(REPLY_WORDS)], stop: 'end_turn', usage: usage(4) };
   }
