@@ -11,7 +11,7 @@ use crate::flow::attempts::Plan;
 use crate::flow::row::{self, Answer};
 use crate::flow::targets;
 use crate::http::error::RelayError;
-use crate::limits::estimate::{cap_of, CAP_FIELDS};
+use crate::limits::estimate;
 use crate::protocols::chat;
 use crate::protocols::cursor;
 use crate::protocols::stream::{Relay, StreamRelay};
@@ -151,11 +151,7 @@ struct OpenAiPlan<'a> {
 
 impl Plan for OpenAiPlan<'_> {
     fn reservation(&self) -> (u64, Option<u64>) {
-        let caps = CAP_FIELDS.map(|f| self.parsed.field(f));
-        (
-            self.parsed.prompt_chars,
-            cap_of(caps.iter().map(Option::as_ref)),
-        )
+        estimate::of_chat(self.parsed)
     }
 
     fn request(

@@ -11,7 +11,7 @@ use crate::flow::attempts::{Client, Plan};
 use crate::flow::row::{self, Answer};
 use crate::flow::targets::{self, Messages};
 use crate::http::error::RelayError;
-use crate::limits::estimate::{cap_of, CAP_FIELDS};
+use crate::limits::estimate;
 use crate::metering::usage::Tokens;
 use crate::protocols::chat::{self, ChatRequest};
 use crate::protocols::messages::PassThrough;
@@ -202,11 +202,7 @@ struct MessagesPlan<'a> {
 
 impl Plan for MessagesPlan<'_> {
     fn reservation(&self) -> (u64, Option<u64>) {
-        let caps = CAP_FIELDS.map(|f| self.parsed.field(f));
-        (
-            self.parsed.prompt_chars,
-            cap_of(caps.iter().map(Option::as_ref)),
-        )
+        estimate::of_chat(self.parsed)
     }
 
     fn request(

@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use crate::metering::pricing::PriceTable;
 use crate::metering::usage::{add_tokens, estimate_tokens, token_count, Tokens};
+use crate::protocols::chat::ChatRequest;
 
 /// The output cap assumed when a request names none (`max_tokens`, `max_completion_tokens`,
 /// `max_output_tokens`). A reply may run longer; settlement then counts what it really cost,
@@ -21,6 +22,13 @@ pub fn cap_of<'a>(fields: impl IntoIterator<Item = Option<&'a Value>>) -> Option
 
 /// The spellings of an output cap, in the order `cap_of` takes them.
 pub const CAP_FIELDS: [&str; 3] = ["max_tokens", "max_completion_tokens", "max_output_tokens"];
+
+/// What a Chat-shaped request (Chat, legacy completions, Messages) reserves from: its prompt
+/// characters and the output cap it names, if any.
+pub fn of_chat(parsed: &ChatRequest) -> (u64, Option<u64>) {
+    let caps = CAP_FIELDS.map(|f| parsed.field(f));
+    (parsed.prompt_chars, cap_of(caps.iter().map(Option::as_ref)))
+}
 
 /// What the reservation is sized from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
