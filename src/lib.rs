@@ -8,6 +8,7 @@ pub mod dashboard;
 pub mod flow;
 pub mod http;
 pub mod keys;
+pub mod limits;
 pub mod metering;
 pub mod protocols;
 pub mod providers;

@@ -18,7 +18,7 @@ pub fn rfc3339(unix_ms: u64) -> String {
 
 /// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar, using the
 /// 400-year era arithmetic (eras of 146 097 days starting on March 1st).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
+pub fn civil_from_days(days: u64) -> (u64, u64, u64) {
     let z = days + 719_468;
     let era = z / 146_097;
     let doe = z % 146_097;
@@ -46,7 +46,7 @@ mod tests {
 }
 
 /// Days since 1970-01-01 for a proleptic Gregorian date (inverse of `civil_from_days`).
-fn days_from_civil(y: u64, m: u64, d: u64) -> Option<u64> {
+pub fn days_from_civil(y: u64, m: u64, d: u64) -> Option<u64> {
     let y = if m <= 2 { y.checked_sub(1)? } else { y };
     let era = y / 400;
     let yoe = y - era * 400;

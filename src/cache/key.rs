@@ -293,6 +293,7 @@ mod tests {
             models: None,
             aliases: Default::default(),
             metadata: Default::default(),
+            limits: Default::default(),
             cache: None,
         };
         assert_eq!(scope_id(Scope::Key, &rec), "key:key_1");

@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // `npm run admin -- <command>`: the operator's command line for the relay's admin HTTP API
-// (keys, usage, audit). It owns argument parsing, token discovery and output formatting only;
-// every rule about keys and usage lives in the worker, so this file never second-guesses it.
+// (keys with their limits and cache settings, team and user limits, usage, requests, audit).
+// It owns argument parsing, token discovery and output formatting only; every rule about keys,
+// limits and usage lives in the worker, so this file never second-guesses it: it checks the
+// syntax of what it sends, the relay checks the ranges.
 import { createWriteStream, existsSync, readFileSync, rmSync } from 'node:fs';
 import { once } from 'node:events';
 import { join } from 'node:path';
@@ -17,10 +19,21 @@ const REQUEST_TIMEOUT_MS = 60_000;
 const MAX_PAGES = 1000;
 const DASH = '–';
 
-const KEY_FIELDS = ['id', 'team', 'user', 'env', 'name', 'status', 'created_at', 'updated_at', 'expires_at', 'models', 'aliases', 'metadata'];
+const KEY_FIELDS = ['id', 'team', 'user', 'env', 'name', 'status', 'created_at', 'updated_at', 'expires_at', 'models', 'aliases', 'metadata', 'limits', 'cache'];
 const KEY_LIST_COLUMNS = ['id', 'team', 'user', 'env', 'name', 'status', 'created_at', 'expires_at'];
 const USAGE_NUMBERS = ['requests', 'prompt_tokens', 'completion_tokens', 'cached_tokens', 'reasoning_tokens', 'cost_usd', 'errors', 'p50_duration_ms', 'p95_duration_ms'];
+// Shown only when the relay reports them (a relay without the response cache has none).
+const CACHE_NUMBERS = ['cache_hits', 'cache_hit_rate', 'saved_usd'];
+const DOLLARS = new Set(['cost_usd', 'saved_usd', 'spent_usd', 'reserved_usd', 'remaining_usd', 'budget_usd']);
 const AUDIT_COLUMNS = ['at', 'action', 'key_id', 'changes'];
+const LIMIT_FIELDS = ['budget_usd', 'budget_period', 'rpm', 'tpm', 'max_parallel'];
+const PERIODS = ['day', 'week', 'month', 'total'];
+const STATE_FIELDS = ['period', 'period_start', 'resets_at', 'spent_usd', 'reserved_usd', 'remaining_usd', 'in_flight', 'requests_last_minute', 'tokens_last_minute'];
+const LIMITS_LIST_COLUMNS = ['scope', 'team', 'user', ...LIMIT_FIELDS];
+// What an operator asks of one request: what it was, how it ended, which limit refused it, and
+// whether the cache answered it.
+const REQUEST_COLUMNS = ['started_at', 'request_id', 'key_id', 'model_requested', 'status', 'outcome', 'error_code', 'limit', 'cache', 'cost_usd', 'saved_usd', 'duration_ms'];
+const CACHE_SCOPES = ['key', 'user', 'team'];
 
 /** A failure already worded for the operator; `exitCode` 2 means "called wrongly", 1 "it failed". */
 class CliError extends Error {
@@ -35,6 +48,31 @@ class CliError extends Error {
 
 function positiveInt(value) {
   if (!/^\d+$/.test(value) || Number(value) < 1) throw new InvalidArgumentError('expected a positive integer.');
+  return Number(value);
+}
+
+// What `none` parses to. Not null: commander stores a parser's null as ''.
+const NONE = Symbol('none');
+
+/** `none` (clear the field; sent as JSON null) or what `parse` makes of the value. */
+function orNone(parse) {
+  return (value) => (value === 'none' ? NONE : parse(value));
+}
+
+/** An amount in USD as plain decimal digits; the relay decides whether it is in range. */
+function dollars(value) {
+  if (!/^\d+(\.\d+)?$/.test(value)) throw new InvalidArgumentError('expected an amount in USD such as 25 or 2.50.');
+  return Number(value);
+}
+
+/** A whole number; the relay decides whether it is in range (so 0 gets its message, not ours). */
+function wholeNumber(value) {
+  if (!/^\d+$/.test(value)) throw new InvalidArgumentError('expected a whole number.');
+  return Number(value);
+}
+
+function seconds(value) {
+  if (!/^\d+$/.test(value)) throw new InvalidArgumentError('expected a number of seconds.');
   return Number(value);
 }
 
@@ -212,7 +250,33 @@ function newTable(options = {}) {
 function recordTable(record) {
   const fields = [...KEY_FIELDS.filter((f) => f in record), ...Object.keys(record).filter((f) => !KEY_FIELDS.includes(f) && f !== 'key')];
   const t = newTable();
-  for (const f of fields) t.push([f, cell(record[f])]);
+  // A key record's `cache: null` means caching is off, which says more than a dash.
+  for (const f of fields) t.push([f, f === 'cache' && record[f] === null ? 'off' : cell(record[f])]);
+  return t.toString();
+}
+
+/** Dollars to the micro-dollar (a single request often costs a fraction of a cent). */
+function dollarCell(value) {
+  return typeof value === 'number' && Number.isFinite(value) ? value.toFixed(6) : DASH;
+}
+
+/** A fraction as a percentage with one decimal; `–` when there is nothing to divide. */
+function percentCell(value) {
+  return typeof value === 'number' && Number.isFinite(value) ? `${(value * 100).toFixed(1)}%` : DASH;
+}
+
+/**
+ * A scope view (`GET …/limits`): who it is, each limit (`–` when unset), then the state of the
+ * current period and minute, one field a row so scripts can pick one out.
+ */
+function scopeTable(view) {
+  const limits = view.limits && typeof view.limits === 'object' ? view.limits : {};
+  const state = view.state && typeof view.state === 'object' ? view.state : {};
+  const t = newTable();
+  t.push(['scope', cell(view.scope)]);
+  for (const f of ['key_id', 'team', 'user']) if (f in view) t.push([f, cell(view[f])]);
+  for (const f of LIMIT_FIELDS) t.push([f, f === 'budget_usd' ? dollarCell(limits[f]) : cell(limits[f])]);
+  for (const f of STATE_FIELDS) t.push([f, DOLLARS.has(f) ? dollarCell(state[f]) : cell(state[f])]);
   return t.toString();
 }
 
@@ -243,6 +307,26 @@ function keyPath(id) {
   return `/admin/keys/${encodeURIComponent(id)}`;
 }
 
+/**
+ * The limits object from `--budget`, `--period`, `--rpm`, `--tpm`, `--max-parallel` (each may
+ * be `none`, which clears that field), or undefined when none was given.
+ */
+function limitsFrom(opts) {
+  const names = { budget: 'budget_usd', period: 'budget_period', rpm: 'rpm', tpm: 'tpm', maxParallel: 'max_parallel' };
+  const out = {};
+  for (const [opt, field] of Object.entries(names)) if (opts[opt] !== undefined) out[field] = opts[opt] === NONE ? null : opts[opt];
+  return Object.keys(out).length ? out : undefined;
+}
+
+/** The cache options given (`--cache-ttl`, `--cache-scope`, `--cache-sampled`), or undefined. */
+function cacheFrom(opts) {
+  const out = {};
+  if (opts.cacheTtl !== undefined) out.ttl_s = opts.cacheTtl;
+  if (opts.cacheScope !== undefined) out.scope = opts.cacheScope;
+  if (opts.cacheSampled !== undefined) out.sampled = opts.cacheSampled;
+  return Object.keys(out).length ? out : undefined;
+}
+
 async function keysCreate(opts, cmd) {
   const conn = connection(cmd);
   const body = { team: opts.team, user: opts.user };
@@ -253,6 +337,10 @@ async function keysCreate(opts, cmd) {
   if (opts.models !== undefined) body.models = opts.models;
   if (opts.alias !== undefined) body.aliases = opts.alias;
   if (opts.meta !== undefined) body.metadata = opts.meta;
+  const limits = limitsFrom(opts);
+  if (limits) body.limits = limits;
+  const cache = cacheFrom(opts);
+  if (cache) body.cache = cache;
   printMinted(conn, await sendJson(conn, 'POST', '/admin/keys', { body }));
 }
 
@@ -292,8 +380,28 @@ async function keysUpdate(id, opts, cmd) {
   if (opts.expires !== undefined) body.expires_at = opts.expires === 'none' ? null : opts.expires;
   if (opts.status !== undefined) body.status = opts.status;
   if (opts.meta !== undefined) body.metadata = opts.meta;
+  const limits = limitsFrom(opts);
+  if (opts.clearLimits && limits) throw new CliError('--clear-limits clears every limit; it cannot be combined with --budget, --period, --rpm, --tpm or --max-parallel.', 2);
+  // The relay merges limits field by field, so only the fields given change.
+  if (opts.clearLimits) body.limits = null;
+  else if (limits) body.limits = limits;
+  const cache = cacheFrom(opts);
+  if (opts.cacheOff && cache) throw new CliError('--cache-off turns caching off; it cannot be combined with --cache-ttl, --cache-scope or --cache-sampled.', 2);
   // An empty PATCH would look like success while changing nothing.
-  if (!Object.keys(body).length) throw new CliError('nothing to update: give at least one of --name, --models, --alias, --expires, --status, --meta.', 2);
+  if (!Object.keys(body).length && !cache && !opts.cacheOff) {
+    throw new CliError(
+      'nothing to update: give at least one of --name, --models, --alias, --expires, --status, --meta, --budget, --period, --rpm, --tpm, --max-parallel, --clear-limits, --cache-ttl, --cache-scope, --cache-sampled, --cache-off.',
+      2,
+    );
+  }
+  if (opts.cacheOff) body.cache = null;
+  else if (cache) {
+    // `cache` is one setting, so `--cache-scope team` alone keeps the key's current TTL and
+    // sampling: they are read first and sent with it.
+    const current = await sendJson(conn, 'GET', keyPath(id));
+    const had = current && typeof current.cache === 'object' && current.cache !== null ? current.cache : {};
+    body.cache = { ...had, ...cache };
+  }
   printRecord(conn, await sendJson(conn, 'PATCH', keyPath(id), { body }));
 }
 
@@ -325,7 +433,8 @@ function usageFilters(cmd) {
 }
 
 function usageCell(column, value) {
-  if (column === 'cost_usd') return value === null || value === undefined ? DASH : Number(value).toFixed(6);
+  if (DOLLARS.has(column)) return value === null || value === undefined ? DASH : Number(value).toFixed(6);
+  if (column === 'cache_hit_rate') return percentCell(value);
   return cell(value);
 }
 
@@ -336,10 +445,12 @@ async function usageReport(opts, cmd) {
   if (conn.json) return printJson(json);
   // The server's own group_by is the truth (it may add or reorder); the request is a fallback.
   const groups = Array.isArray(json.group_by) ? json.group_by : opts.groupBy ?? [];
-  const columns = [...groups, ...USAGE_NUMBERS];
   if (!json.data.length) return print('(no usage matches)');
+  const cacheColumns = CACHE_NUMBERS.filter((c) => json.data.some((r) => c in r));
+  const numbers = [...USAGE_NUMBERS, ...cacheColumns];
+  const columns = [...groups, ...numbers];
   const rows = json.data.map((r) => Object.fromEntries(columns.map((c) => [c, usageCell(c, r[c])])));
-  print(rowsTable(columns, rows, columns.map((c) => (USAGE_NUMBERS.includes(c) ? 'right' : 'left'))));
+  print(rowsTable(columns, rows, columns.map((c) => (numbers.includes(c) ? 'right' : 'left'))));
 }
 
 async function usageExport(opts, cmd) {
@@ -366,6 +477,25 @@ async function usageExport(opts, cmd) {
   if (opts.out) process.stderr.write(`wrote ${opts.out}\n`);
 }
 
+function requestCell(column, row) {
+  if (column === 'limit') return row.limit_scope ? `${row.limit_scope} ${row.limit_name ?? ''}`.trim() : DASH;
+  return usageCell(column, row[column]);
+}
+
+async function requests(opts, cmd) {
+  const conn = connection(cmd);
+  const query = { ...usageFilters(cmd), limit: opts.limit, cursor: opts.cursor };
+  const json = expectList(await sendJson(conn, 'GET', '/admin/requests', { query }), '/admin/requests');
+  if (conn.json) return printJson(json);
+  if (!json.data.length) print('(no requests match)');
+  else {
+    const rows = json.data.map((r) => Object.fromEntries(REQUEST_COLUMNS.map((c) => [c, requestCell(c, r)])));
+    const right = new Set(['status', 'cost_usd', 'saved_usd', 'duration_ms']);
+    print(rowsTable(REQUEST_COLUMNS, rows, REQUEST_COLUMNS.map((c) => (right.has(c) ? 'right' : 'left'))));
+  }
+  if (json.next_cursor) print(`next cursor: ${json.next_cursor}`);
+}
+
 /** `{field: {from, to}}` (the relay's diff shape) as `field: old → new`; anything else as a map. */
 function changesCell(changes) {
   if (!changes || typeof changes !== 'object' || Array.isArray(changes)) return cell(changes);
@@ -388,6 +518,52 @@ async function audit(opts, cmd) {
   print(rowsTable(AUDIT_COLUMNS, json.data.map((r) => Object.fromEntries(AUDIT_COLUMNS.map((c) => [c, c === 'changes' ? changesCell(r[c]) : cell(r[c])])))));
 }
 
+/** `/admin/limits/teams/{team}` or `…/users/{user}`: the path of a team or user scope. */
+function scopePath(opts) {
+  if (!opts.team) throw new CliError('give --team <team> (and --user <user> for one user of it).', 2);
+  const team = `/admin/limits/teams/${encodeURIComponent(opts.team)}`;
+  return opts.user ? `${team}/users/${encodeURIComponent(opts.user)}` : team;
+}
+
+function printScope(conn, json) {
+  if (conn.json) return printJson(json);
+  print(scopeTable(json));
+}
+
+async function limitsList(_opts, cmd) {
+  const conn = connection(cmd);
+  const json = expectList(await sendJson(conn, 'GET', '/admin/limits'), '/admin/limits');
+  if (conn.json) return printJson(json);
+  if (!json.data.length) return print('(no team or user limits; key limits are on the keys)');
+  const rows = json.data.map((r) => {
+    const limits = r.limits ?? {};
+    return Object.fromEntries(LIMITS_LIST_COLUMNS.map((c) => [c, c in r ? cell(r[c]) : c === 'budget_usd' ? dollarCell(limits[c]) : cell(limits[c])]));
+  });
+  print(rowsTable(LIMITS_LIST_COLUMNS, rows));
+}
+
+async function limitsShow(opts, cmd) {
+  const conn = connection(cmd);
+  if (opts.key && (opts.team || opts.user)) throw new CliError('give either --key <id> or --team <team> [--user <user>], not both.', 2);
+  if (!opts.key && !opts.team) throw new CliError('give --key <id>, or --team <team> (and --user <user> for one user of it).', 2);
+  const path = opts.key ? `${keyPath(opts.key)}/limits` : scopePath(opts);
+  printScope(conn, await sendJson(conn, 'GET', path));
+}
+
+async function limitsSet(opts, cmd) {
+  const conn = connection(cmd);
+  const path = scopePath(opts);
+  const limits = limitsFrom(opts);
+  // PUT replaces the scope's limits, so an empty one would silently clear them all.
+  if (!limits) throw new CliError('nothing to set: give at least one of --budget, --period, --rpm, --tpm, --max-parallel (limits delete clears them all).', 2);
+  printScope(conn, await sendJson(conn, 'PUT', path, { body: limits }));
+}
+
+async function limitsDelete(opts, cmd) {
+  const conn = connection(cmd);
+  printScope(conn, await sendJson(conn, 'DELETE', scopePath(opts)));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Command tree.
 
@@ -401,6 +577,37 @@ function addUsageFilters(cmd) {
     .option('--model <model>', 'only this model')
     .option('--provider <provider>', 'only this provider')
     .option('--outcome <outcome>', 'only this outcome');
+}
+
+/** `--period`: one of the periods (or `none`, sent as null); the choices also show in the help. */
+function periodOption(clearable, none) {
+  const option = new Option('--period <period>', `budget period, calendar UTC (relay default: month)${none}`).choices(clearable ? [...PERIODS, 'none'] : PERIODS);
+  // choices() installs the check as the parser; keep it and map `none` after it.
+  const check = option.parseArg;
+  return option.argParser((value, previous) => {
+    const picked = check(value, previous);
+    return picked === 'none' ? NONE : picked;
+  });
+}
+
+/** The five limit options; `clearable` adds `none` (clear) to what each accepts. */
+function addLimitOptions(cmd, { clearable }) {
+  const none = clearable ? ", or 'none' to clear it" : '';
+  const parse = (fn) => (clearable ? orNone(fn) : fn);
+  return cmd
+    .option('--budget <usd>', `spend budget in USD per period${none}`, parse(dollars))
+    .addOption(periodOption(clearable, none))
+    .option('--rpm <n>', `requests per minute${none}`, parse(wholeNumber))
+    .option('--tpm <n>', `tokens per minute${none}`, parse(wholeNumber))
+    .option('--max-parallel <n>', `requests in flight at once${none}`, parse(wholeNumber));
+}
+
+function addCacheOptions(cmd) {
+  return cmd
+    .option('--cache-ttl <seconds>', 'cache answers for this long (60 to 2592000); turns caching on', seconds)
+    .addOption(new Option('--cache-scope <scope>', 'who shares cached answers (relay default: key)').choices(CACHE_SCOPES))
+    .option('--cache-sampled', 'also cache sampled requests (temperature absent or above 0)')
+    .option('--no-cache-sampled', 'cache only requests with temperature 0');
 }
 
 function buildProgram() {
@@ -418,7 +625,7 @@ function buildProgram() {
   const keys = program.command('keys').description('create, list, change and revoke relay keys');
   const status = () => new Option('--status <status>', 'key status').choices(['active', 'revoked']);
 
-  keys
+  const create = keys
     .command('create')
     .description('mint a key; it is shown once')
     .requiredOption('--team <team>', 'team slug')
@@ -428,8 +635,8 @@ function buildProgram() {
     .option('--expires <time>', 'expiry, RFC 3339 (e.g. 2027-01-01T00:00:00Z)')
     .option('--models <list>', 'allowed models, comma-separated; a trailing * matches a family', commaList)
     .option('--alias <name=model>', 'model alias (repeatable)', pairs('name=model'))
-    .option('--meta <key=value>', 'metadata entry (repeatable)', pairs('key=value'))
-    .action(keysCreate);
+    .option('--meta <key=value>', 'metadata entry (repeatable)', pairs('key=value'));
+  addCacheOptions(addLimitOptions(create, { clearable: false })).action(keysCreate);
 
   keys
     .command('list')
@@ -444,7 +651,7 @@ function buildProgram() {
 
   keys.command('show').description('show one key record').argument('<id>', 'key id').action(keysShow);
 
-  keys
+  const update = keys
     .command('update')
     .description('change a key; only the given fields are sent')
     .argument('<id>', 'key id')
@@ -453,7 +660,10 @@ function buildProgram() {
     .option('--alias <name=model>', 'model alias (repeatable; replaces the set sent)', pairs('name=model'))
     .option('--expires <time>', "expiry, RFC 3339, or 'none' to clear it")
     .addOption(status())
-    .option('--meta <key=value>', 'metadata entry (repeatable)', pairs('key=value'))
+    .option('--meta <key=value>', 'metadata entry (repeatable)', pairs('key=value'));
+  addCacheOptions(addLimitOptions(update, { clearable: true }))
+    .option('--clear-limits', 'remove every limit of the key')
+    .option('--cache-off', 'stop caching answers for the key')
     .action(keysUpdate);
 
   keys.command('rotate').description('replace the secret of a key; the new key is shown once').argument('<id>', 'key id').action(keysRotate);
@@ -470,10 +680,39 @@ function buildProgram() {
     .option('--out <file>', 'write to this file instead of stdout')
     .action(usageExport);
 
+  addUsageFilters(program.command('requests').description('usage rows one by one, newest first: outcome, the limit that refused one, cache status'))
+    .option('--limit <n>', 'page size (relay: 1-200, default 50)', positiveInt)
+    .option('--cursor <cursor>', 'continue from a previous page')
+    .action(requests);
+
+  const limits = program.command('limits').description('limits of teams, users and keys, and their spend so far');
+  limits.command('list').description('every team and user that has limits').action(limitsList);
+  limits
+    .command('show')
+    .description("a scope's limits and state: spent, reserved and remaining this period, reset time, in flight, last minute")
+    .option('--key <id>', 'a key')
+    .option('--team <team>', 'a team')
+    .option('--user <user>', 'a user of --team')
+    .action(limitsShow);
+  addLimitOptions(
+    limits
+      .command('set')
+      .description("replace a team's or user's limits (limits not given are removed); key limits: keys update")
+      .requiredOption('--team <team>', 'team slug')
+      .option('--user <user>', 'a user of the team'),
+    { clearable: false },
+  ).action(limitsSet);
+  limits
+    .command('delete')
+    .description("remove a team's or user's limits (spend so far is kept)")
+    .requiredOption('--team <team>', 'team slug')
+    .option('--user <user>', 'a user of the team')
+    .action(limitsDelete);
+
   program
     .command('audit')
     .description('the admin audit log')
-    .option('--key <id>', 'only changes to this key')
+    .option('--key <id>', 'only changes to this key, or to a scope\'s limits (team:<team>, user:<team>/<user>)')
     .option('--limit <n>', 'at most this many entries', positiveInt)
     .action(audit);
 

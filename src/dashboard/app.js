@@ -1,12 +1,13 @@
 // The dashboard's single-page app: sign-in, a router over the URL fragment (view, date range
-// and filters; never the token), and four views drawn from the admin API — overview,
-// breakdown, keys and one key. Data shaping lives in shape.js, element building in dom.js
-// (text and attributes, never HTML strings), the modal dialogs in dialogs.js.
+// and filters; never the token), and five views drawn from the admin API — overview,
+// breakdown, keys, one key (with its limits and cache setting) and team/user limits. Data
+// shaping lives in shape.js, element building in dom.js (text and attributes, never HTML
+// strings), the modal dialogs in dialogs.js.
 import './app.css';
 import { api, ApiError, session } from './api.js';
 import { Chart } from './chart.js';
 import { confirmAction, copySecret, showSecret } from './dialogs.js';
-import { $, cell, emptyRow, h, renderKpis } from './dom.js';
+import { $, cell, emptyRow, h, renderKpis, renderScopeState } from './dom.js';
 import * as S from './shape.js';
 
 let state = S.parseHash(location.hash, Date.now());
@@ -173,6 +174,8 @@ const BREAKDOWN_COLUMNS = [
   ['errorRate', 'Error rate', (r) => S.formatPercent(r.errorRate), true],
   ['p50', 'p50', (r) => S.formatDuration(r.p50), true],
   ['p95', 'p95', (r) => S.formatDuration(r.p95), true],
+  ['cacheHitRate', 'Cache hits', (r) => S.formatPercent(r.cacheHitRate), true],
+  ['saved', 'Saved', (r) => S.formatCost(r.saved), true],
 ];
 
 let breakdownRows = [];
@@ -225,9 +228,13 @@ function renderBreakdown() {
         ...BREAKDOWN_COLUMNS.slice(1).map(([field, , fmt]) => cell(fmt(r), { num: true, value: r[field] })),
         h(
           'td',
-          {},
+          { class: 'row-actions' },
           r.name !== null && ['team', 'user', 'model'].includes(dim)
             ? h('a', { href: hashFor({ view: 'overview', [dim]: r.name }) }, 'Filter', h('span', { class: 'sr-only' }, ` by ${dim} ${r.label}`))
+            : null,
+          // A team's row leads to its limits; a user's would need its team, which the row lacks.
+          r.name !== null && dim === 'team'
+            ? h('a', { href: hashFor({ view: 'limits', scopeTeam: r.name, scopeUser: '' }) }, 'Limits', h('span', { class: 'sr-only' }, ` of team ${r.label}`))
             : null,
         ),
       ),
@@ -256,6 +263,8 @@ function keyRow(k) {
     h('td', {}, k.user),
     h('td', {}, k.env),
     h('td', {}, h('span', { class: `badge ${k.status}` }, k.status)),
+    h('td', { dataset: { limits: JSON.stringify(k.limits ?? {}) } }, S.limitsSummary(k.limits)),
+    h('td', {}, S.cacheSummary(k.cache)),
     h('td', {}, S.formatTime(k.created_at)),
     h('td', {}, k.expires_at ? S.formatTime(k.expires_at) : 'never'),
     h('td', { class: 'row-actions' }, keyActions(k, label)),
@@ -282,7 +291,7 @@ async function loadKeys(gen, { more = false } = {}) {
   const rows = page.data.map(keyRow);
   if (more) tbody.append(...rows);
   else if (rows.length) tbody.replaceChildren(...rows);
-  else emptyRow(tbody, 8, 'No keys match. Create one above.');
+  else emptyRow(tbody, 10, 'No keys match. Create one above.');
   pages.keys = page.next_cursor;
   $('#keys-more').hidden = !page.next_cursor;
   return path;
@@ -344,6 +353,8 @@ function handleActionError(what, e) {
 function requestRow(r) {
   const model = r.model_upstream && r.model_upstream !== r.model_requested ? `${r.model_requested ?? '—'} → ${r.model_upstream}` : r.model_requested ?? '—';
   const tokens = (r.prompt_tokens ?? 0) + (r.completion_tokens ?? 0);
+  const notes = S.requestNotes(r);
+  const outcomeClass = r.outcome === 'ok' ? 'ok' : r.outcome === 'limited' ? 'limited' : 'bad';
   return h(
     'tr',
     { dataset: { requestId: r.request_id } },
@@ -352,7 +363,20 @@ function requestRow(r) {
     h('td', {}, r.route),
     cell(S.formatInt(tokens), { num: true, value: tokens }),
     cell(S.formatCost(r.cost_usd), { num: true, value: r.cost_usd }),
-    h('td', {}, h('span', { class: `badge ${r.outcome === 'ok' ? 'ok' : 'bad'}` }, r.outcome), ` ${r.status}`, r.error_code ? h('span', { class: 'muted' }, ` ${r.error_code}`) : null),
+    h(
+      'td',
+      { dataset: { cache: notes.cache ?? '' } },
+      notes.cache ? h('span', { class: `badge ${notes.cache === 'hit' ? 'hit' : 'ok'}` }, notes.cache) : '—',
+      notes.saved !== null ? h('span', { class: 'muted' }, ` saved ${S.formatCost(notes.saved)}`) : null,
+    ),
+    h(
+      'td',
+      {},
+      h('span', { class: `badge ${outcomeClass}` }, r.outcome),
+      ` ${r.status}`,
+      r.error_code ? h('span', { class: 'muted' }, ` ${r.error_code}`) : null,
+      notes.limit ? h('span', { class: 'muted' }, ` (${notes.limit})`) : null,
+    ),
     cell(S.formatDuration(r.duration_ms), { num: true, value: r.duration_ms }),
   );
 }
@@ -370,10 +394,15 @@ async function loadKey(gen, { more = false } = {}) {
     return path;
   }
   const path = `/admin/requests${S.query({ ...q, limit: 50 })}`;
-  const [k, usage, page] = await Promise.all([
+  const [k, usage, page, scope] = await Promise.all([
     api('GET', `/admin/keys/${encodeURIComponent(id)}`),
     api('GET', `/admin/usage${S.query(q)}`),
     api('GET', path),
+    // The limits panel says its own failure; the rest of the key's page still shows.
+    api('GET', `/admin/keys/${encodeURIComponent(id)}/limits`).catch((e) => {
+      if (e instanceof ApiError && e.status === 401) throw e;
+      return e;
+    }),
   ]);
   if (gen !== generation) return;
   const label = k.name || k.id;
@@ -389,13 +418,173 @@ async function loadKey(gen, { more = false } = {}) {
     ...fact('Models', k.models ? k.models.join(', ') : 'all'),
   );
   $('#key-actions').replaceChildren(...keyActions(k, label));
+  renderKeyLimits(k, scope);
+  renderKeyCache(k);
   renderKpis($('#key-kpis'), S.totalsOf(usage), range());
   const tbody = $('#requests tbody');
   if (page.data.length) tbody.replaceChildren(...page.data.map(requestRow));
-  else emptyRow(tbody, 7, 'No requests with this key in this range.');
+  else emptyRow(tbody, 8, 'No requests with this key in this range.');
   pages.requests = page.next_cursor;
   $('#requests-more').hidden = !page.next_cursor;
   return path;
+}
+
+/** Puts text values into a form's fields by name (checkboxes take booleans). */
+function fillForm(form, values) {
+  for (const [name, value] of Object.entries(values)) {
+    const el = form.elements[name];
+    if (!el) continue;
+    if (el.type === 'checkbox') el.checked = Boolean(value);
+    else el.value = value;
+  }
+}
+
+/** Which key the key view shows, for its forms (set each time the view loads). */
+let shownKey = null;
+
+function renderKeyLimits(k, scope) {
+  shownKey = k;
+  const stateList = $('#key-limit-state');
+  if (scope instanceof Error) {
+    delete stateList.dataset.scope;
+    stateList.replaceChildren(h('div', { class: 'kpi' }, h('dt', {}, 'State'), h('dd', { class: 'note', dataset: { problem: 'true' } }, `Could not load the key's limits state: ${scope.message}`)));
+  } else {
+    renderScopeState(stateList, scope);
+  }
+  fillForm($('#key-limits-form'), S.limitsFormValues(k.limits ?? (scope instanceof Error ? {} : scope.limits) ?? {}));
+  $('#key-scope-links').replaceChildren(
+    'Requests with this key must also pass the limits of ',
+    h('a', { href: hashFor({ view: 'limits', scopeTeam: k.team, scopeUser: '' }) }, `team ${k.team}`),
+    ' and of ',
+    h('a', { href: hashFor({ view: 'limits', scopeTeam: k.team, scopeUser: k.user }) }, `user ${k.team}/${k.user}`),
+    '.',
+  );
+}
+
+function renderKeyCache(k) {
+  const text = $('#key-cache-text');
+  text.textContent = `Now: ${S.cacheText(k.cache)}.`;
+  text.dataset.cache = k.cache ? JSON.stringify(k.cache) : 'off';
+  fillForm($('#key-cache-form'), {
+    enabled: Boolean(k.cache),
+    ttl: k.cache ? String(k.cache.ttl_s) : '',
+    scope: k.cache?.scope ?? 'key',
+    sampled: Boolean(k.cache?.sampled),
+  });
+}
+
+/** Sends one change of the key shown (`{limits}` or `{cache}`), then reloads the view. */
+async function changeShownKey(body, what) {
+  if (!shownKey) return;
+  const label = shownKey.name || shownKey.id;
+  clearError();
+  try {
+    await api('PATCH', `/admin/keys/${encodeURIComponent(shownKey.id)}`, body);
+    announce(`${what[0].toUpperCase()}${what.slice(1)} of ${label} saved.`);
+    render();
+  } catch (e) {
+    handleActionError(`save the ${what}`, e);
+  }
+}
+
+function saveKeyLimits(form) {
+  const { limits, problem } = S.limitsFromForm(Object.fromEntries(new FormData(form)), { clearEmpty: true });
+  if (problem) return showError(problem);
+  return changeShownKey({ limits }, 'limits');
+}
+
+function saveKeyCache(form) {
+  const fields = Object.fromEntries(new FormData(form));
+  const { cache, problem } = S.cacheFromForm({ ...fields, enabled: form.elements.enabled.checked, sampled: form.elements.sampled.checked });
+  if (problem) {
+    showError(problem);
+    form.elements.ttl.focus();
+    return undefined;
+  }
+  return changeShownKey({ cache }, 'cache setting');
+}
+
+// ── team and user limits ───────────────────────────────────────────────────────────────────
+
+function limitsListRow(r) {
+  const l = r.limits ?? {};
+  const n = (v) => (typeof v === 'number' ? S.formatInt(v) : '—');
+  const href = hashFor({ view: 'limits', scopeTeam: r.team, scopeUser: r.user ?? '' });
+  const name = r.scope === 'user' ? `${r.team}/${r.user}` : r.team;
+  return h(
+    'tr',
+    { dataset: { scope: r.scope, team: r.team, user: r.user ?? '' } },
+    h('th', { scope: 'row' }, h('a', { href }, r.scope, h('span', { class: 'sr-only' }, ` ${name}`))),
+    h('td', {}, r.team),
+    h('td', {}, r.user ?? '—'),
+    h('td', {}, S.formatBudget(l)),
+    cell(n(l.rpm), { num: true, value: l.rpm ?? null }),
+    cell(n(l.tpm), { num: true, value: l.tpm ?? null }),
+    cell(n(l.max_parallel), { num: true, value: l.max_parallel ?? null }),
+  );
+}
+
+async function loadLimits(gen) {
+  const team = state.scopeTeam;
+  const user = state.scopeUser;
+  const form = $('#open-scope');
+  form.elements.team.value = team;
+  form.elements.user.value = user;
+  const scopePath = team ? S.scopePath(team, user) : null;
+  const [list, scope] = await Promise.all([api('GET', '/admin/limits'), scopePath ? api('GET', scopePath) : null]);
+  if (gen !== generation) return;
+  const tbody = $('#limits-list tbody');
+  if (list.data.length) tbody.replaceChildren(...list.data.map(limitsListRow));
+  else emptyRow(tbody, 7, 'No team or user has limits yet. Open one above to set some.');
+  const panel = $('#scope-panel');
+  panel.hidden = !scope;
+  if (scope) {
+    $('#scope-title').textContent = `${S.scopeLabel(scope)[0].toUpperCase()}${S.scopeLabel(scope).slice(1)}`;
+    renderScopeState($('#scope-state'), scope);
+    fillForm($('#scope-limits-form'), S.limitsFormValues(scope.limits));
+    $('#scope-delete').disabled = !S.hasLimits(scope.limits);
+  }
+  return scopePath ?? '/admin/limits';
+}
+
+async function saveScopeLimits(form) {
+  const { limits, problem } = S.limitsFromForm(Object.fromEntries(new FormData(form)));
+  if (problem) return showError(problem);
+  const label = S.scopeLabel({ scope: state.scopeUser ? 'user' : 'team', team: state.scopeTeam, user: state.scopeUser });
+  clearError();
+  try {
+    await api('PUT', S.scopePath(state.scopeTeam, state.scopeUser), limits);
+    announce(`Limits of ${label} saved.`);
+    render();
+  } catch (e) {
+    handleActionError(`save the limits of ${label}`, e);
+  }
+  return undefined;
+}
+
+async function deleteScopeLimits() {
+  const label = S.scopeLabel({ scope: state.scopeUser ? 'user' : 'team', team: state.scopeTeam, user: state.scopeUser });
+  const ok = await confirmAction('Remove limits?', `Every limit of ${label} is removed; its spend so far is kept and counts again if a budget is set later.`, 'Remove');
+  if (!ok) return;
+  clearError();
+  try {
+    await api('DELETE', S.scopePath(state.scopeTeam, state.scopeUser));
+    announce(`Limits of ${label} removed.`);
+    render();
+  } catch (e) {
+    handleActionError(`remove the limits of ${label}`, e);
+  }
+}
+
+function openScope(form) {
+  const team = form.elements.team.value.trim();
+  const user = form.elements.user.value.trim();
+  if (!team) {
+    showError('Give a team (and a user of it, for one user).');
+    form.elements.team.focus();
+    return;
+  }
+  navigate({ view: 'limits', scopeTeam: team, scopeUser: user });
 }
 
 // ── router ─────────────────────────────────────────────────────────────────────────────────
@@ -405,6 +594,7 @@ const VIEWS = {
   breakdown: ['breakdown', loadBreakdown],
   keys: ['keys', loadKeys],
   key: ['key', loadKey],
+  limits: ['limits', loadLimits],
 };
 
 function syncControls() {
@@ -412,7 +602,7 @@ function syncControls() {
   for (const name of ['from', 'through', 'team', 'user', 'model']) form.elements[name].value = state[name];
   $('#dim').value = state.dim;
   for (const a of document.querySelectorAll('nav.views a')) {
-    a.href = hashFor({ view: a.dataset.view });
+    a.href = hashFor({ view: a.dataset.view, scopeTeam: '', scopeUser: '' });
     if (a.dataset.view === state.view || (state.view === 'key' && a.dataset.view === 'keys')) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
   }
@@ -532,6 +722,23 @@ function wire() {
     ev.preventDefault();
     createKey(ev.target);
   });
+  $('#key-limits-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    saveKeyLimits(ev.target);
+  });
+  $('#key-cache-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    saveKeyCache(ev.target);
+  });
+  $('#open-scope').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    openScope(ev.target);
+  });
+  $('#scope-limits-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    saveScopeLimits(ev.target);
+  });
+  $('#scope-delete').addEventListener('click', () => deleteScopeLimits());
   $('#keys-more').addEventListener('click', () => guarded($('#view-keys'), 'more keys', (gen) => loadKeys(gen, { more: true })));
   $('#requests-more').addEventListener('click', () => guarded($('#view-key'), 'more requests', (gen) => loadKey(gen, { more: true })));
   $('#copy-secret').addEventListener('click', copySecret);

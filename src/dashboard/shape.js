@@ -1,6 +1,8 @@
 // Data shaping for the dashboard, pure (no DOM, no network, no clock of its own): date ranges,
 // admin API query strings, totals and rates from /admin/usage rows, dense chart series, sorting,
-// number formatting and error messages. Unit-tested with `node --test tests/dashboard/`.
+// number formatting, error messages, and the limits and cache forms and views (what a form's
+// text becomes in an API body, what a scope view's state means). Unit-tested with
+// `node --test tests/dashboard/`.
 
 const DAY_MS = 86_400_000;
 const HOUR_MS = 3_600_000;
@@ -99,6 +101,11 @@ export function figures(row = {}) {
     errorRate: errorRate(n(row.errors), requests),
     p50: row.p50_duration_ms ?? null,
     p95: row.p95_duration_ms ?? null,
+    cacheHits: n(row.cache_hits),
+    // The relay's own rate (hits over rows where the cache was in play); null when it never was,
+    // which is not the same as a 0% hit rate.
+    cacheHitRate: typeof row.cache_hit_rate === 'number' ? row.cache_hit_rate : null,
+    saved: typeof row.saved_usd === 'number' ? row.saved_usd : null,
   };
 }
 
@@ -290,8 +297,11 @@ export function parseHash(hash, nowMs) {
   const fallback = preset('7d', nowMs);
   const range = { from: p.get('from') ?? fallback.from, through: p.get('through') ?? fallback.through };
   const state = {
-    view: ['overview', 'breakdown', 'keys', 'key'].includes(view) ? view : 'overview',
+    view: ['overview', 'breakdown', 'keys', 'key', 'limits'].includes(view) ? view : 'overview',
     keyId: view === 'key' ? decodeURIComponent(rest.join('/')) : '',
+    // `#/limits/<team>` or `#/limits/<team>/<user>`: the team or user scope being looked at.
+    scopeTeam: view === 'limits' && rest[0] ? decodeURIComponent(rest[0]) : '',
+    scopeUser: view === 'limits' && rest[0] && rest[1] ? decodeURIComponent(rest[1]) : '',
     ...(rangeProblem(range) ? fallback : range),
     team: p.get('team') ?? '',
     user: p.get('user') ?? '',
@@ -303,8 +313,202 @@ export function parseHash(hash, nowMs) {
 }
 
 export function formatHash(state) {
-  const path = state.view === 'key' ? `key/${encodeURIComponent(state.keyId)}` : state.view;
+  let path = state.view;
+  if (state.view === 'key') path = `key/${encodeURIComponent(state.keyId)}`;
+  else if (state.view === 'limits' && state.scopeTeam) {
+    path = `limits/${encodeURIComponent(state.scopeTeam)}${state.scopeUser ? `/${encodeURIComponent(state.scopeUser)}` : ''}`;
+  }
   const { team, user, model } = filterParams(state);
   const dim = state.view === 'breakdown' && state.dim !== 'team' ? state.dim : undefined;
   return `#/${path}${query({ from: state.from, through: state.through, team, user, model, dim })}`;
+}
+
+// ── limits ─────────────────────────────────────────────────────────────────────────────────
+
+export const PERIODS = ['day', 'week', 'month', 'total'];
+
+/** The form's fields, the API's names for them, and what a field's problem calls it. */
+const LIMIT_INPUTS = [
+  ['rpm', 'rpm', 'Requests per minute'],
+  ['tpm', 'tpm', 'Tokens per minute'],
+  ['max_parallel', 'max_parallel', 'In flight at once'],
+];
+
+/**
+ * A limits object from the limits form's text (`budget`, `period`, `rpm`, `tpm`,
+ * `max_parallel`): `{ limits }`, or `{ problem }` naming the field when one is not a number (a
+ * number the relay would refuse, such as 0, is sent: the relay's message is the one to show).
+ * With `clearEmpty` (a key's PATCH, which merges field by field) an empty field is sent as
+ * null, so emptying it removes that limit; otherwise (a team's or user's PUT, which replaces)
+ * empty fields are left out. The period goes only with a budget.
+ */
+export function limitsFromForm(fields, { clearEmpty = false } = {}) {
+  const out = {};
+  const empty = (name) => {
+    if (clearEmpty) out[name] = null;
+  };
+  const budget = String(fields.budget ?? '').trim();
+  if (!budget) {
+    empty('budget_usd');
+    empty('budget_period');
+  } else if (!/^\d+(\.\d+)?$/.test(budget)) {
+    return { problem: "'Budget (USD)' must be an amount such as 25 or 2.50." };
+  } else {
+    out.budget_usd = Number(budget);
+    const period = String(fields.period ?? '').trim();
+    if (period) out.budget_period = period;
+    else empty('budget_period');
+  }
+  for (const [field, name, label] of LIMIT_INPUTS) {
+    const v = String(fields[field] ?? '').trim();
+    if (!v) empty(name);
+    else if (!/^\d+$/.test(v)) return { problem: `'${label}' must be a whole number.` };
+    else out[name] = Number(v);
+  }
+  return { limits: out };
+}
+
+/** A limits object as the form's text, for editing what is set now. */
+export function limitsFormValues(limits = {}) {
+  const text = (v) => (typeof v === 'number' ? String(v) : '');
+  return {
+    budget: text(limits.budget_usd),
+    period: limits.budget_usd !== undefined ? limits.budget_period ?? 'month' : 'month',
+    rpm: text(limits.rpm),
+    tpm: text(limits.tpm),
+    max_parallel: text(limits.max_parallel),
+  };
+}
+
+/** `$25.00 per month`, `$5.00 in total`, or `none`. */
+export function formatBudget(limits = {}) {
+  if (typeof limits.budget_usd !== 'number') return 'none';
+  const period = limits.budget_period ?? 'month';
+  return `${formatCost(limits.budget_usd)} ${period === 'total' ? 'in total' : `per ${period}`}`;
+}
+
+/** The limits as [label, text] pairs, every limit listed (unset ones as `none`). */
+export function limitRows(limits = {}) {
+  const n = (v) => (typeof v === 'number' ? formatInt(v) : 'none');
+  return [
+    ['Budget', formatBudget(limits)],
+    ['Requests per minute', n(limits.rpm)],
+    ['Tokens per minute', n(limits.tpm)],
+    ['In flight at once', n(limits.max_parallel)],
+  ];
+}
+
+/** Whether a limits object sets anything. */
+export function hasLimits(limits) {
+  return Boolean(limits) && Object.values(limits).some((v) => v !== null && v !== undefined);
+}
+
+/**
+ * The state of a scope view (`GET …/limits`) as figures: money spent and reserved this period,
+ * what remains (null without a budget), the share of the budget used or held (spent +
+ * reserved over the budget; null without one), when the period resets, and the current minute.
+ */
+export function scopeFigures(view = {}) {
+  const st = view.state ?? {};
+  const limits = view.limits ?? {};
+  const money = (v) => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
+  const spent = money(st.spent_usd);
+  const reserved = money(st.reserved_usd);
+  const budget = typeof limits.budget_usd === 'number' ? limits.budget_usd : null;
+  return {
+    period: st.period ?? null,
+    periodStart: st.period_start ?? null,
+    resetsAt: st.resets_at ?? null,
+    spent,
+    reserved,
+    remaining: typeof st.remaining_usd === 'number' ? st.remaining_usd : null,
+    budget,
+    used: budget ? Math.min(1, (spent + reserved) / budget) : null,
+    inFlight: money(st.in_flight),
+    requestsLastMinute: money(st.requests_last_minute),
+    tokensLastMinute: money(st.tokens_last_minute),
+  };
+}
+
+/** `key key_9sQ…`, `team platform`, `user platform/ann`: what a scope view is about. */
+export function scopeLabel(view = {}) {
+  if (view.scope === 'key') return `key ${view.key_id ?? ''}`.trim();
+  if (view.scope === 'user') return `user ${view.team}/${view.user}`;
+  return `team ${view.team}`;
+}
+
+/** The admin API path of a team or user scope. */
+export function scopePath(team, user) {
+  const t = `/admin/limits/teams/${encodeURIComponent(team)}`;
+  return user ? `${t}/users/${encodeURIComponent(user)}` : t;
+}
+
+/** When a period resets: the time, or `never` for a total budget (and `—` with no period). */
+export function formatResets(f) {
+  if (f.resetsAt) return formatTime(f.resetsAt);
+  return f.period === 'total' ? 'never' : '—';
+}
+
+// ── cache ──────────────────────────────────────────────────────────────────────────────────
+
+export const CACHE_SCOPES = ['key', 'user', 'team'];
+export const CACHE_TTL_MIN = 60;
+export const CACHE_TTL_MAX = 2_592_000;
+
+/**
+ * A key's `cache` setting from the cache form (`enabled` checkbox, `ttl`, `scope`, `sampled`):
+ * `{ cache: null }` when caching is off, `{ cache: {ttl_s, scope, sampled} }`, or `{ problem }`
+ * when the TTL is not a whole number of seconds (its range is the relay's to check).
+ */
+export function cacheFromForm(fields) {
+  if (!fields.enabled) return { cache: null };
+  const ttl = String(fields.ttl ?? '').trim();
+  if (!/^\d+$/.test(ttl)) return { problem: `'Keep answers for (seconds)' must be a whole number, ${CACHE_TTL_MIN} to ${CACHE_TTL_MAX}.` };
+  const scope = CACHE_SCOPES.includes(fields.scope) ? fields.scope : 'key';
+  return { cache: { ttl_s: Number(ttl), scope, sampled: Boolean(fields.sampled) } };
+}
+
+/** `5 min`, `1 h 30 min`, `30 d`: a TTL a person can read (the exact seconds are shown beside it). */
+export function formatTtl(s) {
+  if (typeof s !== 'number' || !Number.isFinite(s)) return '—';
+  if (s % 86_400 === 0) return `${s / 86_400} d`;
+  if (s >= 3600) return `${Math.floor(s / 3600)} h${s % 3600 ? ` ${Math.round((s % 3600) / 60)} min` : ''}`;
+  if (s >= 60 && s % 60 === 0) return `${s / 60} min`;
+  return `${s} s`;
+}
+
+/** A key's cache setting in words: `off`, or TTL, who shares the answers, and sampling. */
+export function cacheText(cache) {
+  if (!cache) return 'off';
+  const shared = { key: 'this key only', user: "the key's user", team: "the key's team" }[cache.scope ?? 'key'] ?? cache.scope;
+  return `${formatTtl(cache.ttl_s)} (${cache.ttl_s} s), shared with ${shared}, ${cache.sampled ? 'sampled requests too' : 'temperature 0 only'}`;
+}
+
+/**
+ * What a request row says about the cache and limits: `hit`/`miss`/`stored`/`bypass` (or
+ * null when caching was not in play), and for a refused request which scope and limit.
+ */
+export function requestNotes(row = {}) {
+  return {
+    cache: typeof row.cache === 'string' ? row.cache : null,
+    saved: typeof row.saved_usd === 'number' ? row.saved_usd : null,
+    limit: row.outcome === 'limited' && row.limit_scope ? `${row.limit_scope} ${row.limit_name ?? 'limit'}` : null,
+  };
+}
+
+/** A one-line summary for the keys table: `$25.00/month · 60 rpm · 4 parallel`, or `none`. */
+export function limitsSummary(limits) {
+  if (!hasLimits(limits)) return 'none';
+  const parts = [];
+  if (typeof limits.budget_usd === 'number') parts.push(`${formatCost(limits.budget_usd)}/${limits.budget_period ?? 'month'}`);
+  if (typeof limits.rpm === 'number') parts.push(`${formatInt(limits.rpm)} rpm`);
+  if (typeof limits.tpm === 'number') parts.push(`${formatInt(limits.tpm)} tpm`);
+  if (typeof limits.max_parallel === 'number') parts.push(`${formatInt(limits.max_parallel)} parallel`);
+  return parts.join(' · ');
+}
+
+/** A key's cache setting for the keys table: `off`, or its TTL and sharing (`5 min, team`). */
+export function cacheSummary(cache) {
+  if (!cache) return 'off';
+  return `${formatTtl(cache.ttl_s)}, ${cache.scope ?? 'key'}${cache.sampled ? ', sampled' : ''}`;
 }

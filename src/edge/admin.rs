@@ -106,6 +106,11 @@ pub async fn handle(
         Route::UsageExport => export(req, ctx).await,
         Route::Requests => requests(req, ctx).await,
         Route::Audit => audit_log(req, ctx).await,
+        Route::KeyLimits(id) => super::limits_admin::key(ctx, &id).await,
+        Route::ListLimits => super::limits_admin::list(ctx).await,
+        Route::ScopeLimits { method, team, user } => {
+            super::limits_admin::scope(req, ctx, method, &team, user.as_deref()).await
+        }
         _ => Err(RelayError::Internal("not an admin route".to_string())),
     }
 }

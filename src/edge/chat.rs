@@ -11,6 +11,7 @@ use crate::flow::attempts::Plan;
 use crate::flow::row::{self, Answer};
 use crate::flow::targets;
 use crate::http::error::RelayError;
+use crate::limits::estimate;
 use crate::protocols::chat;
 use crate::protocols::cursor;
 use crate::protocols::stream::{Relay, StreamRelay};
@@ -149,6 +150,10 @@ struct OpenAiPlan<'a> {
 }
 
 impl Plan for OpenAiPlan<'_> {
+    fn reservation(&self) -> (u64, Option<u64>) {
+        estimate::of_chat(self.parsed)
+    }
+
     fn request(
         &self,
         target: &Target,

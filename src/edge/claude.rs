@@ -11,6 +11,7 @@ use crate::flow::attempts::{Client, Plan};
 use crate::flow::row::{self, Answer};
 use crate::flow::targets::{self, Messages};
 use crate::http::error::RelayError;
+use crate::limits::estimate;
 use crate::metering::usage::Tokens;
 use crate::protocols::chat::{self, ChatRequest};
 use crate::protocols::messages::PassThrough;
@@ -200,6 +201,10 @@ struct MessagesPlan<'a> {
 }
 
 impl Plan for MessagesPlan<'_> {
+    fn reservation(&self) -> (u64, Option<u64>) {
+        estimate::of_chat(self.parsed)
+    }
+
     fn request(
         &self,
         target: &Target,

@@ -8,6 +8,8 @@ mod chat;
 mod claude;
 mod dashboard;
 mod keystore;
+mod limits;
+mod limits_admin;
 mod metered;
 mod pump;
 mod relay;
@@ -142,6 +144,7 @@ async fn fetch(mut req: Request, env: Env, wctx: Context) -> worker::Result<Resp
     let same_origin_only = routes::is_admin_surface(&path);
     let mut response = finish_headers(response, &request_id, origin.as_deref(), same_origin_only);
     cache::finish(&mut ctx, &mut response, &wctx);
+    limits::decorate(&request_id, response.headers_mut());
     if crate::dashboard::is_dashboard_path(&path) {
         dashboard::secure(&mut response);
     }
@@ -432,7 +435,10 @@ fn finish_headers(
     let _ = headers.set("access-control-allow-origin", origin.unwrap_or("*"));
     let _ = headers.set(
         "access-control-expose-headers",
-        "x-request-id, request-id, x-relay-estimate, x-relay-cache-status",
+        &format!(
+            "x-request-id, request-id, x-relay-estimate, x-relay-cache-status, {}",
+            crate::limits::answer::EXPOSED
+        ),
     );
     let _ = headers.set("vary", "Origin");
     resp

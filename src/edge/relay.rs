@@ -23,6 +23,9 @@ pub async fn send<'t>(
     plan: &dyn Plan,
     model: &str,
 ) -> Result<(Response, &'t Target), RelayError> {
+    // Before the first attempt: reserve in every scope with limits, or refuse (README: "Limits").
+    let (prompt_chars, cap) = plan.reservation();
+    super::limits::check(ctx, targets, model, prompt_chars, cap).await?;
     let mut flow = Attempts::new(targets, model);
     let mut step = flow.start(plan, &ctx.config);
     loop {

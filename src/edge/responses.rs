@@ -15,6 +15,7 @@ use crate::flow::attempts::Plan;
 use crate::flow::row::{self, Answer};
 use crate::flow::targets::{self, Way};
 use crate::http::error::RelayError;
+use crate::limits::estimate::{cap_of, CAP_FIELDS};
 use crate::metering::usage::Tokens;
 use crate::protocols::chat;
 use crate::protocols::responses::answer::{self, Skeleton};
@@ -81,6 +82,11 @@ struct ResponsesPlan<'a> {
 }
 
 impl Plan for ResponsesPlan<'_> {
+    fn reservation(&self) -> (u64, Option<u64>) {
+        let caps = CAP_FIELDS.iter().map(|f| self.parsed.body.get(*f));
+        (self.parsed.prompt_chars, cap_of(caps))
+    }
+
     fn request(
         &self,
         target: &Target,

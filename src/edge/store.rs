@@ -120,6 +120,10 @@ fn priced(r: &UsageRecord) -> UsageRecord {
         out.saved_usd = out.cost_usd;
         out.cost_usd = Some(0.0);
     }
+    if r.outcome == crate::metering::usage::Outcome::Limited {
+        // Refused before any provider saw it, whatever the model: it cost nothing.
+        out.cost_usd = Some(0.0);
+    }
     if out.cost_usd.is_none() {
         console_warn!(
             "no price for model {:?}; cost_usd left NULL for request {}",
@@ -145,6 +149,10 @@ async fn write_once(env: &Env, r: &UsageRecord, settled: bool) -> Result<(), Str
 /// a stream's fate is unknown; the final write replaces it.
 pub async fn write_usage(env: &Env, r: &UsageRecord, settled: bool) {
     let r = &priced(r).bounded();
+    if settled {
+        // The same moment as the final row, whatever ended the request (README: "Limits").
+        super::limits::settle(env, r).await;
+    }
     let mut last_err = String::new();
     for attempt in 0..WRITE_ATTEMPTS {
         match write_once(env, r, settled).await {

@@ -25,6 +25,11 @@ pub trait Plan {
     fn client(&self) -> Client {
         Client::OpenAi
     }
+
+    /// What a limits reservation is sized from (README: "Limits"): the prompt's character
+    /// count and the output cap the client named (`limits::estimate::cap_of`). No default, so
+    /// no endpoint is reserved as if it had no prompt.
+    fn reservation(&self) -> (u64, Option<u64>);
 }
 
 /// The wire format of the client's errors.

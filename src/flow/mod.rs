@@ -15,11 +15,11 @@
 //! Limits and a response cache slot in at two points each. Before the first attempt: the cache
 //! looks up after **resolve** and before the driver starts the plan (`edge/cache.rs`; a hit
 //! is the edge's own answer and ends the request without a step, so it never reserves), then
-//! limits reserve as a `Step` variant that `Attempts::start` returns ahead of the first
-//! `Step::Call`, answered by one `Attempts` method that either enters the first target or ends
-//! the plan (`Step::GiveUp` for a refused reservation). At the end: one call where the row is
-//! closed — `row::close` in the handler's end hook, and the stream watcher's final row — to
-//! settle the reservation and store a clean answer.
+//! limits reserve in the driver (`edge::relay::send`) ahead of `Attempts::start`, sized by
+//! `Plan::reservation`, and a refusal ends the request before any call. At the end: one call
+//! where the row is closed — `row::close` in the handler's end hook, and the stream watcher's
+//! final row — to store a clean answer, and `edge::store::write_usage` (every settled row is
+//! written there) settles the reservation.
 
 pub mod attempts;
 pub mod row;

@@ -28,6 +28,10 @@ fn openai(names: &[&str]) -> Vec<Target> {
 struct Fake;
 
 impl Plan for Fake {
+    fn reservation(&self) -> (u64, Option<u64>) {
+        (0, None)
+    }
+
     fn request(&self, t: &Target, _: &Config) -> Result<(Vec<u8>, &'static str), RelayError> {
         if t.upstream_model == "bad" {
             return Err(RelayError::invalid("cannot translate", Some("tools")));

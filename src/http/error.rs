@@ -3,6 +3,8 @@
 
 use serde_json::{json, Value};
 
+use crate::limits::ledger::LimitName;
+
 /// Why a relay key was refused; each gets its own message so a user knows what to fix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyProblem {
@@ -81,6 +83,9 @@ pub enum RelayError {
     AuthThrottled {
         retry_after_s: u64,
     },
+    /// A spend or rate limit of the key, its user or its team refused the request (README:
+    /// "Limits"); boxed, as it carries its own message and headers.
+    Limited(Box<crate::limits::answer::Refused>),
     /// A relay bug or a platform failure (KV/D1 unavailable).
     Internal(String),
 }
@@ -112,6 +117,11 @@ impl RelayError {
             | RelayError::UpstreamStreamEnded => 502,
             RelayError::UpstreamExhausted { .. } | RelayError::KeySyncFailed(_) => 503,
             RelayError::AuthThrottled { .. } => 429,
+            RelayError::Limited(r) => match r.limit {
+                LimitName::Unpriced => 400,
+                LimitName::Unavailable => 503,
+                _ => 429,
+            },
             RelayError::UpstreamTimeout => 504,
             RelayError::Internal(_) => 500,
         }
@@ -140,6 +150,12 @@ impl RelayError {
             RelayError::UpstreamStreamEnded => "upstream_stream_error",
             RelayError::KeySyncFailed(_) => "key_sync_failed",
             RelayError::AuthThrottled { .. } => "too_many_failed_attempts",
+            RelayError::Limited(r) => match r.limit {
+                LimitName::Budget => "budget_exceeded",
+                LimitName::Unpriced => "model_not_priced",
+                LimitName::Unavailable => "limits_unavailable",
+                _ => "rate_limit_exceeded",
+            },
             RelayError::Internal(_) => "internal_error",
         }
     }
@@ -158,6 +174,7 @@ impl RelayError {
             RelayError::AuthThrottled { retry_after_s } => {
                 vec![("retry-after", retry_after_s.to_string())]
             }
+            RelayError::Limited(r) => r.headers.clone(),
             _ => Vec::new(),
         }
     }
@@ -216,6 +233,7 @@ impl RelayError {
             RelayError::AuthThrottled { retry_after_s } => format!(
                 "Too many failed authentication attempts from your address. Try again in {retry_after_s} seconds."
             ),
+            RelayError::Limited(r) => r.message.clone(),
             RelayError::Internal(_) => {
                 "The server had an error while processing your request.".to_string()
             }
@@ -223,6 +241,15 @@ impl RelayError {
     }
 
     fn openai_type(&self) -> &'static str {
+        if let RelayError::Limited(r) = self {
+            // OpenAI's own types: `insufficient_quota` for money, `requests`/`tokens` for rates.
+            match r.limit {
+                LimitName::Budget => return "insufficient_quota",
+                LimitName::Tpm => return "tokens",
+                LimitName::Rpm | LimitName::MaxParallel => return "requests",
+                _ => {}
+            }
+        }
         match self.status() {
             429 => "requests",
             s if s >= 500 => "server_error",
@@ -248,6 +275,7 @@ impl RelayError {
             RelayError::ModelNotFound(_)
             | RelayError::ModelNotAllowed(_)
             | RelayError::UnsupportedEndpoint { .. } => json!("model"),
+            RelayError::Limited(r) if r.limit == LimitName::Unpriced => json!("model"),
             RelayError::NotFound { .. } => json!("id"),
             RelayError::PreviousResponseNotFound(_) => json!("previous_response_id"),
             _ => Value::Null,

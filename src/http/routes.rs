@@ -37,6 +37,16 @@ pub enum Route {
     /// `GET /admin/requests`: individual usage rows, newest first.
     Requests,
     Audit,
+    /// `GET /admin/keys/{id}/limits`: the key's limits and live state.
+    KeyLimits(String),
+    /// `GET /admin/limits`: every user and team scope that has limits.
+    ListLimits,
+    /// `PUT`/`GET`/`DELETE /admin/limits/teams/{team}[/users/{user}]`.
+    ScopeLimits {
+        method: LimitsMethod,
+        team: String,
+        user: Option<String>,
+    },
     /// The admin dashboard: a file of its single-page app, by name (`index.html` for the page).
     Dashboard(String),
 }
@@ -78,8 +88,18 @@ impl Route {
                 | Route::UsageExport
                 | Route::Requests
                 | Route::Audit
+                | Route::KeyLimits(_)
+                | Route::ListLimits
+                | Route::ScopeLimits { .. }
         )
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitsMethod {
+    Put,
+    Get,
+    Delete,
 }
 
 /// Exact paths (without `/v1`): (path, method, route).
@@ -100,6 +120,7 @@ const TABLE: &[(&str, &str, Route)] = &[
     ("/admin/usage/export", "GET", Route::UsageExport),
     ("/admin/requests", "GET", Route::Requests),
     ("/admin/audit", "GET", Route::Audit),
+    ("/admin/limits", "GET", Route::ListLimits),
 ];
 
 fn method_not_allowed(method: &str, path: &str, allow: &'static str) -> RelayError {
@@ -127,8 +148,35 @@ fn key_route(method: &str, path: &str, rest: &str) -> Option<Result<Route, Relay
         (None, _) => Err(method_not_allowed(method, path, "GET, PATCH, DELETE")),
         (Some("rotate"), "POST") => Ok(Route::RotateKey(id)),
         (Some("rotate"), _) => Err(method_not_allowed(method, path, "POST")),
+        (Some("limits"), "GET" | "HEAD") => Ok(Route::KeyLimits(id)),
+        (Some("limits"), _) => Err(method_not_allowed(method, path, "GET")),
         (Some(_), _) => return None,
     })
+}
+
+/// `/admin/limits/teams/{team}` and `/admin/limits/teams/{team}/users/{user}`. Team and user
+/// are any one segment here; the handler checks they are slugs and says so in a 400.
+fn limits_route(method: &str, path: &str, rest: &str) -> Option<Result<Route, RelayError>> {
+    let parts: Vec<&str> = rest.split('/').collect();
+    let (team, user) = match parts.as_slice() {
+        [team] => (*team, None),
+        [team, "users", user] => (*team, Some(*user)),
+        _ => return None,
+    };
+    if team.is_empty() || user.is_some_and(str::is_empty) {
+        return None;
+    }
+    let method = match method {
+        "PUT" => LimitsMethod::Put,
+        "GET" | "HEAD" => LimitsMethod::Get,
+        "DELETE" => LimitsMethod::Delete,
+        _ => return Some(Err(method_not_allowed(method, path, "GET, PUT, DELETE"))),
+    };
+    Some(Ok(Route::ScopeLimits {
+        method,
+        team: team.to_string(),
+        user: user.map(str::to_string),
+    }))
 }
 
 /// `/responses/{id}` and its `cancel` / `input_items`. An id is one segment of
@@ -234,6 +282,9 @@ pub fn route(method: &str, path: &str) -> Result<Route, RelayError> {
     }
     if let Some(rest) = bare.strip_prefix("/responses/") {
         return stored_response_route(method, path, rest).unwrap_or_else(|| Err(not_found()));
+    }
+    if let Some(rest) = bare.strip_prefix("/admin/limits/teams/") {
+        return limits_route(method, path, rest).unwrap_or_else(|| Err(not_found()));
     }
     if let Some(rest) = bare.strip_prefix("/admin/keys/") {
         return key_route(method, path, rest).unwrap_or_else(|| Err(not_found()));
@@ -524,5 +575,57 @@ mod query_tests {
         .collect();
         assert_eq!(pairs, expected);
         assert!(query_pairs("https://r.example/admin/keys").is_empty());
+    }
+
+    #[test]
+    fn limits_routes() {
+        assert_eq!(route("GET", "/admin/limits"), Ok(Route::ListLimits));
+        assert_eq!(
+            route("GET", "/admin/keys/key_1/limits"),
+            Ok(Route::KeyLimits("key_1".into()))
+        );
+        assert_eq!(
+            route("PATCH", "/admin/keys/key_1/limits"),
+            Err(method_not_allowed(
+                "PATCH",
+                "/admin/keys/key_1/limits",
+                "GET"
+            ))
+        );
+        assert_eq!(
+            route("PUT", "/admin/limits/teams/platform"),
+            Ok(Route::ScopeLimits {
+                method: LimitsMethod::Put,
+                team: "platform".into(),
+                user: None
+            })
+        );
+        assert_eq!(
+            route("DELETE", "/admin/limits/teams/platform/users/ann"),
+            Ok(Route::ScopeLimits {
+                method: LimitsMethod::Delete,
+                team: "platform".into(),
+                user: Some("ann".into())
+            })
+        );
+        assert_eq!(
+            route("POST", "/admin/limits/teams/platform"),
+            Err(method_not_allowed(
+                "POST",
+                "/admin/limits/teams/platform",
+                "GET, PUT, DELETE"
+            ))
+        );
+        for p in [
+            "/admin/limits/teams/",
+            "/admin/limits/teams/a/users",
+            "/admin/limits/teams/a/users/",
+            "/admin/limits/teams/a/members/b",
+            "/v1/admin/limits",
+        ] {
+            assert!(route("GET", p).is_err(), "{p}");
+        }
+        assert!(Route::ListLimits.is_admin() && !Route::ListLimits.needs_relay_key());
+        assert!(Route::KeyLimits("k".into()).is_admin());
     }
 }

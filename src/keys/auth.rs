@@ -46,6 +46,10 @@ pub struct KeyRecord {
     pub aliases: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
+    /// The key's spend and rate limits (README: "Limits"); empty when it has none, and then
+    /// its requests never reach a limits object.
+    #[serde(default, skip_serializing_if = "crate::limits::Limits::is_empty")]
+    pub limits: crate::limits::Limits,
     /// Response caching for every request of the key (issue 17); None: off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<crate::cache::KeyCache>,
@@ -223,6 +227,7 @@ mod tests {
             models: None,
             aliases: BTreeMap::new(),
             metadata: BTreeMap::new(),
+            limits: Default::default(),
             cache: None,
         }
     }

@@ -11,6 +11,7 @@ use serde_json::{json, Map, Value};
 
 use crate::http::error::RelayError;
 use crate::keys::auth::{is_slug, KeyRecord, KeyStatus};
+use crate::limits::{self, Limits};
 use crate::time::{parse_rfc3339, rfc3339};
 
 const MAX_NAME: usize = 100;
@@ -29,6 +30,7 @@ pub struct NewKey {
     pub models: Option<Vec<String>>,
     pub aliases: BTreeMap<String, String>,
     pub metadata: BTreeMap<String, String>,
+    pub limits: Limits,
     pub cache: Option<crate::cache::KeyCache>,
 }
 
@@ -41,6 +43,8 @@ pub struct KeyChange {
     pub aliases: Option<BTreeMap<String, String>>,
     pub metadata: Option<BTreeMap<String, String>>,
     pub status: Option<KeyStatus>,
+    /// `Some(None)`: `"limits": null`, which clears them all; otherwise merged field by field.
+    pub limits: Option<Option<limits::Patch>>,
     pub cache: Option<Option<crate::cache::KeyCache>>,
 }
 
@@ -174,6 +178,7 @@ pub fn parse_new(body: &[u8]) -> Result<NewKey, RelayError> {
             "models",
             "aliases",
             "metadata",
+            "limits",
             "cache",
         ],
     )?;
@@ -194,6 +199,10 @@ pub fn parse_new(body: &[u8]) -> Result<NewKey, RelayError> {
             "metadata",
             MAX_META_VALUE,
         )?,
+        limits: match map.get("limits") {
+            None | Some(Value::Null) => Limits::default(),
+            Some(v) => Limits::default().merged(&limits::parse_patch(v, "limits.")?),
+        },
         cache: crate::cache::parse_key_cache(map.get("cache").unwrap_or(&null))?,
     })
 }
@@ -208,6 +217,7 @@ pub fn parse_change(body: &[u8]) -> Result<KeyChange, RelayError> {
             "aliases",
             "metadata",
             "status",
+            "limits",
             "cache",
         ],
     )?;
@@ -242,6 +252,12 @@ pub fn parse_change(body: &[u8]) -> Result<KeyChange, RelayError> {
             }
         });
     }
+    if let Some(v) = map.get("limits") {
+        change.limits = Some(match v {
+            Value::Null => None,
+            v => Some(limits::parse_patch(v, "limits.")?),
+        });
+    }
     if let Some(v) = map.get("cache") {
         change.cache = Some(crate::cache::parse_key_cache(v)?);
     }
@@ -269,6 +285,7 @@ pub fn record(input: NewKey, id: String, now: &str) -> KeyRecord {
         models: input.models,
         aliases: input.aliases,
         metadata: input.metadata,
+        limits: input.limits,
         cache: input.cache,
     }
 }
@@ -294,6 +311,11 @@ pub fn apply(rec: &mut KeyRecord, change: &KeyChange, now: &str) -> Map<String, 
     }
     if let Some(v) = change.status {
         rec.status = v;
+    }
+    match &change.limits {
+        Some(Some(patch)) => rec.limits = rec.limits.merged(patch),
+        Some(None) => rec.limits = Limits::default(),
+        None => {}
     }
     if let Some(v) = change.cache {
         rec.cache = v;
@@ -334,6 +356,7 @@ pub fn public(rec: &KeyRecord) -> Value {
         "models": rec.models,
         "aliases": rec.aliases,
         "metadata": rec.metadata,
+        "limits": rec.limits.public(),
         "cache": crate::cache::public(rec.cache.as_ref()),
     })
 }

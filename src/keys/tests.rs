@@ -232,3 +232,31 @@ fn policy() {
     );
     assert!(allows(&open, "anything"));
 }
+
+#[test]
+fn limits_are_set_merged_cleared_and_audited() {
+    let input = new(r#"{"team":"t","user":"u","limits":{"budget_usd":25,"rpm":60}}"#).unwrap();
+    let mut rec = record(input, "key_1".into(), "2026-01-01T00:00:00.000Z");
+    assert_eq!(
+        public(&rec)["limits"],
+        json!({"budget_usd": 25.0, "budget_period": "month", "rpm": 60})
+    );
+    let change = parse_change(br#"{"limits":{"rpm":null,"max_parallel":4}}"#).unwrap();
+    let diff = apply(&mut rec, &change, "2026-01-02T00:00:00.000Z");
+    assert_eq!(
+        diff["limits"],
+        json!({"from": {"budget_usd": 25.0, "budget_period": "month", "rpm": 60},
+               "to": {"budget_usd": 25.0, "budget_period": "month", "max_parallel": 4}})
+    );
+    let clear = parse_change(br#"{"limits":null}"#).unwrap();
+    apply(&mut rec, &clear, "2026-01-03T00:00:00.000Z");
+    assert_eq!(public(&rec)["limits"], json!({}));
+    // The KV copy of a key without limits carries no limits field at all.
+    assert!(!serde_json::to_string(&rec).unwrap().contains("limits"));
+    let bad = parse_change(br#"{"limits":{"rpm":0}}"#).unwrap_err();
+    assert!(matches!(bad, RelayError::InvalidRequest { param: Some(p), .. } if p == "limits.rpm"));
+    let unknown = new(r#"{"team":"t","user":"u","limits":{"budget":1}}"#).unwrap_err();
+    assert!(
+        matches!(unknown, RelayError::InvalidRequest { param: Some(p), .. } if p == "limits.budget")
+    );
+}

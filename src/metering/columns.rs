@@ -90,6 +90,8 @@ pub const USAGE: &[Column] = &[
     col("duration_ms", |w| int(w.record.duration_ms)),
     col("settled", |w| int(w.settled)),
     unlisted("response_id", |w| text(&w.record.response_id)),
+    col("limit_scope", |w| text(&w.record.limit_scope)),
+    col("limit_name", |w| text(&w.record.limit_name)),
 ];
 
 /// The upsert for one row keyed by `request_id`: `?N` binds `USAGE[N-1]`, and a second write

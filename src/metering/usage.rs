@@ -14,6 +14,8 @@ pub enum Outcome {
     RelayError,
     ClientCancelled,
     Truncated,
+    /// Refused by a spend or rate limit (`limit_scope`, `limit_name` say which); costs nothing.
+    Limited,
 }
 
 impl Outcome {
@@ -24,6 +26,7 @@ impl Outcome {
             Outcome::RelayError => "relay_error",
             Outcome::ClientCancelled => "client_cancelled",
             Outcome::Truncated => "truncated",
+            Outcome::Limited => "limited",
         }
     }
 
@@ -53,6 +56,7 @@ impl Outcome {
             | RelayError::UpstreamExhausted { .. }
             | RelayError::UpstreamTimeout => Outcome::UpstreamError,
             RelayError::UpstreamStreamEnded => Outcome::Truncated,
+            RelayError::Limited(_) => Outcome::Limited,
             _ => Outcome::RelayError,
         }
     }
@@ -213,6 +217,10 @@ pub struct UsageRecord {
     /// The OpenAI response this request created (`resp_…`), which only this row's key may then
     /// retrieve, cancel or delete (`responses::owner`).
     pub response_id: Option<String>,
+    /// For an `outcome = limited` row: the scope (`key`/`user`/`team`) and the limit
+    /// (`budget`, `rpm`, `tpm`, `max_parallel`, `unpriced`, `unavailable`) that refused it.
+    pub limit_scope: Option<String>,
+    pub limit_name: Option<String>,
     pub started_at: String,
     pub ttfb_ms: Option<u64>,
     pub duration_ms: u64,
@@ -266,6 +274,8 @@ impl UsageRecord {
             attempts: 0,
             client_shape: None,
             response_id: None,
+            limit_scope: None,
+            limit_name: None,
             started_at,
             ttfb_ms: None,
             duration_ms: 0,
@@ -290,6 +300,8 @@ impl UsageRecord {
             &mut self.upstream_request_id,
             &mut self.client_shape,
             &mut self.response_id,
+            &mut self.limit_scope,
+            &mut self.limit_name,
         ]
         .into_iter()
         .flatten()
@@ -321,6 +333,12 @@ mod tests {
             Outcome::of_error(&RelayError::Internal("x".into())),
             Outcome::RelayError
         );
+        let refused = crate::limits::answer::unavailable(&crate::limits::Scope::Team("t".into()));
+        assert_eq!(
+            Outcome::of_error(&RelayError::Limited(Box::new(refused))),
+            Outcome::Limited
+        );
+        assert_eq!(Outcome::Limited.as_str(), "limited");
     }
 
     #[test]

@@ -366,6 +366,7 @@ async function main() {
     if (!process.env.BENCH_ONLY) {
       summary.usage_inserts = await measureInserts(relay, targets.find((t) => t.name === 'relay'));
       summary.cache = await (await import('./cache.mjs')).benchCache({ relay, targets, rounds: ROUNDS });
+      summary.limits = await (await import('./limits.mjs')).benchLimits();
     }
     const out = join(ROOT, 'target', 'bench');
     mkdirSync(out, { recursive: true });

@@ -1,5 +1,6 @@
 // Unit tests for the dashboard's data shaping (src/dashboard/shape.js): ranges, query strings,
-// figures from report rows, dense chart series, sorting, formatting and error messages.
+// figures from report rows, dense chart series, sorting, formatting, error messages, and the
+// limits and cache forms and views.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as S from '../../src/dashboard/shape.js';
@@ -37,7 +38,10 @@ test('query strings drop empty values and encode the rest', () => {
 
 test('figures: tokens are prompt + completion, cost stays unknown when nothing was priced, rates never divide by zero', () => {
   const f = S.figures({ requests: 4, prompt_tokens: 100, completion_tokens: 20, cached_tokens: 30, cost_usd: 0.0125, unpriced_requests: 1, errors: 1, p50_duration_ms: 120, p95_duration_ms: 900 });
-  assert.deepEqual(f, { requests: 4, prompt: 100, completion: 20, cached: 30, tokens: 120, cost: 0.0125, unpriced: 1, errors: 1, errorRate: 0.25, p50: 120, p95: 900 });
+  assert.deepEqual(f, {
+    requests: 4, prompt: 100, completion: 20, cached: 30, tokens: 120, cost: 0.0125, unpriced: 1, errors: 1, errorRate: 0.25, p50: 120, p95: 900,
+    cacheHits: 0, cacheHitRate: null, saved: null,
+  });
   const empty = S.totalsOf({ object: 'list', data: [{ requests: 0, prompt_tokens: 0, completion_tokens: 0, cost_usd: null, errors: 0, p50_duration_ms: null }] });
   assert.equal(empty.cost, null);
   assert.equal(empty.errorRate, 0);
@@ -149,7 +153,7 @@ test('new key bodies: trimmed, optional fields only when given, models split, ex
 });
 
 test('the URL fragment round-trips view, range and filters, and falls back on nonsense', () => {
-  const state = { view: 'breakdown', keyId: '', from: '2026-11-01', through: '2026-11-07', team: 'platform', user: '', model: 'a b', dim: 'model' };
+  const state = { view: 'breakdown', keyId: '', scopeTeam: '', scopeUser: '', from: '2026-11-01', through: '2026-11-07', team: 'platform', user: '', model: 'a b', dim: 'model' };
   const hash = S.formatHash(state);
   assert.equal(hash, '#/breakdown?from=2026-11-01&through=2026-11-07&team=platform&model=a+b&dim=model');
   assert.deepEqual(S.parseHash(hash, NOW), state);
@@ -159,4 +163,107 @@ test('the URL fragment round-trips view, range and filters, and falls back on no
   assert.deepEqual([fallback.view, fallback.from, fallback.through, fallback.team], ['overview', '2026-11-16', '2026-11-22', '']);
   assert.equal(S.parseHash('#/key/', NOW).view, 'keys');
   assert.equal(S.parseHash('', NOW).view, 'overview');
+});
+
+test('cache figures: hits, the relay\'s hit rate and saved cost; null rate when caching never applied', () => {
+  const f = S.figures({ requests: 10, cache_hits: 3, cache_hit_rate: 0.375, saved_usd: 0.0042 });
+  assert.deepEqual([f.cacheHits, f.cacheHitRate, f.saved], [3, 0.375, 0.0042]);
+  // Zero hits out of rows that used the cache is 0%, not unknown.
+  assert.equal(S.figures({ requests: 2, cache_hits: 0, cache_hit_rate: 0, saved_usd: null }).cacheHitRate, 0);
+  assert.equal(S.figures({ requests: 2, cache_hits: 0, cache_hit_rate: null }).cacheHitRate, null);
+  assert.deepEqual(S.breakdown({ data: [{ team: 't', cache_hit_rate: 0.5, saved_usd: 1 }] }, 'team').map((r) => [r.cacheHitRate, r.saved]), [[0.5, 1]]);
+});
+
+test('limits form: a key PATCH sends null for every empty field, a scope PUT leaves them out', () => {
+  const fields = { budget: ' 25 ', period: 'week', rpm: '', tpm: '200000', max_parallel: '' };
+  assert.deepEqual(S.limitsFromForm(fields, { clearEmpty: true }), { limits: { budget_usd: 25, budget_period: 'week', rpm: null, tpm: 200000, max_parallel: null } });
+  assert.deepEqual(S.limitsFromForm(fields), { limits: { budget_usd: 25, budget_period: 'week', tpm: 200000 } });
+  // No budget: the period is not sent on its own (a key's is cleared with it).
+  assert.deepEqual(S.limitsFromForm({ budget: '', period: 'day', rpm: '3' }), { limits: { rpm: 3 } });
+  assert.deepEqual(S.limitsFromForm({ budget: '', period: 'day', rpm: '3' }, { clearEmpty: true }), {
+    limits: { budget_usd: null, budget_period: null, rpm: 3, tpm: null, max_parallel: null },
+  });
+  assert.deepEqual(S.limitsFromForm({ budget: '2.50', period: '' }), { limits: { budget_usd: 2.5 } });
+  // Out-of-range numbers go to the relay, whose message names the field; text never becomes null.
+  assert.deepEqual(S.limitsFromForm({ rpm: '0' }), { limits: { rpm: 0 } });
+  assert.deepEqual(S.limitsFromForm({ budget: 'ten' }), { problem: "'Budget (USD)' must be an amount such as 25 or 2.50." });
+  assert.deepEqual(S.limitsFromForm({ budget: '-1' }), { problem: "'Budget (USD)' must be an amount such as 25 or 2.50." });
+  assert.deepEqual(S.limitsFromForm({ tpm: '1e5' }), { problem: "'Tokens per minute' must be a whole number." });
+  assert.deepEqual(S.limitsFromForm({ max_parallel: '1.5' }), { problem: "'In flight at once' must be a whole number." });
+  assert.deepEqual(S.limitsFromForm({}), { limits: {} });
+});
+
+test('limits form values and text: what is set, as the form and the page show it', () => {
+  assert.deepEqual(S.limitsFormValues({ budget_usd: 25, budget_period: 'week', rpm: 60 }), { budget: '25', period: 'week', rpm: '60', tpm: '', max_parallel: '' });
+  assert.deepEqual(S.limitsFormValues({}), { budget: '', period: 'month', rpm: '', tpm: '', max_parallel: '' });
+  assert.equal(S.formatBudget({ budget_usd: 25, budget_period: 'month' }), '$25.00 per month');
+  assert.equal(S.formatBudget({ budget_usd: 5, budget_period: 'total' }), '$5.00 in total');
+  assert.equal(S.formatBudget({ budget_usd: 0.5 }), '$0.5000 per month');
+  assert.equal(S.formatBudget({}), 'none');
+  assert.deepEqual(S.limitRows({ rpm: 60, tpm: 200000 }), [['Budget', 'none'], ['Requests per minute', '60'], ['Tokens per minute', '200,000'], ['In flight at once', 'none']]);
+  assert.equal(S.limitsSummary({ budget_usd: 25, budget_period: 'day', rpm: 60, max_parallel: 4 }), '$25.00/day · 60 rpm · 4 parallel');
+  assert.equal(S.limitsSummary({}), 'none');
+  assert.equal(S.limitsSummary(undefined), 'none');
+  assert.equal(S.hasLimits({ rpm: null }), false);
+  assert.equal(S.hasLimits({ rpm: 1 }), true);
+});
+
+test('scope state: spent, reserved, remaining and the share of the budget used or held', () => {
+  const view = {
+    scope: 'user', team: 'platform', user: 'ann', limits: { budget_usd: 10, budget_period: 'month', rpm: 60 },
+    state: { period: 'month', period_start: '2026-11-01T00:00:00Z', resets_at: '2026-12-01T00:00:00Z', spent_usd: 6, reserved_usd: 1.5, remaining_usd: 2.5, in_flight: 2, requests_last_minute: 7, tokens_last_minute: 900 },
+  };
+  const f = S.scopeFigures(view);
+  assert.deepEqual(f, {
+    period: 'month', periodStart: '2026-11-01T00:00:00Z', resetsAt: '2026-12-01T00:00:00Z', spent: 6, reserved: 1.5, remaining: 2.5,
+    budget: 10, used: 0.75, inFlight: 2, requestsLastMinute: 7, tokensLastMinute: 900,
+  });
+  assert.equal(S.formatResets(f), '2026-12-01 00:00:00');
+  // Over budget (a request's actual cost may exceed its reservation): the meter stops at full.
+  assert.equal(S.scopeFigures({ limits: { budget_usd: 1 }, state: { spent_usd: 1.2, reserved_usd: 0 } }).used, 1);
+  const none = S.scopeFigures({ scope: 'team', team: 't', limits: {}, state: { period: null, resets_at: null, spent_usd: 0, remaining_usd: null } });
+  assert.deepEqual([none.budget, none.used, none.remaining, S.formatResets(none)], [null, null, null, '—']);
+  assert.equal(S.formatResets(S.scopeFigures({ limits: { budget_usd: 5, budget_period: 'total' }, state: { period: 'total', resets_at: null } })), 'never');
+  assert.equal(S.scopeFigures({}).spent, 0);
+  assert.equal(S.scopeLabel(view), 'user platform/ann');
+  assert.equal(S.scopeLabel({ scope: 'team', team: 'platform' }), 'team platform');
+  assert.equal(S.scopeLabel({ scope: 'key', key_id: 'key_1' }), 'key key_1');
+  assert.equal(S.scopePath('platform'), '/admin/limits/teams/platform');
+  assert.equal(S.scopePath('a b', 'c/d'), '/admin/limits/teams/a%20b/users/c%2Fd');
+});
+
+test('cache form: off is null, on needs a whole-second TTL; sharing and sampling carried over', () => {
+  assert.deepEqual(S.cacheFromForm({ enabled: false, ttl: '300' }), { cache: null });
+  assert.deepEqual(S.cacheFromForm({ enabled: true, ttl: ' 300 ', scope: 'team', sampled: true }), { cache: { ttl_s: 300, scope: 'team', sampled: true } });
+  assert.deepEqual(S.cacheFromForm({ enabled: true, ttl: '60', scope: 'nonsense' }), { cache: { ttl_s: 60, scope: 'key', sampled: false } });
+  // A TTL under KV's 60 s minimum is the relay's to refuse, with its message.
+  assert.deepEqual(S.cacheFromForm({ enabled: true, ttl: '5' }), { cache: { ttl_s: 5, scope: 'key', sampled: false } });
+  assert.deepEqual(S.cacheFromForm({ enabled: true, ttl: '' }), { problem: "'Keep answers for (seconds)' must be a whole number, 60 to 2592000." });
+  assert.deepEqual(S.cacheFromForm({ enabled: true, ttl: '5m' }), { problem: "'Keep answers for (seconds)' must be a whole number, 60 to 2592000." });
+  assert.deepEqual([60, 300, 3600, 5400, 86_400, 2_592_000, 90].map(S.formatTtl), ['1 min', '5 min', '1 h', '1 h 30 min', '1 d', '30 d', '90 s']);
+  assert.equal(S.cacheText(null), 'off');
+  assert.equal(S.cacheText({ ttl_s: 300, scope: 'team', sampled: false }), "5 min (300 s), shared with the key's team, temperature 0 only");
+  assert.equal(S.cacheText({ ttl_s: 60, scope: 'key', sampled: true }), '1 min (60 s), shared with this key only, sampled requests too');
+  assert.equal(S.cacheSummary({ ttl_s: 300, scope: 'user', sampled: true }), '5 min, user, sampled');
+  assert.equal(S.cacheSummary(null), 'off');
+});
+
+test('request notes: cache status and saved cost, and which scope and limit refused a request', () => {
+  assert.deepEqual(S.requestNotes({ outcome: 'ok', cache: 'hit', saved_usd: 0.01 }), { cache: 'hit', saved: 0.01, limit: null });
+  assert.deepEqual(S.requestNotes({ outcome: 'limited', limit_scope: 'team', limit_name: 'budget', cache: null }), { cache: null, saved: null, limit: 'team budget' });
+  assert.deepEqual(S.requestNotes({ outcome: 'ok' }), { cache: null, saved: null, limit: null });
+});
+
+test('the limits view round-trips its team and user through the URL fragment', () => {
+  const base = S.parseHash('', NOW);
+  const hash = S.formatHash({ ...base, view: 'limits', scopeTeam: 'platform', scopeUser: 'ann/b' });
+  assert.equal(hash, '#/limits/platform/ann%2Fb?from=2026-11-16&through=2026-11-22');
+  const back = S.parseHash(hash, NOW);
+  assert.deepEqual([back.view, back.scopeTeam, back.scopeUser], ['limits', 'platform', 'ann/b']);
+  const team = S.parseHash(S.formatHash({ ...base, view: 'limits', scopeTeam: 'platform', scopeUser: '' }), NOW);
+  assert.deepEqual([team.view, team.scopeTeam, team.scopeUser], ['limits', 'platform', '']);
+  assert.equal(S.formatHash({ ...base, view: 'limits' }), '#/limits?from=2026-11-16&through=2026-11-22');
+  // A user without a team means nothing: the list.
+  assert.equal(S.formatHash({ ...base, view: 'limits', scopeTeam: '', scopeUser: 'ann' }), '#/limits?from=2026-11-16&through=2026-11-22');
+  assert.deepEqual([S.parseHash('#/key/x', NOW).scopeTeam, S.parseHash('#/limits', NOW).scopeTeam], ['', '']);
 });

@@ -31,7 +31,7 @@ test('an admin mints a key: shown once, stored only as its SHA-256, and it works
   assert.ok(Math.abs(Date.parse(rec.created_at) - Date.now()) < 60000);
   assert.deepEqual(rec, {
     id: rec.id, team: 'platform', user: 'bob', env: 'prod', name: 'Bob laptop', status: 'active',
-    created_at: rec.created_at, updated_at: rec.created_at, expires_at: null, models: null, aliases: {}, metadata: { cost_center: '42' }, cache: null,
+    created_at: rec.created_at, updated_at: rec.created_at, expires_at: null, models: null, aliases: {}, metadata: { cost_center: '42' }, cache: null, limits: {},
   });
 
   const stored = await relay.kv.get(`key:${sha256(key)}`, 'json');

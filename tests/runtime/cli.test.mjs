@@ -196,7 +196,10 @@ test('keys update sends only the given fields; keys show reads them back', async
   const empty = await admin('keys', 'update', minted.id);
   assert.equal(empty.code, 2);
   assert.equal(empty.stdout, '');
-  assert.equal(empty.stderr, 'error: nothing to update: give at least one of --name, --models, --alias, --expires, --status, --meta.\n');
+  assert.equal(
+    empty.stderr,
+    'error: nothing to update: give at least one of --name, --models, --alias, --expires, --status, --meta, --budget, --period, --rpm, --tpm, --max-parallel, --clear-limits, --cache-ttl, --cache-scope, --cache-sampled, --cache-off.\n',
+  );
 });
 
 test('keys rotate shows a new key once, for the same record, and the new key works', async () => {
@@ -258,10 +261,13 @@ test('usage groups by team, prints cost with 6 decimals, and exports CSV', async
   for (const n of USAGE_NUMBERS) assert.ok(n in row, `${n} missing from ${JSON.stringify(row)}`);
 
   const table = succeeded(await admin('usage', '--group-by', 'team', '--team', 'cli-usage'));
-  assert.deepEqual(header(table.stdout), ['team', ...USAGE_NUMBERS]);
+  // The cache columns are there because the relay reports them.
+  assert.deepEqual(header(table.stdout), ['team', ...USAGE_NUMBERS, 'cache_hits', 'cache_hit_rate', 'saved_usd']);
   const rows = rowsStartingWith(table.stdout, 'cli-usage');
   assert.equal(rows.length, 1);
-  const cells = Object.fromEntries(['team', ...USAGE_NUMBERS].map((c, i) => [c, rows[0][i]]));
+  const cells = Object.fromEntries(['team', ...USAGE_NUMBERS, 'cache_hits', 'cache_hit_rate', 'saved_usd'].map((c, i) => [c, rows[0][i]]));
+  // No key of this team caches: no hits, no rate (not 0%), nothing saved.
+  assert.deepEqual([cells.cache_hits, cells.cache_hit_rate, cells.saved_usd], ['0', '–', '0.000000']);
   assert.ok(Number(cells.requests) >= 2);
   assert.match(cells.cost_usd, /^\d+\.\d{6}$/);
 
@@ -382,4 +388,243 @@ test('an unreachable relay is named in the error, exit 1', async () => {
   assert.equal(r.code, 1);
   assert.equal(r.stdout, '');
   assert.equal(r.stderr, `error: could not reach the relay at http://127.0.0.1:${port} (ECONNREFUSED).\n`);
+});
+
+// ── limits and cache (issues 16, 17) ───────────────────────────────────────────────────────
+
+/** Admin API GET, for reading back what the CLI set. */
+async function apiGet(path) {
+  const r = await call(relay, path, { method: 'GET', key: ADMIN_TOKEN });
+  assert.equal(r.res.status, 200, `${path}: ${r.text}`);
+  return r.json;
+}
+
+/** UTC midnight of the day of `ms`, and of the next day, as unix ms. */
+function dayBounds(ms) {
+  const start = Date.parse(`${new Date(ms).toISOString().slice(0, 10)}T00:00:00.000Z`);
+  return [start, start + 86_400_000];
+}
+
+/** `limits show` re-run (bounded) until `done(view)`: settlement is written after the answer. */
+async function scopeUntil(args, done) {
+  let view;
+  for (let i = 0; i < 50; i += 1) {
+    view = JSON.parse(succeeded(await admin('limits', 'show', ...args, '--json')).stdout);
+    if (done(view)) return view;
+    await new Promise((res) => setTimeout(res, 100));
+  }
+  return view;
+}
+
+test('key limits: set by keys create/update, read back from the API and limits show; spend shows after a request', async () => {
+  const minted = await mint('cli-limits', 'ivy', '--budget', '5', '--period', 'day', '--rpm', '100', '--max-parallel', '3');
+  assert.deepEqual(minted.limits, { budget_usd: 5, budget_period: 'day', rpm: 100, max_parallel: 3 });
+  assert.deepEqual((await apiGet(`/admin/keys/${minted.id}`)).limits, minted.limits);
+
+  // update merges: --tpm is added, --rpm none removes only rpm.
+  const changed = JSON.parse(succeeded(await admin('keys', 'update', minted.id, '--tpm', '50000', '--rpm', 'none', '--json')).stdout);
+  assert.deepEqual(changed.limits, { budget_usd: 5, budget_period: 'day', tpm: 50000, max_parallel: 3 });
+  assert.deepEqual((await apiGet(`/admin/keys/${minted.id}`)).limits, changed.limits);
+  const record = succeeded(await admin('keys', 'show', minted.id));
+  assert.match(record.stdout, /│ limits\s+│ budget_period=day\s+│\n│\s+│ budget_usd=5\s+│\n│\s+│ max_parallel=3\s+│\n│\s+│ tpm=50000\s+│/);
+
+  // Before any request: nothing spent, the whole budget left, today's period.
+  const [dayStart, dayEnd] = dayBounds(Date.now());
+  const fresh = JSON.parse(succeeded(await admin('limits', 'show', '--key', minted.id, '--json')).stdout);
+  assert.deepEqual([fresh.scope, fresh.key_id, fresh.team, fresh.user], ['key', minted.id, 'cli-limits', 'ivy']);
+  assert.deepEqual(fresh.limits, changed.limits);
+  assert.deepEqual(
+    [fresh.state.period, Date.parse(fresh.state.period_start), Date.parse(fresh.state.resets_at), fresh.state.spent_usd, fresh.state.reserved_usd, fresh.state.remaining_usd, fresh.state.in_flight],
+    ['day', dayStart, dayEnd, 0, 0, 5, 0],
+  );
+
+  const used = await chat(minted.key, 'mock-ok');
+  assert.equal(used.res.status, 200, used.text);
+  const row = await relay.row(used.requestId, { timeoutMs: 5000 });
+  assert.ok(row.cost_usd > 0, 'mock-ok is priced');
+  const spent = await scopeUntil(['--key', minted.id], (v) => v.state.spent_usd > 0 && v.state.reserved_usd === 0);
+  assert.ok(Math.abs(spent.state.spent_usd - row.cost_usd) < 1e-9, `spent ${spent.state.spent_usd} = the row's cost ${row.cost_usd}`);
+  assert.ok(Math.abs(spent.state.remaining_usd - (5 - row.cost_usd)) < 1e-9);
+  assert.equal(spent.state.reserved_usd, 0, 'settled: nothing left reserved');
+  assert.equal(spent.state.in_flight, 0);
+  assert.ok(spent.state.requests_last_minute >= 1);
+
+  // The table: one field a row, dollars to 6 decimals, unset limits as a dash.
+  const table = succeeded(await admin('limits', 'show', '--key', minted.id));
+  assert.equal(field(table.stdout, 'scope'), 'key');
+  assert.equal(field(table.stdout, 'key_id'), minted.id);
+  assert.equal(field(table.stdout, 'budget_usd'), '5.000000');
+  assert.equal(field(table.stdout, 'budget_period'), 'day');
+  assert.equal(field(table.stdout, 'rpm'), '–');
+  assert.equal(field(table.stdout, 'tpm'), '50000');
+  assert.equal(field(table.stdout, 'spent_usd'), spent.state.spent_usd.toFixed(6));
+  assert.equal(field(table.stdout, 'remaining_usd'), spent.state.remaining_usd.toFixed(6));
+  assert.equal(Date.parse(field(table.stdout, 'resets_at')), dayEnd);
+
+  const cleared = JSON.parse(succeeded(await admin('keys', 'update', minted.id, '--clear-limits', '--json')).stdout);
+  assert.deepEqual(cleared.limits, {});
+  assert.deepEqual((await apiGet(`/admin/keys/${minted.id}`)).limits, {});
+
+  // The key's audit entries carry the limits changes.
+  const log = JSON.parse(succeeded(await admin('audit', '--key', minted.id, '--json')).stdout);
+  const updates = log.data.filter((e) => e.action === 'update');
+  assert.equal(updates.length, 2, JSON.stringify(log.data));
+  for (const e of updates) assert.ok('limits' in e.changes, JSON.stringify(e.changes));
+});
+
+test('team and user limits: limits set / list / show / delete through the CLI, read back from the API, enforced', async () => {
+  const team = 'cli-scope';
+  const teamView = JSON.parse(succeeded(await admin('limits', 'set', '--team', team, '--budget', '10', '--json')).stdout);
+  assert.deepEqual([teamView.scope, teamView.team], ['team', team]);
+  // The relay writes down the default period.
+  assert.deepEqual(teamView.limits, { budget_usd: 10, budget_period: 'month' });
+  assert.equal(teamView.state.period, 'month');
+  assert.deepEqual((await apiGet(`/admin/limits/teams/${team}`)).limits, teamView.limits);
+
+  const userTable = succeeded(await admin('limits', 'set', '--team', team, '--user', 'jo', '--rpm', '2'));
+  assert.equal(field(userTable.stdout, 'scope'), 'user');
+  assert.equal(field(userTable.stdout, 'team'), team);
+  assert.equal(field(userTable.stdout, 'user'), 'jo');
+  assert.equal(field(userTable.stdout, 'rpm'), '2');
+  assert.equal(field(userTable.stdout, 'budget_usd'), '–');
+  assert.equal(field(userTable.stdout, 'remaining_usd'), '–', 'no budget, nothing to remain');
+  assert.deepEqual((await apiGet(`/admin/limits/teams/${team}/users/jo`)).limits, { rpm: 2 });
+
+  const list = JSON.parse(succeeded(await admin('limits', 'list', '--json')).stdout);
+  const ours = list.data.filter((r) => r.team === team);
+  assert.deepEqual(ours, [
+    { scope: 'team', team, limits: { budget_usd: 10, budget_period: 'month' } },
+    { scope: 'user', team, user: 'jo', limits: { rpm: 2 } },
+  ]);
+  const listTable = succeeded(await admin('limits', 'list'));
+  assert.deepEqual(header(listTable.stdout), ['scope', 'team', 'user', 'budget_usd', 'budget_period', 'rpm', 'tpm', 'max_parallel']);
+  assert.deepEqual(rowsStartingWith(listTable.stdout, 'user').filter((c) => c[1] === team), [['user', team, 'jo', '–', '–', '2', '–', '–']]);
+
+  // Both scopes bind a key of that team and user: spend counts on the team, the third request
+  // in a minute is refused by the user's rpm.
+  const { key } = await mint(team, 'jo');
+  const first = await chat(key, 'mock-ok');
+  const second = await chat(key, 'mock-ok');
+  assert.deepEqual([first.res.status, second.res.status], [200, 200]);
+  const third = await chat(key, 'mock-ok');
+  assert.equal(third.res.status, 429, third.text);
+  assert.equal(third.json.error.code, 'rate_limit_exceeded');
+  const refused = await relay.row(third.requestId, { timeoutMs: 5000 });
+  assert.deepEqual([refused.outcome, refused.limit_scope, refused.limit_name], ['limited', 'user', 'rpm']);
+  // requests --outcome limited says which scope and limit refused it.
+  const limited = succeeded(await admin('requests', '--team', team, '--outcome', 'limited'));
+  const limitedRows = rowsStartingWith(limited.stdout, refused.started_at);
+  assert.equal(limitedRows.length, 1, limited.stdout);
+  assert.deepEqual(limitedRows[0].slice(1, 8), [third.requestId, refused.key_id, 'mock-ok', '429', 'limited', 'rate_limit_exceeded', 'user rpm']);
+  const rows = [await relay.row(first.requestId), await relay.row(second.requestId)];
+  const cost = rows[0].cost_usd + rows[1].cost_usd;
+  const spent = await scopeUntil(['--team', team], (v) => Math.abs(v.state.spent_usd - cost) < 1e-9);
+  assert.ok(Math.abs(spent.state.spent_usd - cost) < 1e-9, `team spent ${spent.state.spent_usd}, rows ${cost}`);
+  const user = JSON.parse(succeeded(await admin('limits', 'show', '--team', team, '--user', 'jo', '--json')).stdout);
+  assert.equal(user.state.requests_last_minute, 2, 'the refused request is not counted');
+
+  // Delete: the limits go, the spend stays, and the user's requests pass again.
+  const deleted = JSON.parse(succeeded(await admin('limits', 'delete', '--team', team, '--user', 'jo', '--json')).stdout);
+  assert.deepEqual([deleted.scope, deleted.limits], ['user', {}]);
+  assert.deepEqual((await apiGet(`/admin/limits/teams/${team}/users/jo`)).limits, {});
+  const afterDelete = await chat(key, 'mock-ok');
+  assert.equal(afterDelete.res.status, 200, afterDelete.text);
+  const teamAfter = JSON.parse(succeeded(await admin('limits', 'delete', '--team', team, '--json')).stdout);
+  assert.deepEqual(teamAfter.limits, {});
+  assert.ok(teamAfter.state.spent_usd >= cost - 1e-9, 'spend so far is kept');
+  assert.deepEqual((await apiGet('/admin/limits')).data.filter((r) => r.team === team), []);
+
+  // Every change is in the audit log under its scope's name, which `audit --key` takes.
+  const teamLog = JSON.parse(succeeded(await admin('audit', '--key', `team:${team}`, '--json')).stdout);
+  assert.deepEqual(teamLog.data.map((e) => [e.action, e.key_id]), [['limits.delete', `team:${team}`], ['limits.set', `team:${team}`]]);
+  const userLog = succeeded(await admin('audit', '--key', `user:${team}/jo`));
+  assert.deepEqual(
+    userLog.stdout.split('\n').filter((l) => l.includes('limits.')).map((l) => l.split('│')[2].trim()),
+    ['limits.delete', 'limits.set'],
+  );
+  assert.match(userLog.stdout, /rpm/, 'what changed is shown');
+});
+
+test('cache settings: set by keys create/update, read back; hits and saved cost show in usage', async () => {
+  const minted = await mint('cli-cache', 'kim', '--cache-ttl', '300');
+  assert.deepEqual(minted.cache, { ttl_s: 300, scope: 'key', sampled: false });
+  assert.deepEqual((await apiGet(`/admin/keys/${minted.id}`)).cache, minted.cache);
+
+  // --cache-scope alone keeps the TTL.
+  const team = JSON.parse(succeeded(await admin('keys', 'update', minted.id, '--cache-scope', 'team', '--json')).stdout);
+  assert.deepEqual(team.cache, { ttl_s: 300, scope: 'team', sampled: false });
+  const sampled = JSON.parse(succeeded(await admin('keys', 'update', minted.id, '--cache-sampled', '--cache-ttl', '600', '--json')).stdout);
+  assert.deepEqual(sampled.cache, { ttl_s: 600, scope: 'team', sampled: true });
+  assert.deepEqual((await apiGet(`/admin/keys/${minted.id}`)).cache, sampled.cache);
+  const shown = succeeded(await admin('keys', 'show', minted.id));
+  // One entry a line, in the record's (sorted) order.
+  assert.match(shown.stdout, /│ cache\s+│ sampled=true\s+│\n│\s+│ scope=team\s+│\n│\s+│ ttl_s=600\s+│/);
+
+  const off = JSON.parse(succeeded(await admin('keys', 'update', minted.id, '--cache-off', '--json')).stdout);
+  assert.equal(off.cache, null);
+  assert.equal(field(succeeded(await admin('keys', 'show', minted.id)).stdout, 'cache'), 'off');
+
+  // A TTL under KV's minimum is the relay's to refuse, and its message names the field.
+  const short = await admin('keys', 'update', minted.id, '--cache-ttl', '30');
+  assert.equal(short.code, 1);
+  assert.match(short.stderr, /^error: .*\(param: cache\.ttl_s\)\n$/);
+
+  // The same deterministic request twice: a miss that is stored, then a hit that saved its cost.
+  succeeded(await admin('keys', 'update', minted.id, '--cache-ttl', '300', '--no-cache-sampled'));
+  const body = { model: 'mock-ok', temperature: 0, messages: [{ role: 'user', content: 'cache me' }] };
+  const a = await call(relay, '/v1/chat/completions', { key: minted.key, body });
+  const b = await call(relay, '/v1/chat/completions', { key: minted.key, body });
+  assert.deepEqual([a.res.status, b.res.status], [200, 200]);
+  assert.equal(b.res.headers.get('x-relay-cache-status'), 'HIT');
+  const stored = await relay.row(a.requestId, { timeoutMs: 5000 });
+  const hit = await relay.row(b.requestId, { timeoutMs: 5000 });
+  assert.equal(hit.cache, 'hit');
+
+  const report = JSON.parse(succeeded(await admin('usage', '--key', minted.id, '--json')).stdout);
+  const [totals] = report.data;
+  assert.equal(totals.cache_hits, 1);
+  assert.equal(totals.cache_hit_rate, 0.5);
+  assert.ok(Math.abs(totals.saved_usd - stored.cost_usd) < 1e-9, `saved ${totals.saved_usd} = the stored answer's cost ${stored.cost_usd}`);
+  const table = succeeded(await admin('usage', '--key', minted.id, '--group-by', 'key'));
+  assert.deepEqual(header(table.stdout), ['key', ...USAGE_NUMBERS, 'cache_hits', 'cache_hit_rate', 'saved_usd']);
+  const [cells] = rowsStartingWith(table.stdout, minted.id);
+  assert.deepEqual(cells.slice(-3), ['1', '50.0%', totals.saved_usd.toFixed(6)]);
+
+  // requests: one row each, newest first, with its cache status and what a hit saved.
+  const listed = succeeded(await admin('requests', '--key', minted.id));
+  assert.deepEqual(header(listed.stdout), ['started_at', 'request_id', 'key_id', 'model_requested', 'status', 'outcome', 'error_code', 'limit', 'cache', 'cost_usd', 'saved_usd', 'duration_ms']);
+  const byId = (id) => listed.stdout.split('\n').filter((l) => l.includes(id)).map((l) => l.split('│').slice(1, -1).map((c) => c.trim()))[0];
+  const [hitCells, storedCells] = [byId(b.requestId), byId(a.requestId)];
+  assert.deepEqual(hitCells.slice(4, 11), ['200', 'ok', '–', '–', 'hit', '0.000000', hit.saved_usd.toFixed(6)]);
+  assert.deepEqual(storedCells.slice(4, 11), ['200', 'ok', '–', '–', stored.cache, stored.cost_usd.toFixed(6), '–']);
+  assert.ok(listed.stdout.indexOf(b.requestId) < listed.stdout.indexOf(a.requestId), 'newest first');
+  const one = succeeded(await admin('requests', '--key', minted.id, '--limit', '1'));
+  assert.match(one.stdout, /\nnext cursor: \S+\n$/);
+  const page2 = JSON.parse(succeeded(await admin('requests', '--key', minted.id, '--limit', '1', '--cursor', one.stdout.match(/next cursor: (\S+)/)[1], '--json')).stdout);
+  assert.deepEqual(page2.data.map((r) => r.request_id), [a.requestId]);
+});
+
+test("limits and cache: the relay's range errors are printed; bad syntax exits 2 before any request", async () => {
+  const zero = await admin('limits', 'set', '--team', 'cli-bad', '--rpm', '0');
+  assert.equal(zero.code, 1);
+  assert.equal(zero.stdout, '');
+  assert.match(zero.stderr, /^error: 'rpm' must be an integer from 1 to \d+, or null\. \(param: rpm\)\n$/);
+  assert.deepEqual((await apiGet('/admin/limits/teams/cli-bad')).limits, {}, 'nothing was set');
+
+  for (const [args, message] of [
+    [['keys', 'update', 'key_x', '--budget', 'ten'], "error: option '--budget <usd>' argument 'ten' is invalid. expected an amount in USD such as 25 or 2.50.\n"],
+    [['keys', 'update', 'key_x', '--period', 'year'], "error: option '--period <period>' argument 'year' is invalid. Allowed choices are day, week, month, total, none.\n"],
+    [['keys', 'create', '--team', 't', '--user', 'u', '--rpm', 'none'], "error: option '--rpm <n>' argument 'none' is invalid. expected a whole number.\n"],
+    [['keys', 'update', 'key_x', '--cache-scope', 'world'], "error: option '--cache-scope <scope>' argument 'world' is invalid. Allowed choices are key, user, team.\n"],
+    [['keys', 'update', 'key_x', '--clear-limits', '--rpm', '3'], 'error: --clear-limits clears every limit; it cannot be combined with --budget, --period, --rpm, --tpm or --max-parallel.\n'],
+    [['keys', 'update', 'key_x', '--cache-off', '--cache-ttl', '60'], 'error: --cache-off turns caching off; it cannot be combined with --cache-ttl, --cache-scope or --cache-sampled.\n'],
+    [['limits', 'set', '--team', 't'], 'error: nothing to set: give at least one of --budget, --period, --rpm, --tpm, --max-parallel (limits delete clears them all).\n'],
+    [['limits', 'show'], 'error: give --key <id>, or --team <team> (and --user <user> for one user of it).\n'],
+    [['limits', 'show', '--key', 'key_x', '--team', 't'], 'error: give either --key <id> or --team <team> [--user <user>], not both.\n'],
+  ]) {
+    const r = await admin(...args);
+    assert.equal(r.code, 2, args.join(' '));
+    assert.equal(r.stdout, '');
+    assert.ok(r.stderr.startsWith(message), `${args.join(' ')}:\n${r.stderr}`);
+  }
 });

@@ -153,6 +153,8 @@ function expected(row) {
     cost: row.cost_usd,
     'error-rate': row.requests ? row.errors / row.requests : 0,
     p50: row.p50_duration_ms,
+    'cache-hit-rate': row.cache_hit_rate ?? null,
+    saved: row.saved_usd ?? null,
   };
 }
 
@@ -161,7 +163,16 @@ function assertKpis(shown, report, what) {
   assert.equal(report.data.length, 1, `${what}: one row of totals`);
   const want = expected(report.data[0]);
   assert.ok(want.requests > 0, `${what}: the comparison is over real rows`);
-  const text = { requests: S.formatInt, tokens: S.formatInt, cost: S.formatCost, 'error-rate': S.formatPercent, p50: S.formatDuration };
+  const hits = report.data[0].cache_hits ?? 0;
+  const text = {
+    requests: S.formatInt,
+    tokens: S.formatInt,
+    cost: S.formatCost,
+    'error-rate': S.formatPercent,
+    p50: S.formatDuration,
+    'cache-hit-rate': S.formatPercent,
+    saved: (v) => `${S.formatInt(hits)} hits · ${S.formatCost(v ?? 0)} saved`,
+  };
   assert.deepEqual(
     Object.fromEntries(Object.entries(shown).map(([k, v]) => [k, [num(v.value), v.text]])),
     Object.fromEntries(Object.entries(want).map(([k, v]) => [k, [v, text[k](v)]])),
@@ -355,7 +366,9 @@ test('end to end in Chromium: sign in, figures equal the API, filter, create, us
     assert.equal(shown.cells[1], 'mock-ok');
     assert.equal(shown.cells[2], '/v1/chat/completions');
     assert.deepEqual(shown.values.map(num), [usageRow.prompt_tokens + usageRow.completion_tokens, usageRow.cost_usd, usageRow.duration_ms]);
-    assert.match(shown.cells[5], /^ok 200/);
+    // No cache setting on this key: the cache was not in play, and the row says so.
+    assert.equal(shown.cells[5], usageRow.cache ?? '—');
+    assert.match(shown.cells[6], /^ok 200/);
     assertKpis(await kpis(page, '#key-kpis'), await admin(`/admin/usage${S.query({ key: keyId, ...todayApi })}`), 'per-key figures');
     await page.screenshot({ path: join(ARTIFACTS, 'dashboard-key.png'), fullPage: true });
 
@@ -416,6 +429,236 @@ test('end to end in Chromium: sign in, figures equal the API, filter, create, us
     assert.deepEqual(problems, []);
     const foreign = requests.filter((u) => !u.startsWith(`${relay.url}/`) && !u.startsWith('data:'));
     assert.deepEqual(foreign, []);
+  } finally {
+    await browser.close();
+  }
+});
+
+/** Admin API write, for setting up state the page then shows. */
+const adminSend = async (method, path, body) => {
+  const r = await call(relay, path, { method, key: ADMIN_TOKEN, body });
+  assert.ok(r.res.ok, `${method} ${path}: ${r.text}`);
+  return r.json;
+};
+
+/** A fresh page, signed in; fails the test on any script error or CSP violation. */
+async function signedIn(browser, problems) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
+  const page = await context.newPage();
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  page.on('console', (m) => {
+    if (/Content Security Policy|Refused to/i.test(m.text())) problems.push(`console: ${m.text()}`);
+  });
+  await page.goto(`${relay.url}/dashboard`);
+  await page.getByLabel('Admin token').fill(ADMIN_TOKEN);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.locator('#app').waitFor();
+  return page;
+}
+
+/** The raw values of a state list's cards (`data-metric` → number, a time as given, or null). */
+async function stateValues(page, selector) {
+  const raw = await page.$$eval(`${selector} dd[data-metric]`, (els) => Object.fromEntries(els.map((e) => [e.dataset.metric, e.dataset.value])));
+  return Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, v === 'null' ? null : Number.isNaN(Number(v)) ? v : Number(v)]));
+}
+
+test('limits in Chromium: edited on the key page and the Limits view, read back from the API; spend shows after a request', { timeout: 180_000 }, async (t) => {
+  const missing = browserMissing();
+  if (missing && process.env.CI) assert.fail(`browser test cannot run in CI: ${missing}`);
+  if (missing) {
+    t.skip(missing);
+    return;
+  }
+  const made = await adminSend('POST', '/admin/keys', { team: 'dash-limits', user: 'lia', name: 'Lia CI', limits: { budget_usd: 2, budget_period: 'day' } });
+  const today = S.apiRange(S.preset('today', Date.now()));
+  const keyView = `/admin/requests${S.query({ key: made.id, ...today, limit: 50 })}`;
+  const browser = await launchBrowser();
+  const problems = [];
+  try {
+    const page = await signedIn(browser, problems);
+    await page.goto(`${relay.url}/dashboard#/key/${made.id}?from=${S.preset('today', Date.now()).from}&through=${S.preset('today', Date.now()).through}`);
+    await loaded(page, 'key', keyView);
+
+    // The state the API reports, card for card.
+    const fresh = await adminGetScope(`/admin/keys/${made.id}/limits`);
+    assert.deepEqual(fresh.limits, { budget_usd: 2, budget_period: 'day' });
+    assert.deepEqual(await stateValues(page, '#key-limit-state'), {
+      spent: 0, reserved: 0, remaining: 2, resets: fresh.state.resets_at, 'in-flight': 0, 'requests-minute': 0, 'tokens-minute': 0,
+    });
+    assert.equal(await page.textContent('#key-limit-state [data-metric="resets"]'), S.formatTime(fresh.state.resets_at));
+    const form = page.locator('#key-limits-form');
+    assert.equal(await form.getByLabel('Budget (USD)').inputValue(), '2');
+    assert.equal(await form.getByLabel('Period').inputValue(), 'day');
+    assert.equal(await form.getByLabel('Requests per minute').inputValue(), '');
+
+    // Edit in the page: a new budget and period, an rpm; the API has exactly that.
+    await form.getByLabel('Budget (USD)').fill('3.5');
+    await form.getByLabel('Period').selectOption('week');
+    await form.getByLabel('Requests per minute').fill('50');
+    await form.getByRole('button', { name: 'Save limits' }).click();
+    // The view reloads from the relay after saving: the cards show the new limits.
+    await page.locator('#key-limit-state [data-metric="spent"] + dd').filter({ hasText: 'of $3.50 per week' }).waitFor();
+    await page.locator('#key-limit-state [data-metric="requests-minute"] + dd').filter({ hasText: 'limit 50 a minute' }).waitFor();
+    await loaded(page, 'key', keyView);
+    assert.deepEqual((await admin(`/admin/keys/${made.id}`)).limits, { budget_usd: 3.5, budget_period: 'week', rpm: 50 });
+    // Emptying a field removes that limit (null in the PATCH), the rest stay.
+    await form.getByLabel('Requests per minute').fill('');
+    await form.getByRole('button', { name: 'Save limits' }).click();
+    await page.locator('#key-limit-state [data-metric="requests-minute"] + dd').filter({ hasText: 'no limit' }).waitFor();
+    await loaded(page, 'key', keyView);
+    assert.deepEqual((await admin(`/admin/keys/${made.id}`)).limits, { budget_usd: 3.5, budget_period: 'week' });
+    // A limit the relay refuses: its message, naming the field, and nothing changes.
+    await form.getByLabel('In flight at once').fill('0');
+    await form.getByRole('button', { name: 'Save limits' }).click();
+    await page.getByRole('alert').filter({ hasText: /^Could not save the limits: .*max_parallel/ }).waitFor();
+    assert.deepEqual((await admin(`/admin/keys/${made.id}`)).limits, { budget_usd: 3.5, budget_period: 'week' });
+
+    // Spend after a request: the page shows what the scope view says, which is the row's cost.
+    const used = await call(relay, '/v1/chat/completions', { key: made.key, body: { model: 'mock-ok', messages: [{ role: 'user', content: 'spend' }] } });
+    assert.equal(used.res.status, 200, used.text);
+    const row = await relay.row(used.requestId);
+    let scope;
+    for (let i = 0; i < 50; i += 1) {
+      scope = await adminGetScope(`/admin/keys/${made.id}/limits`);
+      if (scope.state.spent_usd > 0 && scope.state.reserved_usd === 0) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(Math.abs(scope.state.spent_usd - row.cost_usd) < 1e-9, `spent ${scope.state.spent_usd} = row ${row.cost_usd}`);
+    await page.reload();
+    await loaded(page, 'key', keyView);
+    const shown = await stateValues(page, '#key-limit-state');
+    assert.deepEqual([shown.spent, shown.reserved, shown.remaining], [scope.state.spent_usd, 0, scope.state.remaining_usd]);
+    assert.equal(await page.textContent('#key-limit-state [data-metric="spent"]'), S.formatCost(scope.state.spent_usd));
+    assert.equal(await page.getAttribute('#key-limit-state meter', 'value'), String((scope.state.spent_usd + scope.state.reserved_usd) / 3.5));
+
+    // Team limits: the breakdown by team leads to a team's limits (as does the key's page).
+    const day = S.preset('today', Date.now());
+    await page.goto(`${relay.url}/dashboard#/breakdown?from=${day.from}&through=${day.through}&team=dash-limits`);
+    await loaded(page, 'breakdown', `/admin/usage${S.query({ ...today, team: 'dash-limits', group_by: 'team' })}`);
+    await page.getByRole('link', { name: 'Limits of team dash-limits' }).click();
+    const teamPath = S.scopePath('dash-limits');
+    await loaded(page, 'limits', teamPath);
+    await page.goto(`${relay.url}/dashboard#/key/${made.id}?from=${day.from}&through=${day.through}`);
+    await loaded(page, 'key', keyView);
+    // Set a budget, see it listed; then remove it.
+    await page.getByRole('link', { name: 'team dash-limits' }).click();
+    await loaded(page, 'limits', teamPath);
+    assert.equal(await page.textContent('#scope-title'), 'Team dash-limits');
+    const scopeForm = page.locator('#scope-limits-form');
+    assert.equal(await page.locator('#scope-delete').isDisabled(), true, 'nothing to remove yet');
+    await scopeForm.getByLabel('Budget (USD)').fill('100');
+    await scopeForm.getByLabel('Tokens per minute').fill('100000');
+    await scopeForm.getByRole('button', { name: 'Save limits' }).click();
+    await page.locator('#limits-list tbody tr[data-team="dash-limits"]').waitFor();
+    await loaded(page, 'limits', teamPath);
+    const teamScope = await adminGetScope(teamPath);
+    assert.deepEqual(teamScope.limits, { budget_usd: 100, budget_period: 'month', tpm: 100000 });
+    const teamShown = await stateValues(page, '#scope-state');
+    assert.deepEqual([teamShown.spent, teamShown.remaining], [teamScope.state.spent_usd, teamScope.state.remaining_usd]);
+    const listed = await page.$$eval('#limits-list tbody tr[data-team="dash-limits"]', (trs) => trs.map((tr) => [tr.dataset.scope, ...[...tr.cells].map((c) => c.textContent)]));
+    assert.deepEqual(listed, [['team', 'team dash-limits', 'dash-limits', '—', '$100.00 per month', '—', '100,000', '—']]);
+    await page.screenshot({ path: join(ARTIFACTS, 'dashboard-limits.png'), fullPage: true });
+
+    // A user of that team, by name, through the open form.
+    await page.getByLabel('Limits of team').fill('dash-limits');
+    await page.getByLabel('and user (optional)').fill('lia');
+    await page.getByRole('button', { name: 'Open' }).click();
+    const userPath = S.scopePath('dash-limits', 'lia');
+    await loaded(page, 'limits', userPath);
+    assert.equal(await page.textContent('#scope-title'), 'User dash-limits/lia');
+    await scopeForm.getByLabel('In flight at once').fill('2');
+    await scopeForm.getByRole('button', { name: 'Save limits' }).click();
+    await page.locator('#limits-list tbody tr[data-user="lia"]').waitFor();
+    assert.deepEqual((await adminGetScope(userPath)).limits, { max_parallel: 2 });
+
+    // Remove the team's limits, after a confirmation; the spend is kept.
+    await page.goto(`${relay.url}/dashboard#/limits/dash-limits`);
+    await loaded(page, 'limits', teamPath);
+    await page.getByRole('button', { name: 'Remove limits' }).click();
+    const confirm = page.getByRole('dialog', { name: 'Remove limits?' });
+    await confirm.waitFor();
+    await confirm.getByRole('button', { name: 'Remove' }).click();
+    await page.locator('#limits-list tbody tr[data-scope="team"][data-team="dash-limits"]').waitFor({ state: 'detached' });
+    const removed = await adminGetScope(teamPath);
+    assert.deepEqual(removed.limits, {});
+    assert.deepEqual((await admin('/admin/limits')).data.filter((r) => r.team === 'dash-limits').map((r) => r.scope), ['user']);
+    const audit = (await admin('/admin/audit?limit=200')).data.filter((e) => JSON.stringify(e).includes('dash-limits') && e.action.startsWith('limits.'));
+    assert.deepEqual(audit.map((e) => e.action), ['limits.delete', 'limits.set', 'limits.set']);
+
+    assert.deepEqual(problems, []);
+  } finally {
+    await browser.close();
+  }
+});
+
+/** A scope view from the API (the same call the page makes). */
+async function adminGetScope(path) {
+  const view = await admin(path);
+  assert.ok(view.state && view.limits, `${path} is a scope view: ${JSON.stringify(view)}`);
+  return view;
+}
+
+test('the cache setting in Chromium: edited on the key page, read back from the API; a hit and its saving show', { timeout: 180_000 }, async (t) => {
+  const missing = browserMissing();
+  if (missing && process.env.CI) assert.fail(`browser test cannot run in CI: ${missing}`);
+  if (missing) {
+    t.skip(missing);
+    return;
+  }
+  const made = await adminSend('POST', '/admin/keys', { team: 'dash-cache', user: 'max', name: 'Max CI' });
+  const day = S.preset('today', Date.now());
+  const today = S.apiRange(day);
+  const keyView = `/admin/requests${S.query({ key: made.id, ...today, limit: 50 })}`;
+  const browser = await launchBrowser();
+  const problems = [];
+  try {
+    const page = await signedIn(browser, problems);
+    await page.goto(`${relay.url}/dashboard#/key/${made.id}?from=${day.from}&through=${day.through}`);
+    await loaded(page, 'key', keyView);
+    // The cache: off, then on for the team with a 2-minute TTL, from the page.
+    assert.equal(await page.getAttribute('#key-cache-text', 'data-cache'), 'off');
+    const cacheForm = page.locator('#key-cache-form');
+    // A TTL under KV's minimum: the relay's message, naming the field, and nothing changes.
+    await cacheForm.getByLabel('Cache answers').check();
+    await cacheForm.getByLabel('Keep answers for (seconds)').fill('30');
+    await cacheForm.getByRole('button', { name: 'Save cache' }).click();
+    await page.getByRole('alert').filter({ hasText: /^Could not save the cache setting: .*\(param: cache\.ttl_s\)$/ }).waitFor();
+    assert.equal((await admin(`/admin/keys/${made.id}`)).cache, null);
+    await cacheForm.getByLabel('Cache answers').check();
+    await cacheForm.getByLabel('Keep answers for (seconds)').fill('120');
+    await cacheForm.getByLabel('Shared with').selectOption('team');
+    await cacheForm.getByRole('button', { name: 'Save cache' }).click();
+    await page.locator('#key-cache-text').filter({ hasText: "Now: 2 min (120 s), shared with the key's team, temperature 0 only." }).waitFor();
+    assert.deepEqual((await admin(`/admin/keys/${made.id}`)).cache, { ttl_s: 120, scope: 'team', sampled: false });
+    // The same request twice: the second is a hit, shown in the requests table and the figures.
+    const body = { model: 'mock-ok', temperature: 0, messages: [{ role: 'user', content: 'cache me in the browser' }] };
+    const first = await call(relay, '/v1/chat/completions', { key: made.key, body });
+    const second = await call(relay, '/v1/chat/completions', { key: made.key, body });
+    assert.equal(second.res.headers.get('x-relay-cache-status'), 'HIT');
+    const hitRow = await relay.row(second.requestId);
+    await relay.row(first.requestId);
+    await page.reload();
+    await loaded(page, 'key', keyView);
+    assert.equal(await page.getAttribute(`#requests tr[data-request-id="${second.requestId}"] td[data-cache]`, 'data-cache'), 'hit');
+    assert.equal(await page.getAttribute(`#requests tr[data-request-id="${first.requestId}"] td[data-cache]`, 'data-cache'), (await relay.row(first.requestId)).cache);
+    assert.equal(await page.textContent(`#requests tr[data-request-id="${second.requestId}"] td[data-cache]`), `hit saved ${S.formatCost(hitRow.saved_usd)}`);
+    assertKpis(await kpis(page, '#key-kpis'), await admin(`/admin/usage${S.query({ key: made.id, ...today })}`), 'per-key figures with a hit');
+    const figures = await kpis(page, '#key-kpis');
+    assert.ok(num(figures['cache-hit-rate'].value) > 0 && num(figures.saved.value) > 0, 'a hit rate and a saving to show');
+    await page.screenshot({ path: join(ARTIFACTS, 'dashboard-key-cache.png'), fullPage: true });
+    // The keys list says it in short.
+    await page.goto(`${relay.url}/dashboard#/keys?team=dash-cache`);
+    await loaded(page, 'keys', `/admin/keys${S.query({ team: 'dash-cache', status: 'active', limit: 50 })}`);
+    assert.equal(await page.textContent(`#keys tr[data-key-id="${made.id}"] td:nth-of-type(6)`), '2 min, team');
+    await page.goto(`${relay.url}/dashboard#/key/${made.id}?from=${day.from}&through=${day.through}`);
+    await loaded(page, 'key', keyView);
+    // Off again: null on the key.
+    await cacheForm.getByLabel('Cache answers').uncheck();
+    await cacheForm.getByRole('button', { name: 'Save cache' }).click();
+    await page.locator('#key-cache-text').filter({ hasText: 'Now: off.' }).waitFor();
+    assert.equal((await admin(`/admin/keys/${made.id}`)).cache, null);
+
+    assert.deepEqual(problems, []);
   } finally {
     await browser.close();
   }

@@ -92,12 +92,13 @@ export default function (env) { return new FaultyKv(env); }
 `;
 
 /**
- * Starts a mock provider (unless `mock: false`) and the relay. `vars` override bindings;
+ * Starts a mock provider (unless `mock: false`) and the relay. `limits: false` runs it without
+ * the LIMITS Durable Object binding. `vars` override bindings;
  * set a var to undefined to leave it unset. `kvFaults: true` puts KEYS behind FAULTY_KV:
  * set `relay.kvFaults.failWrites = n` to fail the next n KV writes (`relay.kvFaults.log` lists
  * every write asked for, failed or not). `ratelimits` overrides the rate-limit bindings.
  */
-export async function startRelay({ vars = {}, mock = {}, anthropic = false, assets = true, kvFaults = false, ratelimits } = {}) {
+export async function startRelay({ vars = {}, mock = {}, anthropic = false, assets = true, kvFaults = false, ratelimits, limits = true } = {}) {
   if (!existsSync(SHIM)) throw new Error(`${SHIM} missing: run \`npm run build\` first`);
   const provider = mock === false ? null : await startMockProvider(mock);
   const claude = anthropic ? await startAnthropicMock(anthropic === true ? {} : anthropic) : null;
@@ -144,6 +145,9 @@ export async function startRelay({ vars = {}, mock = {}, anthropic = false, asse
     compatibilityDate: compatibilityDate(),
     kvNamespaces: ['KEYS', 'CACHE'],
     d1Databases: ['DB'],
+    // wrangler.toml's [[durable_objects.bindings]] (SQLite-backed, as its migration declares).
+    // `limits: false` leaves the binding out: every limits object is then unreachable.
+    durableObjects: limits ? { LIMITS: { className: 'LimitsObject', useSQLite: true } } : undefined,
     // wrangler.toml's [[ratelimits]]; by default with room for suites that fail on purpose
     // many times a minute from one address. Throttle tests pass wranglerRatelimits().
     ratelimits: ratelimits ?? roomyRatelimits(),

@@ -19,7 +19,7 @@ const FIELDS = [
   'started_at', 'request_id', 'key_id', 'team', 'user', 'method', 'route', 'model_requested', 'model_upstream', 'provider',
   'stream', 'status', 'outcome', 'error_code', 'finish_reason', 'prompt_tokens', 'completion_tokens', 'cached_tokens',
   'cache_write_tokens', 'reasoning_tokens', 'usage_source', 'cost_usd', 'cache', 'saved_usd', 'attempts', 'client_shape', 'upstream_request_id',
-  'ttfb_ms', 'duration_ms', 'settled',
+  'ttfb_ms', 'duration_ms', 'settled', 'limit_scope', 'limit_name',
 ];
 
 async function seed(rows) {
