@@ -17,7 +17,7 @@ use futures_util::future::join3;
 use worker::wasm_bindgen::JsValue;
 use worker::{
     console_error, console_warn, durable_object, DurableObject, Env, Headers, Method, Request,
-    RequestInit, Response, State,
+    Response, State,
 };
 
 use super::{now_ms, price_table, relay_key, Ctx};
@@ -101,7 +101,7 @@ async fn scope_limits(env: &Env, scope: &Scope) -> Result<Limits, RelayError> {
         .await
         .map_err(|e| RelayError::Internal(format!("KV read {}: {e}", kv_name(scope))))?;
     let limits = match text {
-        Some(t) => serde_json::from_str(&t)
+        Some(t) => serde_json::from_slice(t.as_bytes())
             .map_err(|e| RelayError::Internal(format!("KV {}: {e}", kv_name(scope))))?,
         None => Limits::default(),
     };
@@ -124,11 +124,13 @@ pub async fn call(env: &Env, scope_name: &str, call: &Call) -> Result<Reply, Str
         .and_then(|id| id.get_stub())
         .map_err(|e| e.to_string())?;
     let body = call.to_json().to_string();
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_body(Some(JsValue::from_str(&body)));
-    let req =
-        Request::new_with_init("https://limits.internal/call", &init).map_err(|e| e.to_string())?;
+    let req = super::upstream::new_request(
+        "https://limits.internal/call",
+        &Method::Post,
+        &worker::Headers::new(),
+        Some(&JsValue::from_str(&body)),
+    )
+    .map_err(|e| e.to_string())?;
     let mut resp = stub
         .fetch_with_request(req)
         .await
@@ -137,7 +139,7 @@ pub async fn call(env: &Env, scope_name: &str, call: &Call) -> Result<Reply, Str
     if resp.status_code() != 200 {
         return Err(format!("status {}: {text}", resp.status_code()));
     }
-    serde_json::from_str(&text)
+    serde_json::from_slice(text.as_bytes())
         .ok()
         .and_then(|v| Reply::from_json(&v))
         .ok_or_else(|| format!("not a limits reply: {text}"))
@@ -428,7 +430,7 @@ fn load(sql: &worker::SqlStorage) -> worker::Result<(Ledger, String)> {
             _ => None,
         });
     match stored {
-        Some(text) => serde_json::from_str(&text)
+        Some(text) => serde_json::from_slice(text.as_bytes())
             .ok()
             .and_then(|v| Ledger::from_json(&v))
             .map(|l| (l, text))
@@ -474,7 +476,7 @@ impl DurableObject for LimitsObject {
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
         let body = req.text().await?;
-        let parsed = serde_json::from_str(&body).ok();
+        let parsed = serde_json::from_slice(body.as_bytes()).ok();
         let Some(call) = parsed.as_ref().and_then(Call::from_json) else {
             return Response::error("not a limits call", 400);
         };

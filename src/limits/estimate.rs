@@ -95,7 +95,7 @@ mod tests {
     }
 
     fn of(prompt_chars: u64, body: &str) -> Estimate {
-        let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+        let v: Value = serde_json::from_slice(body.as_bytes()).unwrap_or(Value::Null);
         Estimate::new(prompt_chars, cap_of(CAP_FIELDS.iter().map(|f| v.get(f))))
     }
 
