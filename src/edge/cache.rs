@@ -38,22 +38,17 @@ trait Store {
     async fn put(&self, name: &str, value: &[u8], ttl_s: u64) -> Result<(), String>;
 }
 
-struct Kv(worker::kv::KvStore);
+struct Kv(super::kv::Kv);
 
 impl Store for Kv {
     async fn get(&self, name: &str) -> Result<Option<Vec<u8>>, String> {
-        self.0.get(name).bytes().await.map_err(|e| e.to_string())
+        self.0.bytes(name).await
     }
 
     async fn put(&self, name: &str, value: &[u8], ttl_s: u64) -> Result<(), String> {
-        self.0
-            .put_bytes(name, value)
-            .map_err(|e| e.to_string())?
-            // KV refuses expirations under 60 s; the settings never go below.
-            .expiration_ttl(ttl_s.max(crate::cache::MIN_TTL_S))
-            .execute()
-            .await
-            .map_err(|e| e.to_string())
+        // KV refuses expirations under 60 s; the settings never go below.
+        let ttl_s = ttl_s.max(crate::cache::MIN_TTL_S);
+        self.0.put(name, value, Some(ttl_s)).await
     }
 }
 
@@ -62,7 +57,7 @@ thread_local! {
 }
 
 fn kv(env: &Env) -> Option<Kv> {
-    let found = env.kv(BINDING).ok().map(Kv);
+    let found = super::kv::Kv::of(env, BINDING).ok().map(Kv);
     if found.is_none() && !MISSING_LOGGED.with(|l| l.replace(true)) {
         console_warn!("config: no {BINDING} KV binding, so the response cache is off (requests that ask for it say BYPASS)");
     }

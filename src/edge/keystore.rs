@@ -10,6 +10,7 @@ use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::{console_warn, Env};
 
+use super::kv::Kv;
 use super::store;
 use crate::http::error::RelayError;
 use crate::keys::auth::{self, KeyRecord};
@@ -116,14 +117,9 @@ fn record_of(row: &Value) -> Result<KeyRecord, RelayError> {
         .map_err(|e| RelayError::Internal(format!("stored key record: {e}")))
 }
 
-async fn kv_put(kv: &worker::kv::KvStore, name: &str, value: String) -> Result<(), String> {
-    // put_bytes: put(String) goes through serde-wasm-bindgen and its number branches; KV
-    // stores the same UTF-8 bytes either way.
-    kv.put_bytes(name, value.as_bytes())
-        .map_err(|e| e.to_string())?
-        .execute()
-        .await
-        .map_err(|e| e.to_string())
+async fn kv_put(kv: &Kv, name: &str, value: String) -> Result<(), String> {
+    // As bytes: KV stores the same UTF-8 either way.
+    kv.put(name, value.as_bytes(), None).await
 }
 
 /// A key as D1 holds it: the record, the hash of its current secret, and the hashes of
@@ -162,18 +158,13 @@ pub async fn save(env: &Env, key: &Stored) -> Result<(), RelayError> {
 }
 
 /// What KV holds for the key now; a failed read counts as "not there", so it gets written.
-async fn kv_copy(kv: &worker::kv::KvStore, key: &Stored) -> KvCopy {
+async fn kv_copy(kv: &Kv, key: &Stored) -> KvCopy {
     KvCopy {
         record: store::kv_record(kv, &format!("key:{}", key.hash))
             .await
             .ok()
             .flatten(),
-        id_hash: kv
-            .get(&format!("id:{}", key.rec.id))
-            .text()
-            .await
-            .ok()
-            .flatten(),
+        id_hash: kv.text(&format!("id:{}", key.rec.id)).await.ok().flatten(),
     }
 }
 
@@ -182,7 +173,8 @@ async fn kv_copy(kv: &worker::kv::KvStore, key: &Stored) -> KvCopy {
 /// fails; any failure is `KeySyncFailed`, and the same call retried repairs it. `fresh` skips
 /// the reads for a key just minted, which KV cannot hold yet.
 pub async fn sync_kv(env: &Env, key: &Stored, fresh: bool) -> Result<(), RelayError> {
-    let kv = env.kv(KV_BINDING).map_err(internal("KV binding"))?;
+    let kv =
+        Kv::of(env, KV_BINDING).map_err(|e| RelayError::Internal(format!("KV binding: {e}")))?;
     let now = if fresh {
         KvCopy::default()
     } else {

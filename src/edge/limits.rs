@@ -92,12 +92,10 @@ async fn scope_limits(env: &Env, scope: &Scope) -> Result<Limits, RelayError> {
     if let Some(hit) = hit {
         return Ok(hit);
     }
-    let kv = env
-        .kv(KV_BINDING)
+    let kv = super::kv::Kv::of(env, KV_BINDING)
         .map_err(|e| RelayError::Internal(format!("KV binding {KV_BINDING}: {e}")))?;
     let text = kv
-        .get(&kv_name(scope))
-        .text()
+        .text(&kv_name(scope))
         .await
         .map_err(|e| RelayError::Internal(format!("KV read {}: {e}", kv_name(scope))))?;
     let limits = match text {

@@ -95,17 +95,14 @@ async fn save(env: &Env, scope: &Scope, limits: &Limits, now: &str) -> Result<()
         )
         .await?;
     }
-    let kv = env
-        .kv("KEYS")
+    let kv = super::kv::Kv::of(env, "KEYS")
         .map_err(|e| RelayError::Internal(format!("KV binding: {e}")))?;
     let name = kv_name(scope);
     let synced = if limits.is_empty() {
-        kv.delete(&name).await.map_err(|e| e.to_string())
+        kv.delete(&name).await
     } else {
-        match kv.put(&name, limits.public().to_string()) {
-            Ok(put) => put.execute().await.map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        }
+        kv.put(&name, limits.public().to_string().as_bytes(), None)
+            .await
     };
     edge_limits::forget(scope);
     synced.map_err(|e| {

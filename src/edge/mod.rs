@@ -8,6 +8,7 @@ mod chat;
 mod claude;
 mod dashboard;
 mod keystore;
+mod kv;
 mod limits;
 mod limits_admin;
 mod metered;

@@ -36,8 +36,7 @@ pub async fn find_key(env: &Env, key: &str) -> Result<Option<KeyRecord>, RelayEr
     if let Some(hit) = KEY_CACHE.with(|c| c.borrow_mut().get(&name, now)) {
         return Ok(Some(hit));
     }
-    let kv = env
-        .kv(KV_BINDING)
+    let kv = super::kv::Kv::of(env, KV_BINDING)
         .map_err(|e| RelayError::Internal(format!("KV binding {KV_BINDING}: {e}")))?;
     let found = kv_record(&kv, &name).await?;
     if let Some(record) = &found {
@@ -49,13 +48,9 @@ pub async fn find_key(env: &Env, key: &str) -> Result<Option<KeyRecord>, RelayEr
 /// The key record KV holds under `name`, read as text and parsed with serde_json: the same
 /// `Deserialize` code as D1's copy (keystore's `record_of`), where `.json()` would build a second
 /// one over JS values (~3 KiB of the gzip bundle), and one string crossing instead of one per field.
-pub async fn kv_record(
-    kv: &worker::kv::KvStore,
-    name: &str,
-) -> Result<Option<KeyRecord>, RelayError> {
+pub async fn kv_record(kv: &super::kv::Kv, name: &str) -> Result<Option<KeyRecord>, RelayError> {
     let text = kv
-        .get(name)
-        .text()
+        .text(name)
         .await
         .map_err(|e| RelayError::Internal(format!("KV read: {e}")))?;
     text.map(|t| serde_json::from_slice(t.as_bytes()))
@@ -177,22 +172,20 @@ pub const WRITE_FAILURES_KEY: &str = "stats:usage_write_failures";
 /// line is the record of truth, this is the alarm.
 async fn count_write_failure(env: &Env) -> u64 {
     let next = write_failures(env).await + 1;
-    if let Ok(put) = env.kv(KV_BINDING).and_then(|kv| {
-        kv.put_bytes(WRITE_FAILURES_KEY, next.to_string().as_bytes())
-            .map_err(Into::into)
-    }) {
-        let _ = put.execute().await;
+    if let Ok(kv) = super::kv::Kv::of(env, KV_BINDING) {
+        let _ = kv
+            .put(WRITE_FAILURES_KEY, next.to_string().as_bytes(), None)
+            .await;
     }
     next
 }
 
 /// The count, for `/health`.
 pub async fn write_failures(env: &Env) -> u64 {
-    let Ok(kv) = env.kv(KV_BINDING) else {
+    let Ok(kv) = super::kv::Kv::of(env, KV_BINDING) else {
         return 0;
     };
-    kv.get(WRITE_FAILURES_KEY)
-        .text()
+    kv.text(WRITE_FAILURES_KEY)
         .await
         .ok()
         .flatten()
