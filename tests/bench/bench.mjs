@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { cpus, totalmem } from 'node:os';
 import { Miniflare } from 'miniflare';
 import { ROOT, ensureAll, log } from '../tools/toolchain.mjs';
-import { build, bundleSize, BUNDLE_BUDGET_GZIP } from '../tools/build.mjs';
+import { build, bundleSize } from '../tools/build.mjs';
 import { startMockProvider } from '../mock/provider.mjs';
 import { startAnthropicMock } from '../mock/anthropic.mjs';
 import { startRelay, PROVIDER_KEY } from '../runtime/harness.mjs';
