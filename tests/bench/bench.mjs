@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { cpus, totalmem } from 'node:os';
 import { Miniflare } from 'miniflare';
 import { ROOT, ensureAll, log } from '../tools/toolchain.mjs';
-import { build, bundleSize, BUNDLE_BUDGET_GZIP } from '../tools/build.mjs';
+import { build, bundleSize } from '../tools/build.mjs';
 import { startMockProvider } from '../mock/provider.mjs';
 import { startAnthropicMock } from '../mock/anthropic.mjs';
 import { startRelay, PROVIDER_KEY } from '../runtime/harness.mjs';
@@ -517,7 +517,8 @@ function report(s, bundle, names, skipped = []) {
   const c = s.relay.stream_usage_c1;
   target(r.total50 - f.responses_c1.total50 <= 2, `Responses pass-through total within 2 ms of floor (${fmt(r.total50 - f.responses_c1.total50)} ms)`);
   target(r.cpuMs <= c.cpuMs * 1.2, `Responses pass-through CPU ≤ 1.2× the Chat pass-through's (issue 13: ${fmt(r.cpuMs / c.cpuMs)}×, ${fmt(r.cpuMs)} vs ${fmt(c.cpuMs)} ms)`);
-  target(bundle.gzip <= BUNDLE_BUDGET_GZIP, `bundle ≤ 350 KiB gzip (${(bundle.gzip / 1024).toFixed(1)} KiB)`);
+  // Issue 3's target, not npm test's guard (BUNDLE_BUDGET_GZIP), which may sit above it.
+  target(bundle.gzip <= 350 * 1024, `bundle ≤ 350 KiB gzip (${(bundle.gzip / 1024).toFixed(1)} KiB)`);
 }
 
 main().catch((e) => {
